@@ -1,0 +1,113 @@
+"""Policy configuration: what the network looks like and how it is trained to sample. YAML-loadable, strict."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from dm1_ros.runtime.contract import PROPRIO_DIMS, PROPRIO_KEYS
+
+FEATURE_LAYERS = ("condition", "tokens", "head_hidden", "time_embedding")
+
+
+@dataclass
+class VisionConfig:
+    """DMPO's light ViT (SPEC §3): conv stem -> 11x11 tokens -> pre-LN transformer -> spatial-embedding pooling."""
+
+    channels: int = 128
+    stem_kernel: int = 8
+    stem_stride: int = 4
+    depth: int = 1
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    pool_dim: int = 128
+
+
+@dataclass
+class LowDimConfig:
+    """State-only encoder: MLP over the normalized low-dimensional observation."""
+
+    hidden: int = 256
+    layers: int = 2
+    out_dim: int = 64
+
+
+@dataclass
+class TimeEmbeddingConfig:
+    """mode t_r embeds t and r; t_dt embeds t and t - r (the MeanFlow paper's choice).
+
+    scale multiplies t before the sinusoidal embedding; it sets the highest frequency. The (t - r) du/dt term of
+    the MeanFlow target grows with it: 10 trains, 100 does not (SPEC §6).
+    """
+
+    mode: Literal["t_r", "t_dt"] = "t_r"
+    dim: int = 16
+    scale: float = 10.0
+
+
+@dataclass
+class HeadConfig:
+    """Residual MLP velocity head over [noisy chunk, t-emb, r-emb, condition]."""
+
+    hidden: int = 768
+    blocks: int = 1
+
+
+@dataclass
+class DispersiveTerm:
+    """One dispersive regularizer on one named layer (see FEATURE_LAYERS), with its own weight."""
+
+    layer: Literal["condition", "tokens", "head_hidden", "time_embedding"] = "condition"
+    kind: Literal["infonce_l2", "infonce_cosine", "hinge", "covariance"] = "infonce_l2"
+    weight: float = 0.5
+    tau: float = 0.5
+    margin: float = 1.0
+
+
+@dataclass
+class MethodConfig:
+    """meanflow: one-step average-velocity model (SPEC §1). flow_matching: rectified-flow baseline, Euler K steps."""
+
+    name: Literal["meanflow", "flow_matching"] = "meanflow"
+    flow_ratio: float = 0.5  # fraction of the batch with r = t (plain flow matching inside MeanFlow)
+    time_mean: float = -0.4  # logit-normal time sampling: sigmoid(N(mean, std))
+    time_std: float = 1.0
+    adaptive_power: float = 0.0  # 0 = off; 0.5 (MP1) or 1.0 (MeanFlow)
+    adaptive_c: float = 1e-3
+    sampling_steps: int = 1  # default for select_action / export
+
+
+@dataclass
+class PolicyConfig:
+    """Shapes: images (B, H, W, 3) uint8 per camera, proprio (B, P) -> actions (B, Ta, Da)."""
+
+    image_keys: list[str] = field(default_factory=lambda: ["robot0_eye_in_hand_image"])
+    image_size: list[int] = field(default_factory=lambda: [96, 96])
+    proprio_keys: list[str] = field(default_factory=lambda: list(PROPRIO_KEYS))
+    proprio_dims: list[int] = field(default_factory=lambda: list(PROPRIO_DIMS))
+    action_dim: int = 7
+    chunk: int = 4
+    encoder: Literal["vit", "mlp"] = "vit"
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    lowdim: LowDimConfig = field(default_factory=LowDimConfig)
+    time: TimeEmbeddingConfig = field(default_factory=TimeEmbeddingConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    dispersive: list[DispersiveTerm] = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.encoder == "vit" and not self.image_keys:
+            raise ValueError("encoder 'vit' needs at least one entry in image_keys")
+        if self.encoder == "mlp" and self.image_keys:
+            raise ValueError("encoder 'mlp' is state-only: set image_keys to []")
+        if len(self.proprio_keys) != len(self.proprio_dims):
+            raise ValueError("proprio_keys and proprio_dims must have the same length")
+        if len(self.image_size) != 2:
+            raise ValueError("image_size must be [height, width]")
+        if not 0.0 <= self.method.flow_ratio <= 1.0:
+            raise ValueError("method.flow_ratio must lie in [0, 1]")
+        if self.method.sampling_steps < 1:
+            raise ValueError("method.sampling_steps must be >= 1")
+
+    @property
+    def proprio_dim(self) -> int:
+        return int(sum(self.proprio_dims))

@@ -1,0 +1,115 @@
+"""GenerativePolicy: observation encoder + time embeddings + velocity head + normalizers, one module.
+
+    images: name -> (B, H, W, 3) uint8, proprio (B, P) raw  ->  actions (B, Ta, Da) in robot units
+
+`compute_loss(batch)` trains it (MeanFlow or flow matching, plus dispersive terms); `select_action(...)` samples
+in `steps` network evaluations (1 by default for MeanFlow).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dm1_ros.policy import objectives
+from dm1_ros.policy.config import PolicyConfig
+from dm1_ros.policy.dispersive import total_dispersive
+from dm1_ros.policy.networks import LowDimEncoder, ResidualMLPHead, TimeEmbedding, ViTEncoder
+from dm1_ros.policy.normalizer import MinMaxNormalizer, image_to_float
+
+
+class GenerativePolicy(nn.Module):
+    def __init__(self, config: PolicyConfig):
+        super().__init__()
+        self.config = config
+        p = config.proprio_dim
+        self.action_normalizer = MinMaxNormalizer(config.action_dim)
+        self.proprio_normalizer = MinMaxNormalizer(p)
+        if config.encoder == "vit":
+            self.image_encoders = nn.ModuleDict(
+                {key: ViTEncoder(config.vision, tuple(config.image_size), p) for key in config.image_keys}
+            )
+            cond_dim = sum(e.out_dim for e in self.image_encoders.values()) + p
+            self.state_encoder = None
+        else:
+            self.image_encoders = nn.ModuleDict()
+            self.state_encoder = LowDimEncoder(config.lowdim, p)
+            cond_dim = self.state_encoder.out_dim + p
+        self.cond_dim = cond_dim
+        self.time_t = TimeEmbedding(config.time)
+        self.time_r = TimeEmbedding(config.time)
+        self.flat_dim = config.chunk * config.action_dim
+        self.head = ResidualMLPHead(config.head, self.flat_dim + 2 * config.time.dim + cond_dim, self.flat_dim)
+
+    # --- pieces -------------------------------------------------------------------------------------------------
+    def encode(self, images: dict[str, torch.Tensor], proprio: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Raw observation -> condition (B, cond_dim) and named features for the dispersive terms."""
+        prop = self.proprio_normalizer.normalize(proprio)
+        if self.state_encoder is not None:
+            tokens = self.state_encoder(prop)
+            cond = torch.cat([tokens, prop], dim=-1)
+        else:
+            visual, token_means = [], []
+            for key, encoder in self.image_encoders.items():
+                image = images[key]
+                image = image_to_float(image) if image.dtype == torch.uint8 else image
+                v, tok = encoder(image, prop)
+                visual.append(v)
+                token_means.append(tok)
+            tokens = torch.cat(token_means, dim=-1)
+            cond = torch.cat([*visual, prop], dim=-1)
+        return cond, {"condition": cond, "tokens": tokens}
+
+    def velocity(self, z: torch.Tensor, r: torch.Tensor, t: torch.Tensor, cond: torch.Tensor):
+        """z (B, Ta*Da), r and t (B,) -> average velocity over [r, t] (B, Ta*Da), head features."""
+        second = r if self.config.time.mode == "t_r" else t - r
+        temb = torch.cat([self.time_t(t), self.time_r(second)], dim=-1)
+        u, hidden = self.head(torch.cat([z, temb, cond], dim=-1))
+        return u, {"head_hidden": hidden, "time_embedding": temb}
+
+    # --- training -----------------------------------------------------------------------------------------------
+    def compute_loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
+        """batch: images {name: (B, H, W, 3) uint8 or (B, 3, H, W) float}, proprio (B, P), actions (B, Ta, Da) raw."""
+        cond, features = self.encode(batch.get("images", {}), batch["proprio"])
+        a = self.action_normalizer.normalize(batch["actions"]).reshape(cond.shape[0], -1)
+
+        def velocity_fn(z, r, t):
+            return self.velocity(z, r, t, cond)
+
+        method = self.config.method
+        if method.name == "meanflow":
+            loss, aux, logs = objectives.meanflow_loss(velocity_fn, a, method, generator)
+        else:
+            loss, aux, logs = objectives.flow_matching_loss(velocity_fn, a, method, generator)
+        if self.config.dispersive:
+            disp, disp_logs = total_dispersive(self.config.dispersive, {**features, **aux})
+            loss = loss + disp
+            logs.update(disp_logs)
+        logs["loss/total"] = float(loss.detach())
+        return loss, logs
+
+    # --- sampling -----------------------------------------------------------------------------------------------
+    def sample_normalized(self, cond: torch.Tensor, noise: torch.Tensor, steps: int) -> torch.Tensor:
+        z = objectives.sample(lambda z, r, t: self.velocity(z, r, t, cond), noise.reshape(cond.shape[0], -1), steps, self.config.method.name)
+        return z.clamp(-1.0, 1.0).reshape(-1, self.config.chunk, self.config.action_dim)
+
+    def forward(self, images: dict[str, torch.Tensor], proprio: torch.Tensor, noise: torch.Tensor, steps: int = 1):
+        """The deployable sampler: raw observation + noise (B, Ta, Da) -> actions (B, Ta, Da) in robot units."""
+        cond, _ = self.encode(images, proprio)
+        return self.action_normalizer.unnormalize(self.sample_normalized(cond, noise, steps))
+
+    @torch.no_grad()
+    def select_action(self, images: dict[str, torch.Tensor], proprio: torch.Tensor, steps: int | None = None,
+                      noise: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        steps = steps or self.config.method.sampling_steps
+        if noise is None:
+            noise = torch.randn(proprio.shape[0], self.config.chunk, self.config.action_dim, generator=generator)
+        return self(images, proprio, noise, steps)
+
+    def parameter_breakdown(self) -> dict[str, int]:
+        count = lambda m: sum(p.numel() for p in m.parameters()) if m is not None else 0  # noqa: E731
+        return {
+            "encoder": count(self.image_encoders) + count(self.state_encoder),
+            "time_embeddings": count(self.time_t) + count(self.time_r),
+            "head": count(self.head),
+            "total": count(self),
+        }

@@ -1,0 +1,166 @@
+"""Model bundle = directory with `model.onnx` + `manifest.yaml`. Reading and validating it needs no torch.
+
+The manifest says what the model expects (cameras, image sizes, proprio layout), what it returns (chunk length,
+action layout), how it was made (training recipe, data hash) and how closely ONNX matches torch (parity).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dm1_ros.configuration import ConfigError, from_dict, to_dict
+
+MANIFEST_FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.yaml"
+ONNX_NAME = "model.onnx"
+
+
+class BundleError(RuntimeError):
+    """A bundle that cannot be used; the message names the file and the problem."""
+
+
+@dataclass
+class ImageSpec:
+    name: str
+    height: int
+    width: int
+    channels: int = 3
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.height, self.width, self.channels)
+
+
+@dataclass
+class ObservationSpec:
+    images: list[ImageSpec]
+    proprio_keys: list[str]
+    proprio_dims: list[int]
+
+    @property
+    def proprio_dim(self) -> int:
+        return int(sum(self.proprio_dims))
+
+
+@dataclass
+class ActionSpec:
+    dim: int
+    chunk: int
+    names: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Normalization:
+    """Min-max statistics; the ONNX graph already applies them, they are here for inspection and checks."""
+
+    action_min: list[float]
+    action_max: list[float]
+    proprio_min: list[float]
+    proprio_max: list[float]
+
+
+@dataclass
+class OnnxSpec:
+    file: str
+    sha256: str
+    opset: int
+    inputs: list[str]
+    outputs: list[str]
+
+
+@dataclass
+class Parity:
+    max_abs_diff: float
+    tolerance: float
+    samples: int
+
+
+@dataclass
+class Manifest:
+    format_version: int
+    model_id: str
+    method: str
+    sampling_steps: int
+    control_rate_hz: float
+    observation: ObservationSpec
+    action: ActionSpec
+    normalization: Normalization
+    onnx: OnnxSpec
+    parity: Parity
+    training: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
+
+    def save(self, directory: str | Path) -> Path:
+        path = Path(directory) / MANIFEST_NAME
+        tmp = path.with_suffix(".yaml.tmp")
+        with open(tmp, "w") as f:
+            yaml.safe_dump(to_dict(self), f, sort_keys=False)
+        tmp.replace(path)
+        return path
+
+    def check_observation_spec(self, provided: ObservationSpec) -> None:
+        """Refuse a robot/sim whose observations do not match the model, naming the mismatch."""
+        want = {s.name: s.shape for s in self.observation.images}
+        have = {s.name: s.shape for s in provided.images}
+        for name, shape in want.items():
+            if name not in have:
+                raise BundleError(f"model {self.model_id} needs camera '{name}', the robot provides {sorted(have)}")
+            if have[name] != shape:
+                raise BundleError(f"camera '{name}': model {self.model_id} expects {shape}, robot provides {have[name]}")
+        if list(provided.proprio_keys) != list(self.observation.proprio_keys) or list(provided.proprio_dims) != list(
+            self.observation.proprio_dims
+        ):
+            raise BundleError(
+                f"proprio layout: model {self.model_id} expects {list(zip(self.observation.proprio_keys, self.observation.proprio_dims))}, "
+                f"robot provides {list(zip(provided.proprio_keys, provided.proprio_dims))}"
+            )
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_manifest(bundle_dir: str | Path) -> Manifest:
+    bundle_dir = Path(bundle_dir)
+    if not bundle_dir.is_dir():
+        raise BundleError(f"model bundle not found: {bundle_dir} is not a directory")
+    path = bundle_dir / MANIFEST_NAME
+    if not path.is_file():
+        raise BundleError(f"model bundle {bundle_dir} has no {MANIFEST_NAME}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise BundleError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise BundleError(f"{path} is not a mapping")
+    version = data.get("format_version")
+    if version != MANIFEST_FORMAT_VERSION:
+        raise BundleError(
+            f"{path}: manifest format_version {version!r} is not supported (this dm1_ros reads {MANIFEST_FORMAT_VERSION})"
+        )
+    try:
+        return from_dict(Manifest, data)
+    except ConfigError as exc:
+        raise BundleError(f"{path}: {exc}") from None
+
+
+def load_bundle(bundle_dir: str | Path) -> tuple[Manifest, Path]:
+    """Validate a bundle directory and return (manifest, path of the ONNX file)."""
+    manifest = read_manifest(bundle_dir)
+    onnx_path = Path(bundle_dir) / manifest.onnx.file
+    if not onnx_path.is_file():
+        raise BundleError(f"model bundle {bundle_dir} has no {manifest.onnx.file}")
+    digest = sha256_file(onnx_path)
+    if digest != manifest.onnx.sha256:
+        raise BundleError(
+            f"{onnx_path} is corrupt or was replaced: sha256 {digest[:12]}… does not match the manifest's {manifest.onnx.sha256[:12]}…"
+        )
+    return manifest, onnx_path

@@ -1,0 +1,30 @@
+"""The observation and action contracts every part speaks: sim, real robot, recordings, datasets, policies."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PROPRIO_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos")
+PROPRIO_DIMS = (3, 4, 2)
+ACTION_NAMES = ("dx", "dy", "dz", "drx", "dry", "drz", "gripper")
+
+
+@dataclass
+class Observation:
+    """images: name -> (H, W, 3) uint8, upright; proprio: (P,) float32; stamp: seconds of capture."""
+
+    images: dict[str, np.ndarray]
+    proprio: np.ndarray
+    stamp: float = 0.0
+
+
+@dataclass
+class ActionChunk:
+    """actions: (Ta, Da) float32 in robot units; stamp: the observation's stamp; model_id: the bundle's id."""
+
+    actions: np.ndarray
+    stamp: float
+    model_id: str
+    latency_ms: float = 0.0
+    extras: dict = field(default_factory=dict)

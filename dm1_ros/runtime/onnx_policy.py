@@ -1,0 +1,157 @@
+"""ONNX policy: a bundle run by onnxruntime. No torch, so a robot PC deploys with onnxruntime alone.
+
+    policy = OnnxPolicy("models/lift_image")
+    chunk = policy.predict(observation)     # ActionChunk: (Ta, Da) actions in robot units
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from dm1_ros.runtime.bundle import BundleError, Manifest, load_bundle
+from dm1_ros.runtime.contract import ActionChunk, Observation
+
+log = logging.getLogger("dm1_ros.onnx_policy")
+
+# Preference order; onnxruntime-gpu provides the first two, plain onnxruntime only the CPU one.
+PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+class PolicyInputError(ValueError):
+    """An observation the model cannot take; the message names the key and the expected shape."""
+
+
+def choose_providers(requested: list[str] | str | None = "auto") -> list[str]:
+    available = ort.get_available_providers()
+    if requested in (None, "auto"):
+        wanted = list(PROVIDER_ORDER)
+    else:
+        wanted = [requested] if isinstance(requested, str) else list(requested)
+        unknown = [p for p in wanted if not p.endswith("ExecutionProvider")]
+        if unknown:
+            raise ValueError(f"unknown execution provider {unknown[0]!r}; known: {', '.join(PROVIDER_ORDER)}")
+    chosen = [p for p in wanted if p in available]
+    missing = [p for p in wanted if p not in available]
+    if missing and requested not in (None, "auto"):
+        log.warning("execution providers not available here: %s (available: %s)", missing, available)
+    if "CPUExecutionProvider" not in chosen:
+        chosen.append("CPUExecutionProvider")  # always keep the fallback
+    return chosen
+
+
+class OnnxPolicy:
+    """Loads and validates a bundle; `predict(observation) -> ActionChunk`, timed per call.
+
+    providers: "auto" (TensorRT -> CUDA -> CPU, whichever this onnxruntime has) or an explicit list.
+    threads: intra-op threads for the CPU provider (None: onnxruntime's default).
+    noise_seed: seed of the sampling noise (reproducible rollouts); None draws fresh entropy.
+    """
+
+    def __init__(
+        self,
+        bundle_dir: str | Path,
+        providers: list[str] | str | None = "auto",
+        threads: int | None = None,
+        warmup: int = 5,
+        noise_seed: int | None = None,
+    ):
+        self.bundle_dir = Path(bundle_dir)
+        self.manifest: Manifest
+        self.manifest, onnx_path = load_bundle(self.bundle_dir)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.inter_op_num_threads = 1
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        options.log_severity_level = 3
+        self.requested_providers = choose_providers(providers)
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), options, providers=self.requested_providers)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise BundleError(f"{onnx_path} could not be loaded by onnxruntime: {exc}") from None
+        self.provider = self.session.get_providers()[0]
+        skipped = [p for p in self.requested_providers if p not in self.session.get_providers()]
+        log.info(
+            "policy %s runs on %s%s", self.model_id, self.provider, f" ({', '.join(skipped)} failed to start)" if skipped else ""
+        )
+        self._check_graph()
+        self.rng = np.random.default_rng(noise_seed)
+        self.latencies_ms: deque[float] = deque(maxlen=10_000)
+        self.last_latency_ms = 0.0
+        for _ in range(warmup):
+            self.predict(self.dummy_observation())
+        self.latencies_ms.clear()
+
+    @property
+    def model_id(self) -> str:
+        return self.manifest.model_id
+
+    @property
+    def chunk_shape(self) -> tuple[int, int]:
+        return (self.manifest.action.chunk, self.manifest.action.dim)
+
+    def _check_graph(self) -> None:
+        names = [i.name for i in self.session.get_inputs()]
+        expected = [s.name for s in self.manifest.observation.images] + ["proprio", "noise"]
+        if sorted(names) != sorted(expected):
+            raise BundleError(f"{self.bundle_dir}: model.onnx inputs {names} do not match the manifest's {expected}")
+
+    def dummy_observation(self) -> Observation:
+        spec = self.manifest.observation
+        images = {s.name: np.zeros(s.shape, np.uint8) for s in spec.images}
+        lo = np.asarray(self.manifest.normalization.proprio_min, np.float32)
+        hi = np.asarray(self.manifest.normalization.proprio_max, np.float32)
+        return Observation(images=images, proprio=(lo + hi) / 2, stamp=0.0)
+
+    def validate(self, obs: Observation) -> None:
+        for spec in self.manifest.observation.images:
+            if spec.name not in obs.images:
+                raise PolicyInputError(
+                    f"observation has no image '{spec.name}' (has {sorted(obs.images)}); model {self.model_id} needs it"
+                )
+            image = obs.images[spec.name]
+            if image.shape != spec.shape:
+                raise PolicyInputError(f"image '{spec.name}' has shape {image.shape}, model expects {spec.shape} (H, W, 3)")
+            if image.dtype != np.uint8:
+                raise PolicyInputError(f"image '{spec.name}' has dtype {image.dtype}, model expects uint8")
+        proprio = np.asarray(obs.proprio)
+        want = (self.manifest.observation.proprio_dim,)
+        if proprio.shape != want:
+            raise PolicyInputError(f"proprio has shape {proprio.shape}, model expects {want}")
+        if not np.all(np.isfinite(proprio)):
+            raise PolicyInputError("proprio contains NaN or Inf")
+
+    def sample_noise(self, batch: int = 1) -> np.ndarray:
+        return self.rng.standard_normal((batch, *self.chunk_shape), dtype=np.float32)
+
+    def predict_batch(self, images: dict[str, np.ndarray], proprio: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
+        """(B, H, W, 3) uint8 per camera, (B, P) proprio -> (B, Ta, Da) actions in robot units."""
+        batch = proprio.shape[0]
+        feeds = {s.name: images[s.name] for s in self.manifest.observation.images}
+        feeds["proprio"] = proprio.astype(np.float32, copy=False)
+        feeds["noise"] = self.sample_noise(batch) if noise is None else noise.astype(np.float32, copy=False)
+        return self.session.run(None, feeds)[0]
+
+    def predict(self, obs: Observation, noise: np.ndarray | None = None) -> ActionChunk:
+        self.validate(obs)
+        if noise is not None and noise.shape != self.chunk_shape:
+            raise PolicyInputError(f"noise has shape {noise.shape}, model expects {self.chunk_shape}")
+        start = time.perf_counter()
+        images = {name: image[None] for name, image in obs.images.items()}
+        proprio = np.asarray(obs.proprio, np.float32)[None]
+        actions = self.predict_batch(images, proprio, None if noise is None else noise[None])[0]
+        self.last_latency_ms = (time.perf_counter() - start) * 1e3
+        self.latencies_ms.append(self.last_latency_ms)
+        return ActionChunk(actions=actions, stamp=obs.stamp, model_id=self.model_id, latency_ms=self.last_latency_ms)
+
+    def latency_summary(self) -> dict[str, float]:
+        if not self.latencies_ms:
+            return {"n": 0}
+        x = np.asarray(self.latencies_ms)
+        return {"n": int(x.size), "p50_ms": float(np.percentile(x, 50)), "p99_ms": float(np.percentile(x, 99)), "max_ms": float(x.max())}

@@ -1,0 +1,57 @@
+"""ament_python package dm1_ros; also a plain pip package (`pip install -e .[test]`)."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "dm1_ros"
+
+# Exact pins: versions tested together (see ../shared/ARCHITECTURE.md). torch must be exact, or pip pulls a
+# multi-GB CUDA build instead of the local CPU wheel.
+RUNTIME = ["numpy==2.4.6", "onnxruntime==1.31.1", "pyyaml==6.0.3", "h5py==3.16.0", "tqdm==4.70.1"]
+TRAIN = ["torch==2.13.0", "onnx==1.23.2", "matplotlib==3.11.2"]
+SIM = ["robosuite==1.5.1", "mujoco==3.9.0", "opencv-python==4.14.0.94"]
+ROBOT = ["franky-control==2.0.0", "pyrealsense2==2.59.1.11053", "transforms3d==0.4.2", "rosbags==0.11.9"]
+GPU = ["onnxruntime-gpu==1.31.1"]  # replaces onnxruntime (same module): uninstall onnxruntime first
+TEST = ["pytest==9.2.0"]
+
+
+def tree(src):
+    """data_files entries that install every file under `src` into share/dm1_ros/src."""
+    return [(f"share/{PACKAGE}/{src}", [f for f in glob(f"{src}/*") if "." in f.rsplit("/", 1)[-1]])] + [
+        (f"share/{PACKAGE}/{d}", [f for f in glob(f"{d}/*") if "." in f.rsplit("/", 1)[-1]])
+        for d in sorted(glob(f"{src}/**/", recursive=True))[1:]
+        for d in [d.rstrip("/")]
+    ]
+
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        *tree("launch"),
+        *tree("config"),
+        *tree("models"),
+    ],
+    install_requires=RUNTIME,
+    extras_require={
+        "train": TRAIN,
+        "sim": TRAIN + SIM,
+        "robot": ROBOT,
+        "gpu": GPU,
+        "test": TRAIN + TEST,
+    },
+    python_requires=">=3.10",
+    zip_safe=True,
+    maintainer="dm1_ros developers",
+    maintainer_email="dm1-ros@example.org",
+    description="One-step generative policies (MeanFlow) for real-time robot control on ROS 2",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "dm1 = dm1_ros.cli:main",
+        ],
+    },
+)
