@@ -14,7 +14,7 @@ from dm1_ros.policy import objectives
 from dm1_ros.policy.config import PolicyConfig
 from dm1_ros.policy.dispersive import total_dispersive
 from dm1_ros.policy.networks import LowDimEncoder, ResidualMLPHead, TimeEmbedding, ViTEncoder
-from dm1_ros.policy.normalizer import MinMaxNormalizer, image_to_float
+from dm1_ros.policy.normalizer import MinMaxNormalizer
 
 
 class GenerativePolicy(nn.Module):
@@ -38,7 +38,7 @@ class GenerativePolicy(nn.Module):
         self.time_t = TimeEmbedding(config.time)
         self.time_r = TimeEmbedding(config.time)
         self.flat_dim = config.chunk * config.action_dim
-        self.head = ResidualMLPHead(config.head, self.flat_dim + 2 * config.time.dim + cond_dim, self.flat_dim)
+        self.head = ResidualMLPHead(config.head, self.flat_dim, 2 * config.time.dim, cond_dim, self.flat_dim)
 
     # --- pieces -------------------------------------------------------------------------------------------------
     def encode(self, images: dict[str, torch.Tensor], proprio: torch.Tensor) -> tuple[torch.Tensor, dict]:
@@ -50,9 +50,7 @@ class GenerativePolicy(nn.Module):
         else:
             visual, token_means = [], []
             for key, encoder in self.image_encoders.items():
-                image = images[key]
-                image = image_to_float(image) if image.dtype == torch.uint8 else image
-                v, tok = encoder(image, prop)
+                v, tok = encoder(images[key], prop)
                 visual.append(v)
                 token_means.append(tok)
             tokens = torch.cat(token_means, dim=-1)
@@ -60,15 +58,18 @@ class GenerativePolicy(nn.Module):
         return cond, {"condition": cond, "tokens": tokens}
 
     def velocity(self, z: torch.Tensor, r: torch.Tensor, t: torch.Tensor, cond: torch.Tensor):
-        """z (B, Ta*Da), r and t (B,) -> average velocity over [r, t] (B, Ta*Da), head features."""
+        """z (B, Ta*Da), r and t (B,) or (1,) -> average velocity over [r, t] (B, Ta*Da), head features.
+
+        Sampling passes r and t of shape (1,): the time embedding is then computed once and broadcast, and in the
+        exported graph it is a constant."""
         second = r if self.config.time.mode == "t_r" else t - r
         temb = torch.cat([self.time_t(t), self.time_r(second)], dim=-1)
-        u, hidden = self.head(torch.cat([z, temb, cond], dim=-1))
+        u, hidden = self.head(z, temb, cond)
         return u, {"head_hidden": hidden, "time_embedding": temb}
 
     # --- training -----------------------------------------------------------------------------------------------
     def compute_loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
-        """batch: images {name: (B, H, W, 3) uint8 or (B, 3, H, W) float}, proprio (B, P), actions (B, Ta, Da) raw."""
+        """batch: images {name: (B, H, W, 3) uint8 (or float 0..255)}, proprio (B, P), actions (B, Ta, Da) raw."""
         cond, features = self.encode(batch.get("images", {}), batch["proprio"])
         a = self.action_normalizer.normalize(batch["actions"]).reshape(cond.shape[0], -1)
 

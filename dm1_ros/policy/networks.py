@@ -50,27 +50,27 @@ class TimeEmbedding(nn.Module):
 
 class Attention(nn.Module):
     # Plain matmul attention: exports to any ONNX opset and runs as fast as SDPA at 121 tokens.
-    def __init__(self, dim: int, heads: int):
+    def __init__(self, dim: int, heads: int, tokens: int):
         super().__init__()
-        self.heads = heads
+        self.heads, self.dim, self.tokens = heads, dim, tokens
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, d = x.shape
-        qkv = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        attn = torch.softmax(q @ k.transpose(-2, -1) * (d // self.heads) ** -0.5, dim=-1)
-        return self.proj((attn @ v).transpose(1, 2).reshape(b, n, d))
+        # Static sizes (batch -1) keep Shape/Gather nodes out of the ONNX graph; each costs ~10 us at batch 1.
+        n, d, h = self.tokens, self.dim, self.heads
+        q, k, v = self.qkv(x).reshape(-1, n, 3, h, d // h).permute(2, 0, 3, 1, 4).unbind(0)
+        attn = torch.softmax((q * (d // h) ** -0.5) @ k.transpose(-2, -1), dim=-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(-1, n, d))
 
 
 class TransformerBlock(nn.Module):
     """Pre-LN: x + attn(LN x); x + MLP(LN x) with GELU."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, tokens: int):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = Attention(dim, heads)
+        self.attn = Attention(dim, heads, tokens)
         self.norm2 = nn.LayerNorm(dim)
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
@@ -81,7 +81,10 @@ class TransformerBlock(nn.Module):
 
 
 class ViTEncoder(nn.Module):
-    """(B, 3, H, W) image in [-0.5, 0.5] + (B, P) normalized proprio -> visual (B, pool_dim), tokens mean (B, C).
+    """(B, H, W, 3) uint8 image + (B, P) normalized proprio -> visual (B, pool_dim), tokens mean (B, C).
+
+    The image is seen as uint8 / 255 - 0.5; that affine map is folded into the first convolution (exact: the stem
+    has no padding), so the exported graph does it for free.
 
     Pooling ("spatial embedding"): each channel's token map plus the proprio -> Linear -> LN -> ReLU, then a learned
     weighted sum over channels.
@@ -97,20 +100,29 @@ class ViTEncoder(nn.Module):
             h, w = self.stem(torch.zeros(1, 3, *image_size)).shape[-2:]
         self.num_tokens = h * w
         self.pos = nn.Parameter(torch.randn(1, self.num_tokens, c) * 0.02)
-        self.blocks = nn.ModuleList([TransformerBlock(c, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth)])
+        self.blocks = nn.ModuleList([TransformerBlock(c, cfg.heads, cfg.mlp_ratio, self.num_tokens) for _ in range(cfg.depth)])
         self.norm = nn.LayerNorm(c)
         self.pool_in = nn.Sequential(nn.Linear(self.num_tokens + proprio_dim, cfg.pool_dim), nn.LayerNorm(cfg.pool_dim), nn.ReLU())
         self.pool_weight = nn.Parameter(torch.randn(c, cfg.pool_dim) / math.sqrt(c))
         self.out_dim = cfg.pool_dim
 
+        self.channels = c
+
     def forward(self, image: torch.Tensor, proprio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.stem(image).flatten(2).transpose(1, 2) + self.pos  # (B, N, C)
+        x = image.permute(0, 3, 1, 2).to(torch.float32)  # (B, 3, H, W) in 0..255
+        conv = self.stem[0]
+        weight = conv.weight / 255.0
+        bias = conv.bias - 0.5 * conv.weight.sum((1, 2, 3))
+        x = torch.relu(F.conv2d(x, weight, bias, stride=conv.stride))
+        x = self.stem[2](x).reshape(-1, self.channels, self.num_tokens).transpose(1, 2) + self.pos  # (B, N, C)
         for block in self.blocks:
             x = block(x)
         x = self.norm(x)
-        per_channel = x.transpose(1, 2)  # (B, C, N)
-        prop = proprio[:, None, :].expand(-1, per_channel.shape[1], -1)
-        h = self.pool_in(torch.cat([per_channel, prop], dim=-1))  # (B, C, pool_dim)
+        # Linear over [channel's token map, proprio] split in two, so proprio is projected once, not per channel.
+        lin = self.pool_in[0]
+        w_tok, w_prop = lin.weight[:, : self.num_tokens], lin.weight[:, self.num_tokens :]
+        h = x.transpose(1, 2) @ w_tok.T + (proprio @ w_prop.T + lin.bias)[:, None, :]  # (B, C, pool_dim)
+        h = self.pool_in[2](self.pool_in[1](h))
         return (h * self.pool_weight).sum(1), x.mean(1)
 
 
@@ -132,18 +144,24 @@ class LowDimEncoder(nn.Module):
 
 
 class ResidualMLPHead(nn.Module):
-    """[z (B, Ta*Da), t-emb, r-emb, condition] -> (B, Ta*Da); also returns the last hidden layer (B, hidden)."""
+    """[z (B, Ta*Da), t-emb (B or 1, 2 E), condition (B, C)] -> (B, Ta*Da); also the last hidden layer (B, hidden).
 
-    def __init__(self, cfg: HeadConfig, in_dim: int, out_dim: int):
+    The input layer is one Linear over the concatenation, applied piecewise: a time embedding shared by the batch
+    (sampling) is then projected once and broadcast, and is a constant in the exported graph.
+    """
+
+    def __init__(self, cfg: HeadConfig, z_dim: int, time_dim: int, cond_dim: int, out_dim: int):
         super().__init__()
-        self.inp = nn.Linear(in_dim, cfg.hidden)
+        self.splits = (z_dim, time_dim, cond_dim)
+        self.inp = nn.Linear(z_dim + time_dim + cond_dim, cfg.hidden)
         self.blocks = nn.ModuleList(
             [nn.Sequential(Mish(), nn.Linear(cfg.hidden, cfg.hidden), Mish(), nn.Linear(cfg.hidden, cfg.hidden)) for _ in range(cfg.blocks)]
         )
         self.out = nn.Linear(cfg.hidden, out_dim)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.inp(x)
+    def forward(self, z: torch.Tensor, temb: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        w_z, w_t, w_c = self.inp.weight.split(self.splits, dim=1)
+        h = z @ w_z.T + cond @ w_c.T + (temb @ w_t.T + self.inp.bias)
         for block in self.blocks:
             h = h + block(h)
         h = mish(h)

@@ -28,13 +28,12 @@ class MinMaxNormalizer(nn.Module):
         self.high.copy_(high)
         return self
 
+    # One multiply-add each way; the exported graph folds scale and offset into constants.
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.low) / (self.high - self.low) * 2.0 - 1.0
+        scale = 2.0 / (self.high - self.low)
+        return x * scale + (-1.0 - self.low * scale)
 
     def unnormalize(self, y: torch.Tensor) -> torch.Tensor:
-        return (y + 1.0) / 2.0 * (self.high - self.low) + self.low
+        half_range = (self.high - self.low) * 0.5
+        return y * half_range + (self.low + half_range)
 
-
-def image_to_float(images: torch.Tensor) -> torch.Tensor:
-    """(B, H, W, 3) uint8 -> (B, 3, H, W) float in [-0.5, 0.5]."""
-    return images.permute(0, 3, 1, 2).to(torch.float32) / 255.0 - 0.5

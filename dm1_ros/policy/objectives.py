@@ -71,12 +71,13 @@ def sample(velocity_fn: VelocityFn, noise: torch.Tensor, steps: int, method: str
     """Noise (B, Ta*Da) at t=1 -> sample at t=0. MeanFlow jumps [t_{k+1}, t_k] with the average velocity;
     flow matching takes Euler steps with the instantaneous one. With steps=1 MeanFlow is a = eps - u(eps, 0, 1)."""
     z = noise
-    b = noise.shape[0]
-    times = torch.linspace(1.0, 0.0, steps + 1, dtype=noise.dtype, device=noise.device)
+    times = [1.0 - k / steps for k in range(steps + 1)]
     for k in range(steps):
-        t = times[k].expand(b)
-        t_next = times[k + 1].expand(b)
+        # (1,)-shaped times are shared by the batch; the network broadcasts them.
+        t = torch.full((1,), times[k], dtype=noise.dtype, device=noise.device)
+        t_next = torch.full((1,), times[k + 1], dtype=noise.dtype, device=noise.device)
         r = t_next if method == "meanflow" else t
         u, _ = velocity_fn(z, r, t)
-        z = z - (times[k] - times[k + 1]) * u
+        dt = times[k] - times[k + 1]
+        z = z - u if dt == 1.0 else z - dt * u
     return z

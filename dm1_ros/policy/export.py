@@ -1,0 +1,173 @@
+"""Export the sampler to an ONNX bundle: normalization inside the graph, parity-checked against torch.
+
+Graph inputs: one uint8 (B, H, W, 3) tensor per camera, `proprio` (B, P) raw, `noise` (B, Ta, Da).
+Output: `actions` (B, Ta, Da) in robot units. Batch is dynamic. The bundle is written only if onnxruntime
+matches torch within `tolerance`; it is assembled in a temporary directory and renamed into place.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from dm1_ros.policy.model import GenerativePolicy
+from dm1_ros.runtime.bundle import (
+    MANIFEST_FORMAT_VERSION,
+    ONNX_NAME,
+    ActionSpec,
+    ImageSpec,
+    Manifest,
+    Normalization,
+    ObservationSpec,
+    OnnxSpec,
+    Parity,
+    sha256_file,
+)
+from dm1_ros.runtime.contract import ACTION_NAMES
+
+OPSET = 17
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+class SamplerGraph(nn.Module):
+    """Positional wrapper the ONNX exporter can trace: (*images, proprio, noise) -> actions."""
+
+    def __init__(self, policy: GenerativePolicy, steps: int):
+        super().__init__()
+        self.policy = policy
+        self.steps = steps
+        self.keys = list(policy.config.image_keys)
+
+    def forward(self, *inputs):
+        images = dict(zip(self.keys, inputs[: len(self.keys)]))
+        proprio, noise = inputs[len(self.keys)], inputs[len(self.keys) + 1]
+        return self.policy(images, proprio, noise, self.steps)
+
+
+def example_inputs(policy: GenerativePolicy, batch: int, seed: int = 0) -> list[torch.Tensor]:
+    """Random uint8 images, proprio spread over (and a little beyond) the fitted range, standard normal noise."""
+    g = torch.Generator().manual_seed(seed)
+    cfg = policy.config
+    h, w = cfg.image_size
+    images = [torch.randint(0, 256, (batch, h, w, 3), dtype=torch.uint8, generator=g) for _ in cfg.image_keys]
+    lo, hi = policy.proprio_normalizer.low, policy.proprio_normalizer.high
+    proprio = lo + (hi - lo) * (torch.rand(batch, cfg.proprio_dim, generator=g) * 1.2 - 0.1)
+    noise = torch.randn(batch, cfg.chunk, cfg.action_dim, generator=g)
+    return [*images, proprio, noise]
+
+
+def to_onnx_bytes(policy: GenerativePolicy, steps: int) -> bytes:
+    graph = SamplerGraph(policy, steps).eval()
+    names = [*policy.config.image_keys, "proprio", "noise"]
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            graph,
+            tuple(example_inputs(policy, 2)),
+            buffer,
+            input_names=names,
+            output_names=["actions"],
+            dynamic_axes={n: {0: "batch"} for n in [*names, "actions"]},
+            opset_version=OPSET,
+            dynamo=False,  # the TorchScript exporter needs no onnxscript and handles this graph in one pass
+        )
+    return buffer.getvalue()
+
+
+def parity(policy: GenerativePolicy, onnx_path: Path, steps: int, samples: int = 16) -> float:
+    """Max |onnxruntime - torch| over random inputs at batch 1 and `samples`."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for batch, seed in ((1, 1), (samples, 2)):
+        inputs = example_inputs(policy, batch, seed)
+        with torch.no_grad():
+            expected = SamplerGraph(policy, steps)(*inputs).numpy()
+        feeds = {i.name: x.numpy() for i, x in zip(session.get_inputs(), inputs)}
+        got = session.run(None, feeds)[0]
+        worst = max(worst, float(np.abs(got - expected).max()))
+    return worst
+
+
+def export_bundle(
+    policy: GenerativePolicy,
+    out_dir: str | Path,
+    steps: int | None = None,
+    control_rate_hz: float = 20.0,
+    training: dict | None = None,
+    model_id: str | None = None,
+    tolerance: float = 1e-4,
+) -> Manifest:
+    """Write `out_dir/model.onnx` + `out_dir/manifest.yaml`; refuse (ExportError) when parity > tolerance."""
+    policy = policy.eval()
+    cfg = policy.config
+    steps = steps or cfg.method.sampling_steps
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    staging.chmod(0o755)
+    try:
+        blob = to_onnx_bytes(policy, steps)
+        onnx_path = staging / ONNX_NAME
+        onnx_path.write_bytes(blob)
+        diff = parity(policy, onnx_path, steps)
+        if not diff <= tolerance:  # also catches NaN
+            raise ExportError(f"ONNX output differs from torch by {diff:.3g} > tolerance {tolerance:g}; bundle not written")
+        digest = sha256_file(onnx_path)
+        name = out_dir.name
+        manifest = Manifest(
+            format_version=MANIFEST_FORMAT_VERSION,
+            model_id=model_id or f"{name}-{cfg.method.name}-{steps}step-{digest[:8]}",
+            method=cfg.method.name,
+            sampling_steps=steps,
+            control_rate_hz=float(control_rate_hz),
+            observation=ObservationSpec(
+                images=[ImageSpec(k, cfg.image_size[0], cfg.image_size[1]) for k in cfg.image_keys],
+                proprio_keys=list(cfg.proprio_keys),
+                proprio_dims=list(cfg.proprio_dims),
+            ),
+            action=ActionSpec(
+                dim=cfg.action_dim,
+                chunk=cfg.chunk,
+                names=list(ACTION_NAMES) if cfg.action_dim == len(ACTION_NAMES) else [f"a{i}" for i in range(cfg.action_dim)],
+            ),
+            normalization=Normalization(
+                action_min=policy.action_normalizer.low.tolist(),
+                action_max=policy.action_normalizer.high.tolist(),
+                proprio_min=policy.proprio_normalizer.low.tolist(),
+                proprio_max=policy.proprio_normalizer.high.tolist(),
+            ),
+            onnx=OnnxSpec(file=ONNX_NAME, sha256=digest, opset=OPSET, inputs=[*cfg.image_keys, "proprio", "noise"], outputs=["actions"]),
+            parity=Parity(max_abs_diff=diff, tolerance=tolerance, samples=17),
+            training=training or {},
+            created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        )
+        manifest.save(staging)
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out_dir.rename(old)
+            staging.rename(out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staging.rename(out_dir)
+        return manifest
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def config_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
