@@ -1,0 +1,1 @@
+"""dm1_ros.data (see ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""dm1_ros.hardware (see ARCHITECTURE.md)."""

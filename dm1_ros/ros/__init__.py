@@ -1,0 +1,1 @@
+"""dm1_ros.ros (see ARCHITECTURE.md)."""

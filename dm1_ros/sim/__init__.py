@@ -1,0 +1,1 @@
+"""dm1_ros.sim (see ARCHITECTURE.md)."""

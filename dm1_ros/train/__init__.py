@@ -1,0 +1,1 @@
+"""Training side: datasets and windows over data/, pre-training, fine-tuning, evaluation."""

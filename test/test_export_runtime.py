@@ -1,0 +1,170 @@
+"""ONNX export, bundle round trip, and the runtime's refusals (each error names the problem)."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from dm1_ros.policy import export
+from dm1_ros.runtime.bundle import BundleError, ImageSpec, ObservationSpec, read_manifest
+from dm1_ros.runtime.contract import Observation
+from dm1_ros.runtime.onnx_policy import OnnxPolicy, PolicyInputError, choose_providers
+
+KEY = "robot0_eye_in_hand_image"
+
+
+@pytest.fixture
+def bundle(tiny_policy, tmp_path):
+    out = tmp_path / "tiny"
+    export.export_bundle(tiny_policy, out, training={"command": "pytest"})
+    return out
+
+
+def observation(seed=0, size=32):
+    rng = np.random.default_rng(seed)
+    return Observation(images={KEY: rng.integers(0, 256, (size, size, 3), dtype=np.uint8)},
+                       proprio=rng.uniform(-1, 1, 9).astype(np.float32), stamp=12.5)
+
+
+def test_bundle_round_trip_matches_torch(tiny_policy, bundle):
+    manifest = read_manifest(bundle)
+    assert manifest.parity.max_abs_diff <= 1e-4 and manifest.sampling_steps == 1
+    assert manifest.action.chunk == 4 and manifest.observation.proprio_dim == 9
+    assert manifest.training["command"] == "pytest"
+    policy = OnnxPolicy(bundle, threads=1, warmup=1)
+    obs = observation()
+    noise = np.random.default_rng(1).standard_normal((4, 7)).astype(np.float32)
+    chunk = policy.predict(obs, noise=noise)
+    with torch.no_grad():
+        expected = tiny_policy({KEY: torch.from_numpy(obs.images[KEY][None])}, torch.from_numpy(obs.proprio[None]),
+                               torch.from_numpy(noise[None]), 1)[0].numpy()
+    assert chunk.actions.shape == (4, 7) and chunk.stamp == 12.5 and chunk.model_id == manifest.model_id
+    np.testing.assert_allclose(chunk.actions, expected, atol=1e-4)
+    assert chunk.latency_ms > 0 and policy.latency_summary()["n"] == 1
+    # Dynamic batch.
+    batch = policy.predict_batch({KEY: np.stack([obs.images[KEY]] * 3)}, np.stack([obs.proprio] * 3))
+    assert batch.shape == (3, 4, 7)
+
+
+def test_fixed_noise_seed_reproduces_actions(bundle):
+    a = OnnxPolicy(bundle, warmup=0, noise_seed=7).predict(observation()).actions
+    b = OnnxPolicy(bundle, warmup=0, noise_seed=7).predict(observation()).actions
+    c = OnnxPolicy(bundle, warmup=0, noise_seed=8).predict(observation()).actions
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_multi_step_export(tiny_policy, tmp_path):
+    manifest = export.export_bundle(tiny_policy, tmp_path / "k3", steps=3)
+    assert manifest.sampling_steps == 3 and manifest.parity.max_abs_diff <= 1e-4
+
+
+def test_export_refuses_a_bundle_that_fails_parity(tiny_policy, tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "parity", lambda *a, **k: 3e-3)
+    with pytest.raises(export.ExportError, match="differs from torch"):
+        export.export_bundle(tiny_policy, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+    assert list(tmp_path.iterdir()) == []  # no staging leftovers
+
+
+def test_export_replaces_an_existing_bundle_atomically(tiny_policy, bundle):
+    first = read_manifest(bundle).created
+    export.export_bundle(tiny_policy, bundle, steps=2)
+    assert read_manifest(bundle).sampling_steps == 2 and first
+    assert sorted(p.name for p in bundle.iterdir()) == ["manifest.yaml", "model.onnx"]
+
+
+def test_missing_files_are_named(bundle, tmp_path):
+    with pytest.raises(BundleError, match="not a directory"):
+        OnnxPolicy(tmp_path / "nope")
+    (bundle / "model.onnx").unlink()
+    with pytest.raises(BundleError, match="has no model.onnx"):
+        OnnxPolicy(bundle)
+    (bundle / "manifest.yaml").unlink()
+    with pytest.raises(BundleError, match="has no manifest.yaml"):
+        OnnxPolicy(bundle)
+
+
+def test_wrong_manifest_version_is_refused(bundle):
+    data = yaml.safe_load((bundle / "manifest.yaml").read_text())
+    data["format_version"] = 99
+    (bundle / "manifest.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(BundleError, match="format_version 99 is not supported"):
+        OnnxPolicy(bundle)
+
+
+def test_unknown_manifest_key_is_named(bundle):
+    data = yaml.safe_load((bundle / "manifest.yaml").read_text())
+    data["action"]["horizon"] = 8
+    (bundle / "manifest.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(BundleError, match="action.horizon"):
+        OnnxPolicy(bundle)
+
+
+def test_corrupt_onnx_is_refused(bundle):
+    path = bundle / "model.onnx"
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 2 : len(blob) // 2 + 64] = b"\xff" * 64
+    path.write_bytes(bytes(blob))
+    with pytest.raises(BundleError, match="corrupt"):
+        OnnxPolicy(bundle)
+
+
+def test_unloadable_onnx_with_matching_hash_is_refused(bundle):
+    from dm1_ros.runtime.bundle import sha256_file
+
+    (bundle / "model.onnx").write_bytes(b"this is not a protobuf")
+    data = yaml.safe_load((bundle / "manifest.yaml").read_text())
+    data["onnx"]["sha256"] = sha256_file(bundle / "model.onnx")
+    (bundle / "manifest.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(BundleError, match="could not be loaded by onnxruntime"):
+        OnnxPolicy(bundle)
+
+
+def test_wrong_inputs_are_named(bundle):
+    policy = OnnxPolicy(bundle, warmup=0)
+    obs = observation(size=48)
+    with pytest.raises(PolicyInputError, match=r"image 'robot0_eye_in_hand_image' has shape \(48, 48, 3\).*\(32, 32, 3\)"):
+        policy.predict(obs)
+    obs = observation()
+    obs.images = {"front": obs.images[KEY]}
+    with pytest.raises(PolicyInputError, match="no image 'robot0_eye_in_hand_image'"):
+        policy.predict(obs)
+    obs = observation()
+    obs.images[KEY] = obs.images[KEY].astype(np.float32)
+    with pytest.raises(PolicyInputError, match="dtype float32"):
+        policy.predict(obs)
+    obs = observation()
+    obs.proprio = np.zeros(7, np.float32)
+    with pytest.raises(PolicyInputError, match=r"proprio has shape \(7,\)"):
+        policy.predict(obs)
+    obs.proprio = np.full(9, np.nan, np.float32)
+    with pytest.raises(PolicyInputError, match="NaN"):
+        policy.predict(obs)
+
+
+def test_manifest_refuses_a_robot_that_does_not_match(bundle):
+    manifest = read_manifest(bundle)
+    good = ObservationSpec(images=[ImageSpec(KEY, 32, 32)], proprio_keys=manifest.observation.proprio_keys, proprio_dims=[3, 4, 2])
+    manifest.check_observation_spec(good)
+    with pytest.raises(BundleError, match="expects \\(32, 32, 3\\), robot provides \\(96, 96, 3\\)"):
+        manifest.check_observation_spec(ObservationSpec([ImageSpec(KEY, 96, 96)], good.proprio_keys, good.proprio_dims))
+    with pytest.raises(BundleError, match="needs camera"):
+        manifest.check_observation_spec(ObservationSpec([ImageSpec("agentview_image", 32, 32)], good.proprio_keys, good.proprio_dims))
+    with pytest.raises(BundleError, match="proprio layout"):
+        manifest.check_observation_spec(ObservationSpec(good.images, ["robot0_joint_pos"], [7]))
+
+
+def test_providers_fall_back_to_cpu():
+    assert choose_providers("auto")[-1] == "CPUExecutionProvider"
+    assert choose_providers(["CUDAExecutionProvider"])[-1] == "CPUExecutionProvider"
+    with pytest.raises(ValueError, match="unknown execution provider"):
+        choose_providers(["cuda"])
+
+
+def test_runtime_import_does_not_import_torch():
+    code = "import sys, dm1_ros.runtime, dm1_ros.runtime.onnx_policy, dm1_ros.runtime.bundle; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

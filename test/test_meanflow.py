@@ -1,0 +1,124 @@
+"""MeanFlow core: the JVP derivative, the target, sampling, the network's size."""
+import pytest
+import torch
+
+from dm1_ros.policy import objectives
+from dm1_ros.policy.config import HeadConfig, LowDimConfig, MethodConfig, PolicyConfig, TimeEmbeddingConfig
+from dm1_ros.policy.model import GenerativePolicy
+
+
+def small_lowdim(mode="t_r", scale=10.0):
+    return PolicyConfig(
+        image_keys=[], proprio_keys=["s"], proprio_dims=[3], action_dim=2, chunk=3, encoder="mlp",
+        lowdim=LowDimConfig(hidden=16, layers=1, out_dim=8), head=HeadConfig(hidden=32, blocks=1),
+        time=TimeEmbeddingConfig(mode=mode, scale=scale),
+    )
+
+
+def test_default_image_policy_matches_dmpo_size():
+    policy = GenerativePolicy(PolicyConfig())
+    parts = policy.parameter_breakdown()
+    assert abs(parts["total"] - 1.78e6) / 1.78e6 < 0.02
+    assert abs(parts["head"] - 1.35e6) / 1.35e6 < 0.02
+    encoder = policy.image_encoders["robot0_eye_in_hand_image"]
+    assert encoder.num_tokens == 121  # 96x96 -> 23x23 -> 11x11
+
+
+@pytest.mark.parametrize("mode", ["t_r", "t_dt"])
+def test_jvp_total_derivative_matches_finite_differences(mode):
+    torch.manual_seed(0)
+    policy = GenerativePolicy(small_lowdim(mode)).double()
+    b = 5
+    cond, _ = policy.encode({}, torch.randn(b, 3, dtype=torch.float64))
+    cond = cond.detach()
+    z = torch.randn(b, 6, dtype=torch.float64)
+    v = torch.randn(b, 6, dtype=torch.float64)
+    t = torch.rand(b, dtype=torch.float64) * 0.8 + 0.1
+    r = t * torch.rand(b, dtype=torch.float64)
+
+    def fn(z, r, t):
+        return policy.velocity(z, r, t, cond)
+
+    u, dudt, _ = objectives.meanflow_dudt(fn, z, r, t, v)
+    h = 1e-6  # d/dh u(z + h v, r, t + h), central difference
+    fd = (fn(z + h * v, r, t + h)[0] - fn(z - h * v, r, t - h)[0]) / (2 * h)
+    rel = (dudt - fd).norm() / fd.norm()
+    assert rel < 1e-3, rel
+    assert torch.allclose(u, fn(z, r, t)[0])
+
+
+def test_gradient_flows_through_jvp_primal_like_a_plain_forward():
+    """The loss backpropagates through u from the JVP; the stop-gradient target contributes nothing."""
+    torch.manual_seed(0)
+    policy = GenerativePolicy(small_lowdim()).double()
+    cond = torch.randn(4, policy.cond_dim, dtype=torch.float64)
+    z, v = torch.randn(4, 6, dtype=torch.float64), torch.randn(4, 6, dtype=torch.float64)
+    t = torch.full((4,), 0.7, dtype=torch.float64)
+    r = torch.full((4,), 0.2, dtype=torch.float64)
+    fn = lambda z, r, t: policy.velocity(z, r, t, cond)  # noqa: E731
+    u, dudt, _ = objectives.meanflow_dudt(fn, z, r, t, v)
+    target = (v - (t - r)[:, None] * dudt).detach()
+    ((u - target) ** 2).sum().backward()
+    grad_jvp = [p.grad.clone() for p in policy.head.parameters()]
+    policy.zero_grad()
+    u2, _ = fn(z, r, t)
+    ((u2 - target) ** 2).sum().backward()
+    for a, b in zip(grad_jvp, [p.grad for p in policy.head.parameters()]):
+        assert torch.allclose(a, b, atol=1e-10)
+
+
+def test_time_sampling_orders_r_below_t_and_applies_flow_ratio():
+    g = torch.Generator().manual_seed(0)
+    r, t = objectives.sample_times(20000, MethodConfig(flow_ratio=0.5), g)
+    assert bool((r <= t).all()) and bool((t <= 1).all()) and bool((r >= 0).all())
+    assert abs(float((r == t).float().mean()) - 0.5) < 0.02
+    r, t = objectives.sample_times(1000, MethodConfig(flow_ratio=1.0), g)
+    assert bool((r == t).all())
+
+
+def test_one_step_sample_is_noise_minus_average_velocity():
+    torch.manual_seed(0)
+    policy = GenerativePolicy(small_lowdim()).eval()
+    proprio = torch.randn(3, 3)
+    noise = torch.randn(3, 3, 2) * 0.1
+    cond, _ = policy.encode({}, proprio)
+    expected = noise.reshape(3, -1) - policy.velocity(noise.reshape(3, -1), torch.zeros(1), torch.ones(1), cond)[0]
+    got = policy.sample_normalized(cond, noise, steps=1)
+    assert torch.allclose(got.reshape(3, -1), expected.clamp(-1, 1), atol=1e-6)
+    # Actions come back in robot units within the fitted range.
+    actions = policy.select_action({}, proprio, steps=1)
+    assert actions.shape == (3, 3, 2)
+    assert bool((actions >= policy.action_normalizer.low - 1e-5).all() and (actions <= policy.action_normalizer.high + 1e-5).all())
+
+
+def test_high_time_frequency_inflates_the_meanflow_correction():
+    """SPEC §6: the (t - r) du/dt term grows with the embedding's highest frequency; the default keeps it moderate."""
+    def mean_dudt(scale):
+        torch.manual_seed(0)
+        policy = GenerativePolicy(small_lowdim(scale=scale))
+        cond = torch.randn(256, policy.cond_dim)
+        z, v = torch.randn(256, 6), torch.randn(256, 6)
+        t, r = torch.rand(256), torch.zeros(256)
+        _, dudt, _ = objectives.meanflow_dudt(lambda z, r, t: policy.velocity(z, r, t, cond), z, r, t, v)
+        return float(dudt.detach().abs().mean())
+
+    assert PolicyConfig().time.scale <= 10.0
+    assert mean_dudt(100.0) > 3 * mean_dudt(10.0)
+
+
+def test_image_policy_loss_runs_encoder_once_and_backpropagates(tiny_image_config):
+    torch.manual_seed(0)
+    policy = GenerativePolicy(tiny_image_config)
+    calls = []
+    encoder = policy.image_encoders["robot0_eye_in_hand_image"]
+    encoder.register_forward_hook(lambda *a: calls.append(1))
+    batch = {
+        "images": {"robot0_eye_in_hand_image": torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8)},
+        "proprio": torch.randn(4, 9),
+        "actions": torch.rand(4, 4, 7),
+    }
+    loss, logs = policy.compute_loss(batch)
+    loss.backward()
+    assert len(calls) == 1
+    assert torch.isfinite(loss) and "loss/meanflow" in logs
+    assert encoder.stem[0].weight.grad is not None and encoder.stem[0].weight.grad.abs().sum() > 0
