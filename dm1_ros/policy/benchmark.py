@@ -1,0 +1,143 @@
+"""`dm1 bench inference`: latency of the default image policy, every variant measured side by side in one run.
+
+Rounds interleave the variants so that a noisy machine slows all of them alike; ratios are what to read.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dm1_ros.policy.config import MethodConfig, PolicyConfig
+from dm1_ros.policy.export import export_bundle
+from dm1_ros.policy.model import GenerativePolicy
+from dm1_ros.runtime.contract import Observation
+from dm1_ros.runtime.onnx_policy import OnnxPolicy
+
+
+def _stats(samples_s: list[float]) -> dict:
+    x = np.asarray(samples_s) * 1e3
+    p50 = float(np.percentile(x, 50))
+    return {"p50_ms": round(p50, 4), "p99_ms": round(float(np.percentile(x, 99)), 4), "hz": round(1e3 / p50, 1), "n": int(x.size)}
+
+
+def random_policy(method: str = "meanflow", seed: int = 0) -> GenerativePolicy:
+    torch.manual_seed(seed)
+    policy = GenerativePolicy(PolicyConfig(method=MethodConfig(name=method)))
+    rng = np.random.default_rng(seed)
+    policy.action_normalizer.fit(rng.uniform(-1, 1, (256, 7)))
+    policy.proprio_normalizer.fit(rng.uniform(-1, 1, (256, 9)))
+    return policy.eval()
+
+
+def bench_inference(model: str | None = None, iters: int = 300, rounds: int = 5, train_iters: int = 8, train_batch: int = 64) -> dict:
+    """Returns {'inference': {name: stats}, 'ratios': {...}, 'training': {...}, 'machine': {...}}."""
+    torch.set_num_threads(2)
+    policy = random_policy()
+    work = Path(tempfile.mkdtemp(prefix="dm1-bench-"))
+    bundles = {}
+    if model:
+        bundles["onnx_bundle"] = Path(model)
+    for steps in (1, 5, 10):
+        bundles[f"onnx_meanflow_{steps}step"] = work / f"mf{steps}"
+        export_bundle(policy, bundles[f"onnx_meanflow_{steps}step"], steps=steps)
+    fm = random_policy("flow_matching")
+    bundles["onnx_flow_matching_10step"] = work / "fm10"
+    export_bundle(fm, bundles["onnx_flow_matching_10step"], steps=10)
+
+    runners = {}
+    for name, path in bundles.items():
+        threads = [2] if name != "onnx_meanflow_1step" else [1, 2]
+        for th in threads:
+            label = f"{name}_{th}thread" if name == "onnx_meanflow_1step" else name
+            p = OnnxPolicy(path, providers=["CPUExecutionProvider"], threads=th, warmup=20)
+            obs = p.dummy_observation()
+            runners[label] = (lambda p=p, obs=obs: p.predict(obs))
+    spec = bundles["onnx_meanflow_1step"]
+    obs_np: Observation = OnnxPolicy(spec, warmup=0).dummy_observation()
+    images = {k: torch.from_numpy(v[None]) for k, v in obs_np.images.items()}
+    proprio = torch.from_numpy(obs_np.proprio[None])
+    noise = torch.randn(1, 4, 7)
+    for steps in (1, 10):
+        def eager(steps=steps):
+            with torch.inference_mode():
+                policy(images, proprio, noise, steps)
+        runners[f"torch_eager_meanflow_{steps}step"] = eager
+    for run in runners.values():
+        for _ in range(10):
+            run()
+    samples = {name: [] for name in runners}
+    per_round = max(1, iters // rounds)
+    for _ in range(rounds):
+        for name, run in runners.items():
+            for _ in range(per_round):
+                start = time.perf_counter()
+                run()
+                samples[name].append(time.perf_counter() - start)
+    inference = {name: _stats(s) for name, s in samples.items()}
+    one = inference["onnx_meanflow_1step_2thread"]["p50_ms"]
+    ratios = {
+        "onnx_1step_vs_10step_speedup": round(inference["onnx_meanflow_10step"]["p50_ms"] / one, 2),
+        "onnx_1step_vs_5step_speedup": round(inference["onnx_meanflow_5step"]["p50_ms"] / one, 2),
+        "onnx_1step_vs_flow_matching_10step_speedup": round(inference["onnx_flow_matching_10step"]["p50_ms"] / one, 2),
+        "onnx_vs_torch_eager_1step_speedup": round(inference["torch_eager_meanflow_1step"]["p50_ms"] / one, 2),
+        "onnx_2thread_vs_1thread_speedup": round(inference["onnx_meanflow_1step_1thread"]["p50_ms"] / one, 2),
+    }
+    training = bench_training(train_iters, train_batch)
+    return {"inference": inference, "ratios": ratios, "training": training,
+            "parameters": policy.parameter_breakdown()["total"], "machine": machine()}
+
+
+def bench_training(iters: int, batch: int) -> dict:
+    """Seconds per optimizer step (forward + backward + AdamW), MeanFlow vs flow matching, interleaved."""
+    g = torch.Generator().manual_seed(0)
+    data = {
+        "images": {"robot0_eye_in_hand_image": torch.randint(0, 256, (batch, 96, 96, 3), dtype=torch.uint8, generator=g)},
+        "proprio": torch.rand(batch, 9, generator=g) * 2 - 1,
+        "actions": torch.rand(batch, 4, 7, generator=g) * 2 - 1,
+    }
+    setups = {}
+    for method in ("meanflow", "flow_matching"):
+        policy = random_policy(method).train()
+        setups[method] = (policy, torch.optim.AdamW(policy.parameters(), lr=1e-4))
+    times = {m: [] for m in setups}
+    for i in range(iters + 1):
+        for method, (policy, opt) in setups.items():
+            start = time.perf_counter()
+            loss, _ = policy.compute_loss(data)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if i > 0:  # first step warms up the allocator
+                times[method].append(time.perf_counter() - start)
+    out = {f"{m}_step_ms": round(float(np.median(t)) * 1e3, 1) for m, t in times.items()}
+    out["batch"] = batch
+    out["meanflow_vs_flow_matching_ratio"] = round(out["meanflow_step_ms"] / out["flow_matching_step_ms"], 3)
+    return out
+
+
+def machine() -> dict:
+    import os
+    import platform
+
+    import onnxruntime
+
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
+            "onnxruntime": onnxruntime.__version__, "providers": onnxruntime.get_available_providers()}
+
+
+def format_table(result: dict) -> str:
+    lines = ["| variant | p50 ms | p99 ms | Hz |", "|---|---:|---:|---:|"]
+    for name, s in result["inference"].items():
+        lines.append(f"| {name} | {s['p50_ms']:.3f} | {s['p99_ms']:.3f} | {s['hz']:.0f} |")
+    lines.append("")
+    lines += [f"- {k}: {v}x" for k, v in result["ratios"].items()]
+    t = result["training"]
+    lines.append(
+        f"- training step (batch {t['batch']}): MeanFlow {t['meanflow_step_ms']} ms, flow matching "
+        f"{t['flow_matching_step_ms']} ms, ratio {t['meanflow_vs_flow_matching_ratio']}"
+    )
+    return "\n".join(lines)
