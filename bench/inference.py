@@ -1,0 +1,22 @@
+"""Inference benchmark -> docs/bench_inference.json and the table in docs/results.md.
+
+    python bench/inference.py            # a few minutes on 2 cores; prints the table too
+"""
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dm1_ros.policy.benchmark import bench_inference, format_table  # noqa: E402
+
+
+def main():
+    result = bench_inference(iters=1000, rounds=10, train_iters=10)
+    (ROOT / "docs" / "bench_inference.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(format_table(result))
+
+
+if __name__ == "__main__":
+    main()
