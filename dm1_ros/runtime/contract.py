@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -28,3 +29,23 @@ class ActionChunk:
     model_id: str
     latency_ms: float = 0.0
     extras: dict = field(default_factory=dict)
+
+
+class Robot(Protocol):
+    """What the control loop drives; SimRobot (robosuite) and FrankaBridge (franky) both provide it.
+
+    apply() takes one 7-d delta action (OSC: dx dy dz in m / 0.05, axis-angle rotation / 0.5, gripper -1 open
+    .. +1 closed); hold() keeps the current pose; observe() returns the latest Observation.
+    """
+
+    rate_hz: float
+
+    def observe(self) -> Observation: ...
+
+    def apply(self, action: np.ndarray) -> None: ...
+
+    def hold(self) -> None: ...
+
+    def reset(self, seed: int | None = None) -> Observation: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,139 @@
+"""robosuite tasks behind the observation contract: Panda, OSC_POSE delta actions (7-d) at 20 Hz.
+
+    env = SimEnv(SimConfig(task="lift"))
+    obs = env.reset(seed=3)                       # Observation: upright uint8 images + 9-d proprio
+    obs, reward, done, info = env.step(action)    # info["success"]
+
+Images come out upright (robosuite renders them bottom-up); proprio uses the robomimic keys robot0_eef_pos,
+robot0_eef_quat (xyzw) and robot0_gripper_qpos.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from dm1_ros.runtime.bundle import ImageSpec, ObservationSpec
+from dm1_ros.runtime.contract import PROPRIO_DIMS, PROPRIO_KEYS, Observation
+from dm1_ros.sim.rendering import configure_gl, disable_shadows_and_reflections, quiet_robosuite
+
+TASKS = {"lift": "Lift", "can": "PickPlaceCan", "square": "NutAssemblySquare"}
+# Episode limits at 20 Hz: about 3x what the scripted experts need.
+DEFAULT_MAX_STEPS = {"lift": 150, "can": 350, "square": 400}
+
+
+@dataclass
+class SimConfig:
+    task: Literal["lift", "can", "square"] = "lift"
+    cameras: list[str] = field(default_factory=lambda: ["robot0_eye_in_hand"])
+    image_size: list[int] = field(default_factory=lambda: [96, 96])  # height, width
+    use_images: bool = True
+    control_rate_hz: float = 20.0
+    max_steps: int = 0  # 0: the task's default
+    fast_render: bool = True  # shadows and reflections off (collection and evaluation must agree)
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; choose from {sorted(TASKS)}")
+        if self.max_steps <= 0:
+            self.max_steps = DEFAULT_MAX_STEPS[self.task]
+
+    def image_keys(self) -> list[str]:
+        return [f"{c}_image" for c in self.cameras] if self.use_images else []
+
+
+class SimEnv:
+    def __init__(self, config: SimConfig | None = None):
+        self.config = config or SimConfig()
+        configure_gl()
+        quiet_robosuite()
+        import robosuite
+        from robosuite.controllers import load_composite_controller_config
+
+        quiet_robosuite()
+        cfg = self.config
+        h, w = cfg.image_size
+        self.env_kwargs = dict(
+            robots="Panda",
+            controller_configs=load_composite_controller_config(controller="BASIC", robot="Panda"),
+            has_renderer=False,
+            has_offscreen_renderer=cfg.use_images,
+            use_camera_obs=cfg.use_images,
+            use_object_obs=True,
+            camera_names=list(cfg.cameras),
+            camera_heights=h,
+            camera_widths=w,
+            control_freq=int(cfg.control_rate_hz),
+            horizon=10 * cfg.max_steps,
+            ignore_done=True,  # episode length is ours to decide
+            hard_reset=False,  # rebuilding model and renderer costs 1-2 s per reset
+            reward_shaping=False,
+        )
+        self.env = robosuite.make(TASKS[cfg.task], **self.env_kwargs)
+        self._fast_render_applied = False
+        self._obs: dict | None = None
+        self.steps = 0
+
+    # --- contract -----------------------------------------------------------------------------------------------
+    @property
+    def observation_spec(self) -> ObservationSpec:
+        h, w = self.config.image_size
+        return ObservationSpec(images=[ImageSpec(k, h, w) for k in self.config.image_keys()],
+                               proprio_keys=list(PROPRIO_KEYS), proprio_dims=list(PROPRIO_DIMS))
+
+    def reset(self, seed: int | None = None) -> Observation:
+        if seed is not None:
+            np.random.seed(seed)  # robosuite's placement samplers draw from the global generator
+            self.env.rng = np.random.default_rng(seed)
+        self._obs = self.env.reset()
+        if self.config.use_images and self.config.fast_render and not self._fast_render_applied:
+            self._fast_render_applied = disable_shadows_and_reflections(self.env)
+            self._obs = self.env._get_observations(force_update=True)  # re-render with the flags
+        self.steps = 0
+        return self.observation()
+
+    def step(self, action: np.ndarray) -> tuple[Observation, float, bool, dict]:
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != (7,):
+            raise ValueError(f"action must have shape (7,), got {action.shape}")
+        if not np.all(np.isfinite(action)):
+            raise ValueError("action contains NaN or Inf")
+        self._obs, reward, _, info = self.env.step(np.clip(action, -1.0, 1.0))
+        self.steps += 1
+        success = self.success()
+        done = success or self.steps >= self.config.max_steps
+        return self.observation(), float(reward), done, {**info, "success": success}
+
+    def observation(self) -> Observation:
+        o = self._obs
+        images = {k: np.ascontiguousarray(o[k][::-1]) for k in self.config.image_keys()}  # upright
+        proprio = np.concatenate([o[k] for k in PROPRIO_KEYS]).astype(np.float32)
+        return Observation(images=images, proprio=proprio, stamp=self.steps / self.config.control_rate_hz)
+
+    def success(self) -> bool:
+        return bool(self.env._check_success())
+
+    # --- for experts, datasets and replays ------------------------------------------------------------------------
+    def raw_observation(self) -> dict:
+        """robosuite's observation dict (object state included) of the current step."""
+        return self._obs
+
+    def sim_state(self) -> np.ndarray:
+        return np.asarray(self.env.sim.get_state().flatten())
+
+    def env_args(self) -> dict:
+        """robomimic's env_args attribute: enough to rebuild this environment."""
+        kwargs = {k: v for k, v in self.env_kwargs.items() if k not in ("controller_configs",)}
+        kwargs["controller_configs"] = self.env_kwargs["controller_configs"]
+        return {"env_name": TASKS[self.config.task], "type": 1, "env_kwargs": json.loads(json.dumps(kwargs, default=str)),
+                "dm1_ros": {"task": self.config.task, "fast_render": self.config.fast_render}}
+
+    def render(self, camera: str = "agentview", height: int = 256, width: int = 256) -> np.ndarray:
+        """An upright RGB frame from any camera, for videos."""
+        frame = self.env.sim.render(camera_name=camera, height=height, width=width)
+        return np.ascontiguousarray(frame[::-1])
+
+    def close(self) -> None:
+        self.env.close()
