@@ -175,16 +175,17 @@ class CanExpert(Expert):
 
 
 class SquareExpert(Expert):
-    """Grasp the square nut by its handle, square it to the peg, lower it over the peg, release."""
+    """Grasp the square nut by its handle, lift, square it to the peg in place, carry, lower over the peg, release."""
 
     GRASP_YAW_OFFSET = 0.0  # at equal yaw the fingers close across the handle bar (along the nut's y axis)
 
     def reset(self, env):
         self.style()
-        self.grasp_dz = self.rng.uniform(-0.005, 0.005)
+        self.grasp_dz = self.rng.uniform(0.0, 0.008)  # above the handle's mid-plane: fingertips clear the table
         self.carry_z = self.rng.uniform(1.04, 1.1)  # nut clear of the peg's top
         self.along = self.rng.uniform(-0.006, 0.006)  # grasp point along the handle
         self.release_z = self.rng.uniform(0.845, 0.86)  # nut height at release
+        self.turn_speed = self.rng.uniform(0.25, 0.45)
         e = env.env
         self.peg = np.array(e.sim.data.body_xpos[e.peg1_body_id])
 
@@ -197,51 +198,58 @@ class SquareExpert(Expert):
         eef, quat, nut = o["robot0_eef_pos"], o["robot0_eef_quat"], o["SquareNut_pos"]
         nut_yaw = object_yaw(o["SquareNut_quat"])
         g_yaw = gripper_yaw(quat)
-        grip = -1.0
+        grip = 1.0
         self.counter += 1
         along = np.array([math.cos(nut_yaw), math.sin(nut_yaw), 0.0]) * self.along
         handle = self.handle(env) + along
         if self.phase <= 2:
             rot = self.turn(quat, self.symmetric_yaw(g_yaw, nut_yaw + self.GRASP_YAW_OFFSET, math.pi))
-        else:  # square the nut to the peg: turn the hand by the nut's yaw error
-            rot = self.turn(quat, g_yaw + wrap(self.nut_yaw_target - nut_yaw))
+        else:  # square the nut: turn the hand by the nut's yaw error, gently
+            rot = np.clip(self.turn(quat, g_yaw + wrap(self.nut_yaw_target - nut_yaw)), -self.turn_speed, self.turn_speed)
+        yaw_err = abs(wrap(self.nut_yaw_target - nut_yaw)) if self.phase > 2 else 0.0
         if self.phase == 0:  # above the handle, aligned
+            grip = -1.0
             target = handle + np.array([0, 0, self.approach_height])
             rot_err = abs(wrap(g_yaw - (nut_yaw + self.GRASP_YAW_OFFSET), math.pi))
             if (np.linalg.norm(target - eef) < 0.012 and rot_err < 0.05) or self.counter > 60:
                 self.next_phase()
             pos = self.move(eef, target)
         elif self.phase == 1:  # descend onto the handle
+            grip = -1.0
             target = handle + np.array([0, 0, self.grasp_dz])
-            if np.linalg.norm(target - eef) < 0.006 or self.counter > 50:
+            if np.linalg.norm(target - eef) < 0.005 or self.counter > 50:
                 self.next_phase()
             pos = self.move(eef, target, speed=min(self.speed, 0.5))
         elif self.phase == 2:  # close
-            pos, grip = self.move(eef, handle + np.array([0, 0, self.grasp_dz]), 0.2), 1.0
+            pos = self.move(eef, handle + np.array([0, 0, self.grasp_dz]), 0.2)
             if self.counter >= self.close_steps + self.pause:
                 self.next_phase()
+                self.hold_xy = eef[:2].copy()
                 # Any multiple of 90 degrees fits the square peg; keep the handle (and the hand) on the robot's
                 # side or beside the peg: with the handle pointing away, the hand is at the edge of the reach.
                 candidates = (math.pi / 2, math.pi, -math.pi / 2)
                 self.nut_yaw_target = min(candidates, key=lambda c: abs(wrap(c - nut_yaw)))
-        elif self.phase == 3:  # lift
-            grip = 1.0
-            pos = self.move(eef, np.array([eef[0], eef[1], self.carry_z]))
+        elif self.phase == 3:  # lift straight up, no turning yet
+            rot = rot * 0
+            pos = self.move(eef, np.array([*self.hold_xy, self.carry_z]))
             if eef[2] > self.carry_z - 0.02 or self.counter > 40:
                 self.next_phase()
-        elif self.phase == 4:  # nut centre over the peg, squared
-            grip = 1.0
+        elif self.phase == 4:  # turn in place
+            pos = self.move(eef, np.array([*self.hold_xy, self.carry_z]))
+            if yaw_err < 0.04 or self.counter > 60:
+                self.next_phase()
+        elif self.phase == 5:  # nut centre over the peg
             target = eef + np.array([*(self.peg[:2] - nut[:2]), self.carry_z - eef[2]])
             pos = self.move(eef, target)
-            if (np.linalg.norm(self.peg[:2] - nut[:2]) < 0.006 and abs(wrap(nut_yaw - self.nut_yaw_target)) < 0.04) or self.counter > 90:
+            if (np.linalg.norm(self.peg[:2] - nut[:2]) < 0.005 and yaw_err < 0.04) or self.counter > 90:
                 self.next_phase()
-        elif self.phase == 5:  # lower over the peg
-            grip = 1.0
+        elif self.phase == 6:  # lower over the peg
             target = eef + np.array([*(self.peg[:2] - nut[:2]), self.release_z - nut[2]])
             pos = self.move(eef, target, speed=min(self.speed, 0.5))
             if nut[2] < self.release_z + 0.005 or self.counter > 60:
                 self.next_phase()
         else:  # release, then rise
+            grip, rot = -1.0, rot * 0
             pos = self.move(eef, eef + np.array([0, 0, 0.05]), 0.4) if self.counter > 4 else np.zeros(3)
         return np.concatenate([pos, rot, [grip]])
 
