@@ -41,7 +41,7 @@ setup(
         "sim": TRAIN + SIM,
         "robot": ROBOT,
         "gpu": GPU,
-        "test": TRAIN + TEST,
+        "test": TRAIN + SIM + TEST,
     },
     python_requires=">=3.10",
     zip_safe=True,

@@ -2,6 +2,7 @@
 
     dm1 demo                      the main job on the embedded default (see `dm1 demo --help`)
     dm1 bench inference [--json]  policy latency: ONNX 1 step vs multi-step vs torch, training step cost
+    dm1 collect --task lift --episodes 100 --out data/lift.hdf5   scripted demonstrations (robomimic HDF5)
     dm1 export CKPT --out DIR     checkpoint -> ONNX bundle (model.onnx + manifest.yaml), parity-checked
     dm1 toy                       train MeanFlow and flow matching on the 2-D multimodal toy task
 """
@@ -36,6 +37,31 @@ def cmd_bench(args) -> int:
         print("measuring (variants interleaved in rounds; a minute or two on 2 cores)...", file=sys.stderr, flush=True)
     result = bench_inference(model=args.model, iters=args.iters, train_iters=args.train_iters)
     print(json.dumps(result, indent=1) if args.json else format_table(result))
+    return 0
+
+
+def cmd_collect(args) -> int:
+    from dm1_ros.sim.collect import CollectArgs, collect, record_video
+
+    if args.video:
+        result = record_video(args.task, args.video, seed=args.seed, image_size=args.image_size)
+        print(f"wrote {result['video']}: {result['steps']} steps, success={result['success']}")
+        if args.episodes <= 0 or args.out is None:
+            return 0
+    if args.out is None:
+        print("dm1 collect: --out is required (unless only --video is asked for)", file=sys.stderr)
+        return 2
+    cargs = CollectArgs(task=args.task, episodes=args.episodes, out=args.out, workers=args.workers, images=not args.no_images,
+                        image_size=args.image_size, cameras=tuple(args.cameras), seed=args.seed, keep_failures=args.keep_failures)
+    try:
+        s = collect(cargs)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished episodes are kept in {args.out}.parts; run the same command to resume", file=sys.stderr)
+        return 130
+    if s.get("tried"):
+        print(f"{s['out']}: {s['kept']} episodes ({s['new']} new), expert success {s['expert_success_rate']:.0%} over "
+              f"{s['tried']} tries, {s['episodes_per_min']:.1f} episodes/min, {s['steps_per_s']:.0f} steps/s, "
+              f"{s['bytes'] / 1e6:.1f} MB")
     return 0
 
 
@@ -82,6 +108,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iters", type=int, default=300, help="timed calls per variant (default 300)")
     p.add_argument("--train-iters", type=int, default=8, help="timed training steps per method (default 8)")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("collect", help="scripted demonstrations in robosuite -> robomimic HDF5 (resumable)",
+                       description="Runs the scripted expert of a task on seeds --seed, --seed+1, ... and keeps successful "
+                       "episodes until --episodes are in hand. Every finished episode is written at once (OUT.parts/); "
+                       "an interrupted run keeps them and the same command resumes. --video renders one episode.")
+    p.add_argument("--task", choices=["lift", "can", "square"], default="lift")
+    p.add_argument("--episodes", type=int, default=100)
+    p.add_argument("--out", help="dataset file, e.g. data/lift.hdf5")
+    p.add_argument("--workers", type=int, default=1, help="parallel simulator processes")
+    p.add_argument("--no-images", action="store_true", help="low-dimensional observations only (fast)")
+    p.add_argument("--image-size", type=int, default=96)
+    p.add_argument("--cameras", nargs="+", default=["robot0_eye_in_hand"], help="robosuite camera names")
+    p.add_argument("--seed", type=int, default=0, help="first seed")
+    p.add_argument("--keep-failures", action="store_true", help="also keep episodes the expert failed")
+    p.add_argument("--video", help="also write one episode (seed --seed) to this .mp4")
+    p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("export", help="checkpoint -> ONNX bundle (model.onnx + manifest.yaml), refused unless "
                        "onnxruntime matches torch within --tolerance")

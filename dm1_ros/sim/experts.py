@@ -264,16 +264,17 @@ def make_expert(task: str, seed: int | None = None) -> Expert:
 
 
 def run_expert_episode(env, expert: Expert, seed: int, on_step=None) -> tuple[bool, int]:
-    """Roll one episode; on_step(obs, action, reward, done, state) records it. Returns (success, steps)."""
+    """Roll one episode; on_step(obs, action, reward, done, sim_state, raw_obs) sees each step, with the state
+    and robosuite observation the action was chosen from. Returns (success, steps)."""
     obs = env.reset(seed=seed)
     expert.reset(env)
     done, info, steps = False, {"success": False}, 0
     while not done:
-        state = env.sim_state()
+        state, raw = env.sim_state(), env.raw_observation()
         action = np.clip(expert.act(env), -1.0, 1.0)
         next_obs, reward, done, info = env.step(action)
         if on_step is not None:
-            on_step(obs, action, reward, done, state)
+            on_step(obs, action, reward, done, state, raw)
         obs = next_obs
         steps += 1
     return bool(info["success"]), steps

@@ -1,0 +1,177 @@
+"""Scripted demonstrations in robosuite -> robomimic HDF5 (`dm1 collect`).
+
+Seeds are tried in order from `seed`; by default only successful episodes are kept, until `episodes` are in
+hand. Each finished episode is written to its own shard at once, so Ctrl-C (or a crash) keeps every finished
+episode and the same command resumes; the dataset file is assembled at the end.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dm1_ros.data.episodes import Episode, EpisodeRecorder, EpisodeStore
+
+_WORKER: dict = {}
+
+
+@dataclass
+class CollectArgs:
+    task: str = "lift"
+    episodes: int = 100
+    out: str = "data/lift.hdf5"
+    workers: int = 1
+    images: bool = True
+    image_size: int = 96
+    cameras: tuple[str, ...] = ("robot0_eye_in_hand",)
+    seed: int = 0
+    keep_failures: bool = False
+    fast_render: bool = True
+
+
+def _make_env(args: CollectArgs):
+    from dm1_ros.sim.env import SimConfig, SimEnv
+
+    return SimEnv(SimConfig(task=args.task, cameras=list(args.cameras), image_size=[args.image_size] * 2,
+                            use_images=args.images, fast_render=args.fast_render))
+
+
+def _init_worker(args: CollectArgs):
+    _WORKER["env"] = _make_env(args)
+    _WORKER["args"] = args
+
+
+def rollout(env, task: str, seed: int) -> tuple[bool, Episode]:
+    """One expert episode, recorded: observation contract + the object state (for low-dim policies) + sim state."""
+    from dm1_ros.sim.experts import make_expert, run_expert_episode
+
+    recorder = EpisodeRecorder()
+    expert = make_expert(task, seed=seed)
+
+    def record(obs, action, reward, done, state, raw):
+        recorder.add(obs, action, reward, done, state, extra_obs={"object": raw["object-state"]})
+
+    success, _ = run_expert_episode(env, expert, seed, on_step=record)
+    return success, recorder.episode(seed=seed, success=success, task=task, expert=type(expert).__name__)
+
+
+def _work(seed: int):
+    start = time.perf_counter()
+    success, episode = rollout(_WORKER["env"], _WORKER["args"].task, seed)
+    return seed, success, episode, time.perf_counter() - start
+
+
+def collect(args: CollectArgs, progress: bool = True) -> dict:
+    """Returns a summary: kept episodes, tried seeds, success rate, steps, throughput."""
+    from tqdm import tqdm
+
+    store = EpisodeStore(args.out)
+    if store.out.is_file() and not store.parts.is_dir():
+        with __import__("h5py").File(store.out, "r") as f:
+            have = len(f["data"].keys())
+        if have >= args.episodes:
+            print(f"{store.out} already holds {have} episodes (>= {args.episodes}); nothing to do")
+            return {"kept": have, "tried": 0, "new": 0}
+        store.explode_existing()
+    failed_marker = store.parts / "failed_seeds.txt"
+    tried = {int(n.split("_")[1]) for n in store.shard_names() if n.startswith("seed_")}
+    failed = {int(s) for s in failed_marker.read_text().split()} if failed_marker.is_file() else set()
+    kept = len(store.shard_names())
+    resumed = kept
+    if resumed:
+        print(f"resuming {args.out}: {resumed} episodes already collected")
+    stats = {"tried": 0, "succeeded": 0, "steps": 0, "seconds": 0.0}
+    next_seed = [args.seed]
+
+    def seeds():
+        while True:
+            s = next_seed[0]
+            next_seed[0] += 1
+            if s not in tried and s not in failed:
+                return s
+
+    def handle(seed, success, episode, seconds, bar):
+        nonlocal kept
+        stats["tried"] += 1
+        stats["succeeded"] += int(success)
+        stats["steps"] += len(episode)
+        if success or args.keep_failures:
+            if kept < args.episodes:
+                store.add(f"seed_{seed}", episode)
+                kept += 1
+                bar.update(1)
+        else:
+            store.parts.mkdir(parents=True, exist_ok=True)
+            with open(failed_marker, "a") as f:
+                f.write(f"{seed}\n")
+        bar.set_postfix(success=f"{stats['succeeded']}/{stats['tried']}")
+
+    start = time.perf_counter()
+    bar = tqdm(total=args.episodes, initial=kept, desc=f"collect {args.task}", unit="ep", disable=not progress)
+    try:
+        if args.workers <= 1:
+            env = _make_env(args)
+            try:
+                while kept < args.episodes:
+                    seed = seeds()
+                    success, episode = rollout(env, args.task, seed)
+                    handle(seed, success, episode, 0.0, bar)
+                env_args = env.env_args()
+            finally:
+                env.close()
+        else:
+            ctx = mp.get_context("spawn")  # fresh GL contexts per worker
+            with cf.ProcessPoolExecutor(args.workers, mp_context=ctx, initializer=_init_worker, initargs=(args,)) as pool:
+                pending = {pool.submit(_work, seeds()) for _ in range(args.workers * 2)}
+                while pending:
+                    done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                    for fut in done:
+                        handle(*fut.result(), bar)
+                    while kept + len(pending) < args.episodes + args.workers and kept < args.episodes and len(pending) < args.workers * 2:
+                        pending.add(pool.submit(_work, seeds()))
+                    if kept >= args.episodes:
+                        for fut in pending:
+                            fut.cancel()
+                        pending = {f for f in pending if not f.cancelled()}
+                        for fut in cf.as_completed(pending):
+                            pass  # let running episodes end; results beyond the target are dropped
+                        pending = set()
+            probe = _make_env(args)
+            env_args = probe.env_args()
+            probe.close()
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - start
+    path = store.assemble(env_args, seed=args.seed)
+    summary = {
+        "out": str(path), "kept": kept, "new": kept - resumed, "tried": stats["tried"],
+        "expert_success_rate": stats["succeeded"] / max(stats["tried"], 1), "steps": stats["steps"],
+        "seconds": elapsed, "episodes_per_min": 60 * stats["tried"] / max(elapsed, 1e-9),
+        "steps_per_s": stats["steps"] / max(elapsed, 1e-9), "bytes": path.stat().st_size,
+    }
+    return summary
+
+
+def record_video(task: str, out: str, seed: int = 0, image_size: int = 96, camera: str = "agentview") -> dict:
+    """One expert episode rendered from `camera` beside the policy's eye-in-hand view."""
+    from dm1_ros.sim.env import SimConfig, SimEnv
+    from dm1_ros.sim.experts import make_expert
+    from dm1_ros.sim.video import VideoWriter, side_by_side
+
+    env = SimEnv(SimConfig(task=task, image_size=[image_size] * 2))
+    expert = make_expert(task, seed=seed)
+    obs = env.reset(seed=seed)
+    expert.reset(env)
+    done, info, steps = False, {"success": False}, 0
+    with VideoWriter(out, fps=env.config.control_rate_hz) as video:
+        while not done:
+            video.add(side_by_side(env.render(camera, 256, 256), *obs.images.values()))
+            obs, _, done, info = env.step(np.clip(expert.act(env), -1, 1))
+            steps += 1
+        video.add(side_by_side(env.render(camera, 256, 256), *obs.images.values()))
+    env.close()
+    return {"video": out, "success": info["success"], "steps": steps}

@@ -1,0 +1,136 @@
+"""robomimic HDF5 -> (observation, action chunk) windows for training. Reads our files and robomimic's releases.
+
+    ds = RobomimicDataset("data/lift.hdf5", image_keys=["robot0_eye_in_hand_image"], chunk=4, split="train")
+    batch = ds.batch(np.arange(64))   # images {k: (B, H, W, 3) uint8}, proprio (B, P), actions (B, Ta, Da)
+
+Window at step t: the observation at t and actions t .. t+Ta-1; past the episode's end the last action repeats.
+Everything is loaded into memory when it fits (`max_memory_gb`), so a batch is a few fancy-indexing operations.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from dm1_ros.runtime.contract import PROPRIO_KEYS
+
+
+class DatasetError(ValueError):
+    """A dataset file that does not fit what training asks of it; the message names the file, demo and key."""
+
+
+def file_hash(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+class RobomimicDataset:
+    def __init__(self, path: str | Path, image_keys: list[str], chunk: int, proprio_keys: list[str] | None = None,
+                 split: str | None = "train", action_dim: int = 7, image_shape: tuple[int, int, int] | None = None,
+                 proprio_dims: list[int] | None = None, max_memory_gb: float = 8.0):
+        self.path = Path(path)
+        self.image_keys = list(image_keys)
+        self.proprio_keys = list(proprio_keys if proprio_keys is not None else PROPRIO_KEYS)
+        self.chunk = chunk
+        if not self.path.is_file():
+            raise DatasetError(f"dataset not found: {self.path}")
+        try:
+            f = h5py.File(self.path, "r")
+        except OSError as exc:
+            raise DatasetError(f"{self.path} is not a readable HDF5 file: {exc}") from None
+        with f:
+            if "data" not in f:
+                raise DatasetError(f"{self.path} has no 'data' group (not a robomimic dataset)")
+            demos = self._select(f, split)
+            if not demos:
+                raise DatasetError(f"{self.path}: split {split!r} selects no demonstrations")
+            self.demos = demos
+            self._check(f, demos, action_dim, image_shape, proprio_dims)
+            lengths = [int(f["data"][d]["actions"].shape[0]) for d in demos]
+            need = sum(lengths) * sum(int(np.prod(f["data"][demos[0]]["obs"][k].shape[1:])) for k in self.image_keys)
+            if need > max_memory_gb * 1e9:
+                raise DatasetError(f"{self.path}: images need {need / 1e9:.1f} GB, more than max_memory_gb={max_memory_gb}")
+            self.images = {k: np.concatenate([f["data"][d]["obs"][k][()] for d in demos]) for k in self.image_keys}
+            self.proprio = np.concatenate(
+                [np.concatenate([f["data"][d]["obs"][k][()].astype(np.float32).reshape(n, -1) for k in self.proprio_keys], axis=1)
+                 for d, n in zip(demos, lengths)]
+            ).astype(np.float32)
+            self.actions = np.concatenate([f["data"][d]["actions"][()] for d in demos]).astype(np.float32)
+            self.env_args = f["data"].attrs.get("env_args", "{}")
+        self.lengths = np.asarray(lengths)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        ends = starts + self.lengths
+        demo_of = np.repeat(np.arange(len(demos)), lengths)
+        self.obs_index = np.arange(int(self.lengths.sum()))
+        # (N, Ta) indices into self.actions; clamped at each episode's last step (padding by repetition).
+        self.action_index = np.minimum(self.obs_index[:, None] + np.arange(chunk)[None, :], ends[demo_of][:, None] - 1)
+
+    # --- checks ---------------------------------------------------------------------------------------------------
+    def _select(self, f: h5py.File, split: str | None) -> list[str]:
+        names = sorted(f["data"].keys(), key=lambda n: int(n.split("_")[-1]) if n.split("_")[-1].isdigit() else n)
+        if split is None:
+            return names
+        if "mask" in f and split in f["mask"]:
+            chosen = {m.decode() if isinstance(m, bytes) else str(m) for m in f["mask"][split][()]}
+            return [n for n in names if n in chosen]
+        if split == "train":
+            return names  # no mask: everything trains
+        return []
+
+    def _check(self, f, demos, action_dim, image_shape, proprio_dims):
+        first = f["data"][demos[0]]
+        for d in demos:
+            g = f["data"][d]
+            where = f"{self.path}: data/{d}"
+            if "actions" not in g:
+                raise DatasetError(f"{where} has no 'actions'")
+            if "obs" not in g:
+                raise DatasetError(f"{where} has no 'obs' group")
+            n = g["actions"].shape[0]
+            if g["actions"].ndim != 2 or g["actions"].shape[1] != action_dim:
+                raise DatasetError(f"{where}/actions has shape {g['actions'].shape}, expected (T, {action_dim})")
+            for k in self.image_keys + self.proprio_keys:
+                if k not in g["obs"]:
+                    raise DatasetError(f"{where} has no obs/{k} (has {sorted(g['obs'].keys())})")
+                if g["obs"][k].shape[0] != n:
+                    raise DatasetError(f"{where}/obs/{k} has {g['obs'][k].shape[0]} steps, actions have {n}")
+            for k in self.image_keys:
+                shape = tuple(g["obs"][k].shape[1:])
+                want = tuple(image_shape) if image_shape else tuple(first["obs"][k].shape[1:])
+                if shape != want or len(shape) != 3 or shape[-1] != 3:
+                    raise DatasetError(f"{where}/obs/{k} has frames of shape {shape}, expected {want} (H, W, 3)")
+                if g["obs"][k].dtype != np.uint8:
+                    raise DatasetError(f"{where}/obs/{k} has dtype {g['obs'][k].dtype}, expected uint8")
+            for i, k in enumerate(self.proprio_keys):
+                dim = int(np.prod(g["obs"][k].shape[1:]))
+                want = proprio_dims[i] if proprio_dims else int(np.prod(first["obs"][k].shape[1:]))
+                if dim != want:
+                    raise DatasetError(f"{where}/obs/{k} has dimension {dim}, expected {want}")
+
+    # --- access ---------------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.obs_index.size)
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self.demos)
+
+    def batch(self, idx: np.ndarray) -> dict:
+        return {
+            "images": {k: v[idx] for k, v in self.images.items()},
+            "proprio": self.proprio[idx],
+            "actions": self.actions[self.action_index[idx]],
+        }
+
+    def __getitem__(self, i: int) -> dict:
+        b = self.batch(np.asarray([i]))
+        return {"images": {k: v[0] for k, v in b["images"].items()}, "proprio": b["proprio"][0], "actions": b["actions"][0]}
+
+    def stats(self) -> dict[str, np.ndarray]:
+        return {"action_min": self.actions.min(0), "action_max": self.actions.max(0),
+                "proprio_min": self.proprio.min(0), "proprio_max": self.proprio.max(0)}
