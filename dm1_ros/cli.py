@@ -1,8 +1,10 @@
 """`dm1`: one entry point for the whole pipeline.
 
-    dm1 demo                      the main job on the embedded default (see `dm1 demo --help`)
+    dm1 demo                      the shipped lift policy controls the robot in robosuite (sim-in-the-loop)
+    dm1 eval --model models/lift_image --task lift --episodes 50
     dm1 bench inference [--json]  policy latency: ONNX 1 step vs multi-step vs torch, training step cost
     dm1 collect --task lift --episodes 100 --out data/lift.hdf5   scripted demonstrations (robomimic HDF5)
+    dm1 train --config config/train/lift_image.yaml [--set key=value] [--resume]
     dm1 export CKPT --out DIR     checkpoint -> ONNX bundle (model.onnx + manifest.yaml), parity-checked
     dm1 toy                       train MeanFlow and flow matching on the 2-D multimodal toy task
 """
@@ -15,16 +17,63 @@ import sys
 
 
 def cmd_demo(args) -> int:
-    from dm1_ros.train.toy import run_toy_demo
+    from pathlib import Path
 
-    print("dm1 demo: one-step MeanFlow vs multi-step flow matching on a conditional multimodal task\n"
-          "(the simulation demo with the shipped lift model replaces this once training lands)\n", flush=True)
-    run_toy_demo(out_png=args.plot, steps=args.steps, seed=args.seed)
+    from dm1_ros.train.demo import run_demo
+
+    if not (Path(args.model) / "manifest.yaml").is_file():
+        print(f"dm1 demo: no model bundle at {args.model}", file=sys.stderr)
+        return 1
+    run_demo(args.model, task=args.task, episodes=args.episodes, video=args.video, seed=args.seed)
     return 0
 
 
 def cmd_toy(args) -> int:
-    return cmd_demo(args)
+    from dm1_ros.train.toy import run_toy_demo
+
+    print("dm1 toy: one-step MeanFlow vs multi-step flow matching on a conditional multimodal task\n", flush=True)
+    run_toy_demo(out_png=args.plot, steps=args.steps, seed=args.seed)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from pathlib import Path
+
+    from dm1_ros.runtime.bundle import BundleError
+    from dm1_ros.train.evaluate import EvalArgs, MARKDOWN_HEADER, evaluate, export_variants, markdown_row, write_summary
+
+    model = Path(args.model)
+    steps = [int(k) for k in args.steps.split(",")] if args.steps else None
+    try:
+        if model.is_file():  # a checkpoint: export one bundle per step count
+            bundles = export_variants(str(model), steps or [1])
+        else:
+            from dm1_ros.runtime.bundle import read_manifest
+
+            baked = read_manifest(model).sampling_steps
+            if steps and steps != [baked]:
+                print(f"dm1 eval: bundle {model} samples in {baked} step(s); pass a checkpoint (.pt) to evaluate "
+                      f"--steps {args.steps}", file=sys.stderr)
+                return 2
+            bundles = {baked: str(model)}
+        rows = []
+        for k, bundle in bundles.items():
+            summary = evaluate(EvalArgs(model=bundle, task=args.task, episodes=args.episodes, execute=args.execute,
+                                        workers=args.workers, video=args.video if k == min(bundles) else None,
+                                        seed_base=args.seed_base))
+            summary["model"] = str(model)
+            if args.out:
+                out = Path(args.out)
+                write_summary(summary, out.with_name(f"{out.stem}_k{k}{out.suffix or '.json'}") if len(bundles) > 1 else out)
+            rows.append(markdown_row(summary))
+            print(f"{args.task} {summary['method']} {k} step(s): {summary['successes']}/{summary['episodes']} success "
+                  f"(95% CI {summary['ci95'][0]:.0%}-{summary['ci95'][1]:.0%}), mean length {summary['mean_steps']:.0f}, "
+                  f"policy p50 {summary['policy_latency_ms']['p50']:.2f} ms", flush=True)
+    except BundleError as exc:
+        print(f"dm1 eval: {exc}", file=sys.stderr)
+        return 1
+    print("\n" + MARKDOWN_HEADER + "\n" + "\n".join(rows))
+    return 0
 
 
 def cmd_bench(args) -> int:
@@ -65,6 +114,24 @@ def cmd_collect(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from dm1_ros.configuration import ConfigError, load_yaml
+    from dm1_ros.policy.checkpoint import CheckpointError
+    from dm1_ros.train.dataset import DatasetError
+    from dm1_ros.train.pretrain import TrainConfig, train
+
+    try:
+        cfg = load_yaml(TrainConfig, args.config, args.set)
+        path = train(cfg, resume=args.resume, progress=not args.no_progress)
+    except (ConfigError, DatasetError, CheckpointError, ValueError) as exc:
+        print(f"dm1 train: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    print(f"wrote {path}; export with: dm1 export {path} --out models/NAME")
+    return 0
+
+
 def cmd_export(args) -> int:
     from dm1_ros.policy.checkpoint import CheckpointError, load_checkpoint
     from dm1_ros.policy.export import ExportError, export_bundle
@@ -81,21 +148,58 @@ def cmd_export(args) -> int:
     return 0
 
 
+def default_model_path():
+    """The shipped model: models/ of the source tree, or share/dm1_ros/models of an installed ROS package."""
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent.parent / "models" / "lift_image"
+    if here.is_dir():
+        return here
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory("dm1_ros")) / "models" / "lift_image"
+    except Exception:  # no ROS: the source-tree path, whose absence `dm1 demo` reports
+        return here
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dm1", description="One-step generative policies for real-time robot control.",
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for name, fn, text in (("demo", cmd_demo, "the main job on the embedded default: trains one-step MeanFlow and "
-                            "flow matching on a multimodal toy task, compares 1 vs multi-step sampling, plots, and runs "
-                            "the 1-step sampler through onnxruntime"),
-                           ("toy", cmd_toy, "the toy comparison alone, with its own options")):
-        p = sub.add_parser(name, help=text, description=text)
-        p.add_argument("--steps", type=int, default=1500, help="optimizer steps per method (default 1500)")
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--plot", default="docs/toy_onestep.png", help="where to write the scatter plot")
-        p.set_defaults(func=fn)
+    p = sub.add_parser("demo", help="the main job on the embedded default: the shipped lift policy controls the Panda "
+                       "in robosuite through the ONNX runtime; prints success, loop rate and policy latency; writes a video")
+    p.add_argument("--model", default=str(default_model_path()), help="bundle directory (default: the shipped lift model)")
+    p.add_argument("--task", default="lift", choices=["lift", "can", "square"])
+    p.add_argument("--episodes", type=int, default=5)
+    p.add_argument("--seed", type=int, default=200_000, help="first evaluation seed")
+    p.add_argument("--video", default="docs/demo_lift.mp4", help="video of the first episode ('' for none)")
+    p.set_defaults(func=cmd_demo)
+
+    text = ("train one-step MeanFlow and flow matching on a conditional multimodal toy task, compare 1 vs multi-step "
+            "sampling, plot, and run the 1-step sampler through onnxruntime (about a minute and a half)")
+    p = sub.add_parser("toy", help=text, description=text)
+    p.add_argument("--steps", type=int, default=1500, help="optimizer steps per method (default 1500)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--plot", default="docs/toy_onestep.png", help="where to write the scatter plot")
+    p.set_defaults(func=cmd_toy)
+
+    p = sub.add_parser("eval", help="seeded success rate in robosuite through the ONNX runtime (95%% CI, latency)",
+                       description="Evaluates a bundle, or a checkpoint exported on the fly once per --steps value, on "
+                       "seeded episodes (seeds from --seed-base, far from the demonstration seeds).")
+    p.add_argument("--model", required=True, help="bundle directory or checkpoint (.pt)")
+    p.add_argument("--task", default="lift", choices=["lift", "can", "square"])
+    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--steps", help="sampling steps to evaluate, e.g. 1,2,5 (checkpoints only)")
+    p.add_argument("--execute", choices=["first", "chunk"], default="first",
+                   help="first: re-plan every tick (default); chunk: run each chunk open loop like the papers")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--seed-base", type=int, default=100_000)
+    p.add_argument("--video", help="record the first episode to this .mp4")
+    p.add_argument("--out", help="summary JSON (a .md table is written beside it)")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="benchmarks that print figures and ratios measured side by side",
                        description="bench inference: p50/p99 latency and Hz at batch 1 of the default 1.78 M-parameter "
@@ -124,6 +228,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-failures", action="store_true", help="also keep episodes the expert failed")
     p.add_argument("--video", help="also write one episode (seed --seed) to this .mp4")
     p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("train", help="pre-train a policy on demonstrations (MeanFlow + dispersive, or flow matching)",
+                       description="Reads a recipe (config/train/*.yaml), trains with AdamW + warm-up/cosine, EMA, random-shift "
+                       "augmentation; writes OUT_DIR/last.pt (every checkpoint_every steps and on Ctrl-C), log.csv, "
+                       "TensorBoard events and curves.png. Under torchrun the gradient is averaged over processes.")
+    p.add_argument("--config", required=True, help="training recipe YAML")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe key, e.g. --set steps=100 --set policy.method.name=flow_matching")
+    p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("export", help="checkpoint -> ONNX bundle (model.onnx + manifest.yaml), refused unless "
                        "onnxruntime matches torch within --tolerance")

@@ -37,3 +37,29 @@ def tiny_policy(tiny_image_config):
     policy.action_normalizer.fit(rng.uniform(-0.5, 0.5, (64, 7)))
     policy.proprio_normalizer.fit(rng.uniform(-1.0, 1.0, (64, 9)))
     return policy.eval()
+
+
+def write_fake_dataset(path, lengths=(6, 8, 7), size=32, seed=0):
+    """A robomimic file of random episodes whose actions depend on proprio (so there is something to learn)."""
+    import numpy as np
+
+    from dm1_ros.data.episodes import EpisodeRecorder, EpisodeStore
+    from dm1_ros.runtime.contract import Observation
+
+    rng = np.random.default_rng(seed)
+    store = EpisodeStore(path)
+    for i, n in enumerate(lengths):
+        rec = EpisodeRecorder()
+        for t in range(n):
+            proprio = rng.uniform(-1, 1, 9).astype(np.float32)
+            obs = Observation(images={"robot0_eye_in_hand_image": rng.integers(0, 256, (size, size, 3), dtype=np.uint8)},
+                              proprio=proprio, stamp=t / 20)
+            action = np.tanh(np.concatenate([proprio[:6], [1.0 if t > n // 2 else -1.0]]))
+            rec.add(obs, action, reward=0.0, done=t == n - 1, state=np.zeros(3))
+        store.add(f"seed_{i}", rec.episode(seed=i))
+    return store.assemble({"env_name": "Fake"}, valid_fraction=0.34)
+
+
+@pytest.fixture
+def fake_dataset(tmp_path):
+    return write_fake_dataset(tmp_path / "fake.hdf5")

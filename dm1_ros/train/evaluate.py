@@ -1,0 +1,186 @@
+"""Seeded evaluation in robosuite through the ONNX runtime, the code path the robot uses (`dm1 eval`).
+
+    summary = evaluate(EvalArgs(model="models/lift_image", task="lift", episodes=50))
+
+Each episode: reset with seed (seed_base + i), then every control tick observe -> OnnxPolicy.predict -> apply the
+first action of the chunk (re-plan every tick, the default for a one-step policy) or the whole chunk open loop
+(`execute="chunk"`, the papers' setting). Success rate comes with a 95 % Wilson interval.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import math
+import multiprocessing as mp
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+EVAL_SEED_BASE = 100_000  # far from the seeds scripted demonstrations use (0, 1, 2, ...)
+_WORKER: dict = {}
+
+
+@dataclass
+class EvalArgs:
+    model: str = "models/lift_image"  # bundle directory
+    task: str = "lift"
+    episodes: int = 50
+    seed_base: int = EVAL_SEED_BASE
+    execute: str = "first"  # first: re-plan every tick; chunk: run the whole chunk open loop
+    workers: int = 1
+    threads: int = 1  # onnxruntime threads per worker
+    video: str | None = None  # record the first episode
+    max_steps: int = 0  # 0: the task's default
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def _setup(args: EvalArgs):
+    from dm1_ros.runtime.onnx_policy import OnnxPolicy
+    from dm1_ros.sim.env import SimConfig, SimEnv
+
+    policy = OnnxPolicy(args.model, threads=args.threads, noise_seed=args.seed_base)
+    spec = policy.manifest.observation
+    cameras = [s.name[: -len("_image")] for s in spec.images]
+    size = [spec.images[0].height, spec.images[0].width] if spec.images else [96, 96]
+    env = SimEnv(SimConfig(task=args.task, cameras=cameras, image_size=size, use_images=bool(cameras), max_steps=args.max_steps))
+    policy.manifest.check_observation_spec(env.observation_spec)
+    return env, policy
+
+
+def run_episode(env, policy, seed: int, execute: str = "first", video=None) -> dict:
+    from dm1_ros.sim.video import side_by_side
+
+    policy.rng = np.random.default_rng(seed)  # reproducible sampling noise per episode
+    obs = env.reset(seed=seed)
+    done, info, steps, queue = False, {"success": False}, 0, []
+    tick_ms = []
+    while not done:
+        start = time.perf_counter()
+        if not queue:
+            chunk = policy.predict(obs)
+            queue = list(chunk.actions) if execute == "chunk" else [chunk.actions[0]]
+        action = queue.pop(0)
+        if video is not None:
+            video.add(side_by_side(env.render("agentview", 256, 256), *obs.images.values()))
+        obs, _, done, info = env.step(action)
+        tick_ms.append((time.perf_counter() - start) * 1e3)
+        steps += 1
+    return {"seed": seed, "success": bool(info["success"]), "steps": steps, "tick_ms": float(np.mean(tick_ms))}
+
+
+def _init(args):
+    _WORKER["env"], _WORKER["policy"] = _setup(args)
+    _WORKER["args"] = args
+
+
+def _work(seed):
+    r = run_episode(_WORKER["env"], _WORKER["policy"], seed, _WORKER["args"].execute)
+    r["latencies"] = list(_WORKER["policy"].latencies_ms)
+    _WORKER["policy"].latencies_ms.clear()
+    return r
+
+
+def evaluate(args: EvalArgs, progress: bool = True) -> dict:
+    from tqdm import tqdm
+
+    from dm1_ros.runtime.bundle import read_manifest
+    from dm1_ros.sim.video import VideoWriter
+
+    manifest = read_manifest(args.model)
+    seeds = [args.seed_base + i for i in range(args.episodes)]
+    results, latencies = [], []
+    start = time.perf_counter()
+    bar = tqdm(total=args.episodes, desc=f"eval {Path(args.model).name} ({manifest.sampling_steps} step)", unit="ep", disable=not progress)
+    if args.workers <= 1:
+        env, policy = _setup(args)
+        for i, seed in enumerate(seeds):
+            with VideoWriter(args.video, fps=env.config.control_rate_hz) if (i == 0 and args.video) else _Null() as video:
+                results.append(run_episode(env, policy, seed, args.execute, video if args.video and i == 0 else None))
+            latencies += list(policy.latencies_ms)
+            policy.latencies_ms.clear()
+            bar.update(1)
+            bar.set_postfix(success=f"{sum(r['success'] for r in results)}/{len(results)}")
+        provider = policy.provider
+        env.close()
+    else:
+        if args.video:
+            env, policy = _setup(args)
+            with VideoWriter(args.video, fps=env.config.control_rate_hz) as video:
+                results.append(run_episode(env, policy, seeds[0], args.execute, video))
+            latencies += list(policy.latencies_ms)
+            env.close()
+            seeds = seeds[1:]
+            bar.update(1)
+        with cf.ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn"), initializer=_init, initargs=(args,)) as pool:
+            for r in pool.map(_work, seeds):
+                latencies += r.pop("latencies")
+                results.append(r)
+                bar.update(1)
+                bar.set_postfix(success=f"{sum(x['success'] for x in results)}/{len(results)}")
+        provider = "CPUExecutionProvider"
+    bar.close()
+    n_ok = sum(r["success"] for r in results)
+    lo, hi = wilson_interval(n_ok, len(results))
+    lat = np.asarray(latencies) if latencies else np.zeros(1)
+    return {
+        "model": args.model, "model_id": manifest.model_id, "method": manifest.method, "sampling_steps": manifest.sampling_steps,
+        "task": args.task, "episodes": len(results), "successes": n_ok, "success_rate": n_ok / len(results),
+        "ci95": [lo, hi], "mean_steps": float(np.mean([r["steps"] for r in results])),
+        "mean_steps_success": float(np.mean([r["steps"] for r in results if r["success"]])) if n_ok else None,
+        "policy_latency_ms": {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))},
+        "loop_tick_ms": float(np.mean([r["tick_ms"] for r in results])),
+        "execute": args.execute, "provider": provider, "seconds": time.perf_counter() - start,
+        "seeds": [args.seed_base, args.seed_base + args.episodes - 1], "per_episode": results, "args": asdict(args),
+    }
+
+
+class _Null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def export_variants(checkpoint: str, steps: list[int], workdir: str | None = None) -> dict[int, str]:
+    """Checkpoint -> one temporary parity-checked bundle per sampling-step count."""
+    from dm1_ros.policy.checkpoint import load_checkpoint
+    from dm1_ros.policy.export import export_bundle
+
+    policy, payload = load_checkpoint(checkpoint)
+    root = Path(workdir or tempfile.mkdtemp(prefix="dm1-eval-"))
+    out = {}
+    for k in steps:
+        export_bundle(policy, root / f"k{k}", steps=k, training={"checkpoint": checkpoint, **(payload.get("provenance") or {})})
+        out[k] = str(root / f"k{k}")
+    return out
+
+
+def markdown_row(s: dict) -> str:
+    lo, hi = s["ci95"]
+    return (f"| {s['task']} | {s['method']} | {s['sampling_steps']} | {s['execute']} | {s['successes']}/{s['episodes']} "
+            f"({s['success_rate']:.0%}, 95% CI {lo:.0%}-{hi:.0%}) | {s['mean_steps']:.0f} | "
+            f"{s['policy_latency_ms']['p50']:.2f} / {s['policy_latency_ms']['p99']:.2f} |")
+
+
+MARKDOWN_HEADER = ("| task | method | steps | execution | success | mean episode length | policy latency p50 / p99 ms |\n"
+                   "|---|---|---:|---|---|---:|---|")
+
+
+def write_summary(summary: dict, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=1) + "\n")
+    path.with_suffix(".md").write_text(MARKDOWN_HEADER + "\n" + markdown_row(summary) + "\n")

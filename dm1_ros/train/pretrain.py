@@ -1,0 +1,278 @@
+"""Pre-training (`dm1 train`): MeanFlow (+ dispersive) or flow matching on robomimic HDF5 demonstrations.
+
+A cleanrl-style loop, top to bottom: data -> policy with fitted normalizers -> AdamW with warm-up + cosine ->
+EMA weights (used for validation and export) -> checkpoints (every N steps, at the end, on Ctrl-C) -> logs
+(CSV, TensorBoard when installed, PNG of the curves). `--resume` continues from `out_dir/last.pt` with the
+optimizer, schedule, EMA and random-generator states. Data-parallel under torchrun: gradients are averaged over
+ranks with all-reduce; rank 0 logs and checkpoints.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import os
+import shlex
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dm1_ros.configuration import ConfigError, to_dict
+from dm1_ros.policy.checkpoint import CheckpointError, load_state_strict, save_checkpoint
+from dm1_ros.policy.config import PolicyConfig
+from dm1_ros.policy.model import GenerativePolicy
+from dm1_ros.train.augment import random_shift
+from dm1_ros.train.dataset import RobomimicDataset, file_hash
+
+
+@dataclass
+class TrainConfig:
+    """Pre-training recipe. Defaults follow DMPO's robomimic image recipe (SPEC §3) scaled to a 2-core CPU."""
+
+    data: str = "data/lift.hdf5"  # robomimic HDF5 (mask/train and mask/valid used when present)
+    out_dir: str = "runs/lift_image"  # checkpoints, logs, curves
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    steps: int = 6000  # optimizer steps
+    batch_size: int = 64
+    lr: float = 3e-4  # AdamW peak learning rate
+    weight_decay: float = 1e-6
+    warmup_steps: int = 300  # linear warm-up, then cosine decay to lr_min
+    lr_min: float = 1e-5
+    grad_clip: float = 1.0  # max gradient norm (0: off)
+    ema_decay: float = 0.995  # EMA of the weights, used for validation and export
+    shift_pad: int = 4  # random-shift augmentation (training only)
+    seed: int = 0
+    checkpoint_every: int = 1000
+    validate_every: int = 500
+    log_every: int = 50
+    threads: int = 0  # torch intra-op threads (0: torch's default)
+    control_rate_hz: float = 20.0  # recorded in the exported manifest
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "checkpoint_every", "validate_every", "log_every"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.mul_(decay).add_(p.detach(), alpha=1 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+def to_torch(batch: dict) -> dict:
+    return {"images": {k: torch.from_numpy(v) for k, v in batch["images"].items()},
+            "proprio": torch.from_numpy(batch["proprio"]), "actions": torch.from_numpy(batch["actions"])}
+
+
+@torch.no_grad()
+def validation_loss(policy: GenerativePolicy, ds: RobomimicDataset, batch_size: int, seed: int, max_batches: int = 8) -> float:
+    """Mean loss over fixed batches with a fixed noise generator, so values are comparable across steps."""
+    rng = np.random.default_rng(seed)
+    g = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(max_batches):
+        idx = rng.integers(0, len(ds), size=min(batch_size, len(ds)))
+        with torch.enable_grad():  # MeanFlow's JVP needs autograd machinery even without training
+            loss, _ = policy.compute_loss(to_torch(ds.batch(idx)), g)
+        losses.append(float(loss))
+    return float(np.mean(losses))
+
+
+def plot_curves(csv_path: Path, png_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(csv.DictReader(open(csv_path)))
+    if not rows:
+        return
+    keys = [k for k in rows[0] if k.startswith(("loss/", "disp/", "val/"))]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for k in keys:
+        pts = [(int(r["step"]), float(r[k])) for r in rows if r.get(k) not in ("", None)]
+        if pts:
+            ax = axes[1] if k.startswith("disp/") else axes[0]
+            ax.plot(*zip(*pts), label=k, marker="o" if k.startswith("val/") else None, ms=3)
+    axes[0].set_yscale("log")
+    for ax, title in zip(axes, ("loss (train, EMA validation)", "dispersive terms")):
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=90)
+    plt.close(fig)
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command: str | None = None) -> Path:
+    """Runs the whole recipe; returns the path of the final checkpoint (out_dir/last.pt)."""
+    from tqdm import tqdm
+
+    # --- processes: plain, or data-parallel under torchrun -----------------------------------------------------
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed + rank)
+    rng = np.random.default_rng(cfg.seed + rank)
+    gen = torch.Generator().manual_seed(cfg.seed + rank)
+    out = Path(cfg.out_dir)
+    is_main = rank == 0
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+
+    # --- data --------------------------------------------------------------------------------------------------
+    pc = cfg.policy
+    image_shape = (pc.image_size[0], pc.image_size[1], 3)
+    train_ds = RobomimicDataset(cfg.data, pc.image_keys, pc.chunk, pc.proprio_keys, "train", pc.action_dim, image_shape, pc.proprio_dims)
+    try:
+        valid_ds = RobomimicDataset(cfg.data, pc.image_keys, pc.chunk, pc.proprio_keys, "valid", pc.action_dim, image_shape, pc.proprio_dims)
+    except ValueError:
+        valid_ds = None  # no validation split in this file
+    data_hash = file_hash(cfg.data)
+
+    # --- model, EMA, optimizer ---------------------------------------------------------------------------------
+    policy = GenerativePolicy(pc)
+    stats = train_ds.stats()
+    policy.action_normalizer.fit(np.stack([stats["action_min"], stats["action_max"]]))
+    policy.proprio_normalizer.fit(np.stack([stats["proprio_min"], stats["proprio_max"]]))
+    ema = copy.deepcopy(policy).requires_grad_(False).eval()
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start_step, history_rows = 0, []
+    last = out / "last.pt"
+    if resume:
+        if not last.is_file():
+            raise CheckpointError(f"--resume: no checkpoint at {last}")
+        payload = torch.load(last, map_location="cpu", weights_only=False)
+        if payload.get("config") != to_dict(pc):
+            raise CheckpointError(f"--resume: {last} was trained with another policy config; start a new out_dir")
+        load_state_strict(policy, payload["state_dict"], str(last))
+        load_state_strict(ema, payload["ema_state_dict"], str(last))
+        optimizer.load_state_dict(payload["optimizer"])
+        start_step = int(payload["step"])
+        rng.bit_generator.state = payload["numpy_rng"]
+        gen.set_state(payload["torch_generator"])
+        torch.set_rng_state(payload["torch_rng"])
+        print(f"resumed {last} at step {start_step}", flush=True)
+    provenance = {"command": command or " ".join(shlex.quote(a) for a in sys.argv), "data": str(cfg.data),
+                  "data_hash": data_hash, "episodes": train_ds.num_episodes, "recipe": to_dict(cfg)}
+
+    def checkpoint(step: int) -> None:
+        if not is_main:
+            return
+        save_checkpoint(last, policy, ema, step=step, optimizer=optimizer.state_dict(), numpy_rng=rng.bit_generator.state,
+                        torch_generator=gen.get_state(), torch_rng=torch.get_rng_state(), provenance={**provenance, "steps": step})
+        plot_curves(out / "log.csv", out / "curves.png")
+
+    # --- logs --------------------------------------------------------------------------------------------------
+    csv_file = writer = tb = None
+    if is_main:
+        new_log = not (resume and (out / "log.csv").is_file())
+        csv_file = open(out / "log.csv", "w" if new_log else "a", newline="")
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            tb = SummaryWriter(str(out / "tb"))
+        except ImportError:
+            tb = None
+    columns = None
+
+    def log(step: int, values: dict) -> None:
+        nonlocal writer, columns
+        if not is_main:
+            return
+        if writer is None:
+            columns = ["step", "lr", "seconds", *sorted(k for k in values if k not in ("lr", "seconds")), "val/loss"]
+            writer = csv.DictWriter(csv_file, fieldnames=columns, extrasaction="ignore")
+            if csv_file.tell() == 0:
+                writer.writeheader()
+        writer.writerow({"step": step, **values})
+        csv_file.flush()
+        if tb is not None:
+            for k, v in values.items():
+                tb.add_scalar(k, v, step)
+
+    # --- loop --------------------------------------------------------------------------------------------------
+    interrupted = False
+
+    def on_sigterm(*_):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if is_main else None
+    bar = tqdm(total=cfg.steps, initial=start_step, desc=f"train {pc.method.name}", unit="step", disable=not (progress and is_main))
+    step, t0, acc = start_step, time.perf_counter(), {}
+    policy.train()
+    try:
+        while step < cfg.steps:
+            lr = lr_at(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch = to_torch(train_ds.batch(rng.integers(0, len(train_ds), size=cfg.batch_size)))
+            batch["images"] = {k: random_shift(v, cfg.shift_pad, gen) for k, v in batch["images"].items()}
+            loss, logs = policy.compute_loss(batch, gen)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if world > 1:
+                for p in policy.parameters():
+                    if p.grad is not None:
+                        dist.all_reduce(p.grad)
+                        p.grad /= world
+            if cfg.grad_clip > 0:
+                logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip))
+            if not math.isfinite(float(loss.detach())):
+                raise FloatingPointError(f"loss became {float(loss.detach())} at step {step}; last checkpoint kept at {last}")
+            optimizer.step()
+            ema_update(ema, policy, cfg.ema_decay)
+            step += 1
+            for k, v in logs.items():
+                acc[k] = acc.get(k, 0.0) + v
+            acc["_n"] = acc.get("_n", 0) + 1
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                n = acc.pop("_n")
+                row = {k: v / n for k, v in acc.items()}
+                acc = {}
+                row.update(lr=lr, seconds=time.perf_counter() - t0)
+                if valid_ds is not None and (step % cfg.validate_every == 0 or step == cfg.steps):
+                    row["val/loss"] = validation_loss(ema, valid_ds, cfg.batch_size, cfg.seed)
+                log(step, row)
+                bar.set_postfix(loss=f"{row['loss/total']:.4f}", **({"val": f"{row['val/loss']:.4f}"} if "val/loss" in row else {}))
+            if step % cfg.checkpoint_every == 0:
+                checkpoint(step)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+        checkpoint(step)
+        if csv_file:
+            csv_file.close()
+        if tb is not None:
+            tb.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if interrupted:
+        print(f"\ninterrupted at step {step}: checkpoint saved to {last}; continue with --resume", file=sys.stderr)
+        raise KeyboardInterrupt
+    return last
