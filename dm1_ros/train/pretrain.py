@@ -51,6 +51,7 @@ class TrainConfig:
     validate_every: int = 500
     log_every: int = 50
     threads: int = 0  # torch intra-op threads (0: torch's default)
+    device: str = "cpu"  # cpu, cuda, or auto (cuda when available); under torchrun each rank takes cuda:LOCAL_RANK
     control_rate_hz: float = 20.0  # recorded in the exported manifest
 
     def __post_init__(self):
@@ -59,6 +60,10 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
+
+
+def _cpu_copy(model: GenerativePolicy) -> GenerativePolicy:
+    return model if next(model.parameters()).device.type == "cpu" else copy.deepcopy(model).cpu()
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -76,21 +81,22 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         e.copy_(b)
 
 
-def to_torch(batch: dict) -> dict:
-    return {"images": {k: torch.from_numpy(v) for k, v in batch["images"].items()},
-            "proprio": torch.from_numpy(batch["proprio"]), "actions": torch.from_numpy(batch["actions"])}
+def to_torch(batch: dict, device: torch.device | str = "cpu") -> dict:
+    return {"images": {k: torch.from_numpy(v).to(device) for k, v in batch["images"].items()},
+            "proprio": torch.from_numpy(batch["proprio"]).to(device), "actions": torch.from_numpy(batch["actions"]).to(device)}
 
 
 @torch.no_grad()
-def validation_loss(policy: GenerativePolicy, ds: RobomimicDataset, batch_size: int, seed: int, max_batches: int = 8) -> float:
+def validation_loss(policy: GenerativePolicy, ds: RobomimicDataset, batch_size: int, seed: int, max_batches: int = 8,
+                    device: torch.device | str = "cpu") -> float:
     """Mean loss over fixed batches with a fixed noise generator, so values are comparable across steps."""
     rng = np.random.default_rng(seed)
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator(device=device).manual_seed(seed)
     losses = []
     for _ in range(max_batches):
         idx = rng.integers(0, len(ds), size=min(batch_size, len(ds)))
         with torch.enable_grad():  # MeanFlow's JVP needs autograd machinery even without training
-            loss, _ = policy.compute_loss(to_torch(ds.batch(idx)), g)
+            loss, _ = policy.compute_loss(to_torch(ds.batch(idx), device), g)
         losses.append(float(loss))
     return float(np.mean(losses))
 
@@ -129,10 +135,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
     # --- processes: plain, or data-parallel under torchrun -----------------------------------------------------
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
+    use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if use_cuda else "cpu")
     if world > 1:
         import torch.distributed as dist
 
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group("nccl" if use_cuda else "gloo")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed + rank)
@@ -158,6 +166,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
     stats = train_ds.stats()
     policy.action_normalizer.fit(np.stack([stats["action_min"], stats["action_max"]]))
     policy.proprio_normalizer.fit(np.stack([stats["proprio_min"], stats["proprio_max"]]))
+    policy.to(device)
     ema = copy.deepcopy(policy).requires_grad_(False).eval()
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start_step, history_rows = 0, []
@@ -168,6 +177,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
         payload = torch.load(last, map_location="cpu", weights_only=False)
         if payload.get("config") != to_dict(pc):
             raise CheckpointError(f"--resume: {last} was trained with another policy config; start a new out_dir")
+        payload["state_dict"] = {k: v.to(device) for k, v in payload["state_dict"].items()}
+        payload["ema_state_dict"] = {k: v.to(device) for k, v in payload["ema_state_dict"].items()}
         load_state_strict(policy, payload["state_dict"], str(last))
         load_state_strict(ema, payload["ema_state_dict"], str(last))
         optimizer.load_state_dict(payload["optimizer"])
@@ -182,7 +193,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
     def checkpoint(step: int) -> None:
         if not is_main:
             return
-        save_checkpoint(last, policy, ema, step=step, optimizer=optimizer.state_dict(), numpy_rng=rng.bit_generator.state,
+        save_checkpoint(last, _cpu_copy(policy), _cpu_copy(ema), step=step, optimizer=optimizer.state_dict(), numpy_rng=rng.bit_generator.state,
                         torch_generator=gen.get_state(), torch_rng=torch.get_rng_state(), provenance={**provenance, "steps": step})
         plot_curves(out / "log.csv", out / "curves.png")
 
@@ -230,8 +241,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
             for group in optimizer.param_groups:
                 group["lr"] = lr
             batch = to_torch(train_ds.batch(rng.integers(0, len(train_ds), size=cfg.batch_size)))
-            batch["images"] = {k: random_shift(v, cfg.shift_pad, gen) for k, v in batch["images"].items()}
-            loss, logs = policy.compute_loss(batch, gen)
+            batch["images"] = {k: random_shift(v, cfg.shift_pad, gen).to(device) for k, v in batch["images"].items()}
+            batch["proprio"], batch["actions"] = batch["proprio"].to(device), batch["actions"].to(device)
+            loss, logs = policy.compute_loss(batch, gen if device.type == "cpu" else None)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if world > 1:
@@ -256,7 +268,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
                 acc = {}
                 row.update(lr=lr, seconds=time.perf_counter() - t0)
                 if valid_ds is not None and (step % cfg.validate_every == 0 or step == cfg.steps):
-                    row["val/loss"] = validation_loss(ema, valid_ds, cfg.batch_size, cfg.seed)
+                    row["val/loss"] = validation_loss(ema, valid_ds, cfg.batch_size, cfg.seed, device=device)
                 log(step, row)
                 bar.set_postfix(loss=f"{row['loss/total']:.4f}", **({"val": f"{row['val/loss']:.4f}"} if "val/loss" in row else {}))
             if step % cfg.checkpoint_every == 0:

@@ -166,10 +166,15 @@ def run_toy_demo(out_png: str | None = "docs/toy_onestep.png", steps: int = 1500
     r = scores["onnx_meanflow_1step"]
     print(f"| meanflow via onnxruntime | 1 | {r['sw']:.3f} | {r['on_mode']:.0%} |")
     print(f"\nonnxruntime 1-step latency (toy network): p50 {latency['p50_ms']:.3f} ms, p99 {latency['p99_ms']:.3f} ms")
+    result = {"steps": steps, "scores": scores, "floor": float(floor), "train_s": train_s, "latency": latency}
     if out_png:
         plot_toy(policies, out_png, seed)
+        from pathlib import Path
+        import json
+
+        Path(out_png).with_name("toy.json").write_text(json.dumps(result, indent=1) + "\n")
         print(f"plot: {out_png}")
-    return {"scores": scores, "floor": float(floor), "train_s": train_s, "latency": latency}
+    return result
 
 
 def plot_toy(policies: dict, out_png: str, seed: int = 0) -> None:
