@@ -41,6 +41,12 @@ def test_robomimic_layout_and_round_trip(tmp_path):
         assert set(f["data/demo_0/obs"].keys()) == {KEY, "robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "object"}
         assert len(f["mask/train"]) + len(f["mask/valid"]) == 3 and len(f["mask/valid"]) == 1
         assert f["data/demo_0/states"].shape == (5, 5)
+        # next_obs for robomimic's default loader: obs shifted by one, the last step repeated, no extra bytes
+        nxt = f["data/demo_1/next_obs/robot0_eef_pos"]
+        assert nxt.is_virtual
+        np.testing.assert_array_equal(nxt[:6], episodes[1].obs["robot0_eef_pos"][1:])
+        np.testing.assert_array_equal(nxt[6], episodes[1].obs["robot0_eef_pos"][6])
+        np.testing.assert_array_equal(f["data/demo_0/next_obs"][KEY][0], episodes[0].obs[KEY][1])
     assert not (tmp_path / "d.hdf5.parts").exists()  # shards removed once assembled
     ds = RobomimicDataset(path, [KEY], chunk=3, split=None)
     assert len(ds) == 18 and ds.num_episodes == 3

@@ -3,6 +3,8 @@
     data/                         attrs: total (steps), env_args (JSON)
       demo_N/                     attrs: num_samples (+ seed, success, ...)
         obs/<key>                 (T, ...)  images uint8 (T, H, W, 3), low-dim float32
+        next_obs/<key>            obs shifted by one step (last step repeated): HDF5 virtual datasets, no extra
+                                  bytes; robomimic's SequenceDataset loads them by default
         actions (T, 7)  rewards (T,)  dones (T,)  states (T, S)  timestamps (T,)
     mask/train, mask/valid        demo names (bytes)
 
@@ -97,6 +99,15 @@ def _write_group(group: h5py.Group, ep: Episode, compress: bool = True) -> None:
             obs.create_dataset(k, data=v, chunks=(1, *v.shape[1:]), compression="gzip", compression_opts=3)
         else:
             obs.create_dataset(k, data=v)
+    nxt = group.create_group("next_obs")
+    for k, v in ep.obs.items():
+        n = v.shape[0]
+        layout = h5py.VirtualLayout(shape=v.shape, dtype=v.dtype)
+        source = h5py.VirtualSource(".", obs[k].name, shape=v.shape)  # "." = this file, wherever it moves
+        if n > 1:
+            layout[0 : n - 1] = source[1:n]
+        layout[n - 1] = source[n - 1]
+        nxt.create_virtual_dataset(k, layout)
     group.create_dataset("actions", data=ep.actions.astype(np.float32))
     group.create_dataset("rewards", data=ep.rewards.astype(np.float32))
     group.create_dataset("dones", data=ep.dones.astype(np.uint8))
