@@ -1,0 +1,102 @@
+"""Scheduler, safety filter, watchdog and cadence monitor (plain numpy, no torch)."""
+import numpy as np
+import pytest
+
+from dm1_ros.runtime.cadence import CadenceMonitor
+from dm1_ros.runtime.contract import ActionChunk
+from dm1_ros.runtime.safety import SafetyConfig, SafetyFilter, Watchdog
+from dm1_ros.runtime.scheduler import ActionScheduler, SchedulerConfig
+
+
+def chunk(stamp, values, model="m"):
+    return ActionChunk(actions=np.asarray(values, np.float32)[:, None] * np.ones((1, 7), np.float32), stamp=stamp, model_id=model)
+
+
+def test_latest_mode_picks_the_action_for_now_and_drops_late_ones():
+    s = ActionScheduler(SchedulerConfig(rate_hz=10, interpolate=False))
+    assert s.action(0.0) is None
+    assert s.add(chunk(1.0, [0, 1, 2, 3]), now=1.0)
+    assert s.action(1.0)[0] == 0 and s.action(1.1)[0] == 1 and s.action(1.3)[0] == 3
+    assert s.action(1.41) is None  # every action late: hold
+    assert not s.add(chunk(0.0, [0, 1, 2, 3]), now=1.0) and s.dropped_late == 1
+
+
+def test_latencies_shift_the_pick_and_interpolation_fills_between():
+    s = ActionScheduler(SchedulerConfig(rate_hz=10, camera_latency_s=0.05, actuation_latency_s=0.05))
+    s.add(chunk(1.0, [0, 1, 2, 3]), now=1.0)
+    # captured at 0.95; a command at 1.0 acts at 1.05 -> index 1.0
+    assert s.action(1.0)[0] == pytest.approx(1.0)
+    assert s.action(1.025)[0] == pytest.approx(1.25)  # interpolated for a 400 Hz command stream
+
+
+def test_ensemble_blends_overlapping_chunks_newer_weighted_more():
+    s = ActionScheduler(SchedulerConfig(mode="ensemble", rate_hz=10, ensemble_decay=0.5, interpolate=False))
+    s.add(chunk(1.0, [0, 0, 0, 0]), now=1.0)
+    s.add(chunk(1.1, [1, 1, 1, 1]), now=1.1)
+    w_old, w_new = np.exp(-0.5), 1.0
+    assert s.action(1.1)[0] == pytest.approx(w_new / (w_new + w_old))
+    assert s.action(1.4)[0] == pytest.approx(1.0)  # the old chunk has run out
+    assert len(s.chunks) == 1
+
+
+def test_chunk_mode_runs_a_chunk_to_its_end():
+    s = ActionScheduler(SchedulerConfig(mode="chunk", rate_hz=10, interpolate=False))
+    assert s.needs_plan(1.0)
+    s.add(chunk(1.0, [0, 1, 2, 3]), now=1.0)
+    assert not s.needs_plan(1.0) and not s.add(chunk(1.1, [9, 9, 9, 9]), now=1.1)
+    assert s.action(1.2)[0] == 2 and s.needs_plan(1.3)
+
+
+def test_a_new_model_drops_the_old_models_queue():
+    s = ActionScheduler(SchedulerConfig(mode="ensemble", rate_hz=10, interpolate=False))
+    s.add(chunk(1.0, [5, 5, 5, 5], model="old"), now=1.0)
+    s.add(chunk(1.05, [1, 1, 1, 1], model="new"), now=1.05)
+    assert s.action(1.1)[0] == 1
+
+
+def test_safety_rejects_nonfinite_and_holds():
+    f = SafetyFilter()
+    f.filter(np.array([0, 0, 0, 0, 0, 0, 1.0]), np.array([0.5, 0, 0.3]), 0.05)
+    out = f.filter(np.array([np.nan, 0, 0, 0, 0, 0, -1]), np.array([0.5, 0, 0.3]), 0.05)
+    np.testing.assert_array_equal(out, [0, 0, 0, 0, 0, 0, 1.0])  # hold, gripper as it was
+    assert f.interventions["nonfinite"] == 1
+
+
+def test_safety_clamps_steps_velocity_workspace_and_gripper():
+    f = SafetyFilter(SafetyConfig(max_translation_per_tick_m=0.02, max_linear_velocity_mps=0.2))
+    out = f.filter(np.array([1, 0, 0, 0, 0, 0, 2.0]), np.array([0.5, 0, 0.3]), dt=0.05)
+    assert np.linalg.norm(out[:3] * 0.05) == pytest.approx(0.01)  # velocity 0.2 m/s * 0.05 s beats 0.02 m
+    assert out[6] == 1.0 and f.interventions["gripper_clamped"] == 1 and f.interventions["translation_clamped"] == 1
+    out = f.filter(np.array([0, 0, -1, 0, 0, 0, 0]), np.array([0.5, 0, 0.025]), dt=0.1)  # floor at z = 0.02
+    assert out[2] * 0.05 == pytest.approx(-0.005) and f.interventions["workspace_clamped"] == 1
+    out = f.filter(np.array([0, 0, -1, 0, 0, 0, 0]), np.array([0.5, 0, 0.0]), dt=0.1)  # already below: no further
+    assert out[2] == 0
+    out = f.filter(np.array([0, 0, 1, 0, 0, 0, 0]), np.array([0.5, 0, 0.0]), dt=0.1)  # back in is fine
+    assert out[2] > 0
+    out = f.filter(np.array([0, 0, 0, 1, 1, 1, 0]), np.array([0.5, 0, 0.3]), dt=0.05)
+    assert np.linalg.norm(out[3:6] * 0.5) == pytest.approx(0.075) and f.interventions["rotation_clamped"] == 1
+
+
+def test_watchdog_holds_on_stale_input():
+    w = Watchdog(observation_timeout_s=0.1, command_timeout_s=0.2)
+    assert w.check(0.0) == "stale_observation"  # nothing seen yet
+    w.observation(1.0)
+    assert w.check(1.05) is None and w.check(1.2) == "stale_observation"
+    w.observation(1.2)
+    w.command(1.0)
+    assert w.check(1.25) == "stale_command" and w.trips["stale_observation"] == 2
+
+
+def test_cadence_reports_rates_stages_and_overruns():
+    t = [0.0]
+    cadence = CadenceMonitor(target_hz=10, clock=lambda: t[0])
+    for i in range(20):
+        with cadence.tick():
+            with cadence.stage("infer"):
+                t[0] += 0.02 if i % 10 else 0.15  # two ticks overrun the 0.1 s period
+            t[0] += 0.0
+        t[0] = round((i + 1) * 0.2, 6)  # the loop runs at 5 Hz
+    s = cadence.summary()
+    assert s["achieved_hz"] == pytest.approx(5.0) and s["overruns"] == 2 and s["ticks"] == 20
+    assert s["stages"]["infer"]["max_ms"] == pytest.approx(150)
+    assert "5.0/10 Hz" in cadence.report_line() and "BELOW TARGET" in cadence.report_line()
