@@ -44,7 +44,8 @@ def test_chunk_mode_runs_a_chunk_to_its_end():
     assert s.needs_plan(1.0)
     s.add(chunk(1.0, [0, 1, 2, 3]), now=1.0)
     assert not s.needs_plan(1.0) and not s.add(chunk(1.1, [9, 9, 9, 9]), now=1.1)
-    assert s.action(1.2)[0] == 2 and s.needs_plan(1.3)
+    assert s.action(1.2)[0] == 2 and not s.needs_plan(1.3) and s.needs_plan(1.4)
+    assert s.add(chunk(1.4, [7, 7, 7, 7]), now=1.4) and s.action(1.4)[0] == 7
 
 
 def test_a_new_model_drops_the_old_models_queue():

@@ -84,7 +84,7 @@ class ActionScheduler:
         """True when the policy should run for the next tick (always, except while a chunk-mode chunk runs)."""
         if self.config.mode != "chunk" or not self.chunks:
             return True
-        return self._action(self.chunks[-1], self._position(self.chunks[-1], now + 1.0 / self.config.rate_hz)) is None
+        return self._action(self.chunks[-1], self._position(self.chunks[-1], now)) is None
 
     def action(self, now: float) -> np.ndarray | None:
         """The action to send at `now`, or None (nothing valid: hold)."""

@@ -11,17 +11,17 @@ def run_demo(model: str, task: str = "lift", episodes: int = 5, video: str | Non
     from dm1_ros.train.evaluate import EvalArgs, _setup, run_episode, wilson_interval
 
     t0 = time.perf_counter()
-    env, policy = _setup(EvalArgs(model=model, task=task, threads=2))
+    robot, policy = _setup(EvalArgs(model=model, task=task, threads=2))
     print(f"dm1 demo: {policy.model_id} ({policy.manifest.method}, {policy.manifest.sampling_steps} step) on {task}, "
           f"{policy.provider}, {policy.manifest.control_rate_hz:.0f} Hz policy; set-up {time.perf_counter() - t0:.1f} s", flush=True)
     results = []
     for i in range(episodes):
         start = time.perf_counter()
         if i == 0 and video:
-            with VideoWriter(video, fps=env.config.control_rate_hz) as writer:
-                r = run_episode(env, policy, seed + i, "first", writer)
+            with VideoWriter(video, fps=robot.rate_hz) as writer:
+                r = run_episode(robot, policy, seed + i, "first", writer)
         else:
-            r = run_episode(env, policy, seed + i, "first")
+            r = run_episode(robot, policy, seed + i, "first")
         r["wall_s"] = time.perf_counter() - start
         results.append(r)
         print(f"  episode {i + 1}/{episodes} (seed {seed + i}): {'success' if r['success'] else 'failure'} in {r['steps']} steps, "
@@ -38,5 +38,5 @@ def run_demo(model: str, task: str = "lift", episodes: int = 5, video: str | Non
           f"({1e3 / lat['p50_ms']:.0f} Hz)")
     if video:
         print(f"video: {video}")
-    env.close()
+    robot.close()
     return {"success": ok, "episodes": len(results), "loop_hz": ticks / wall, "latency": lat}

@@ -47,46 +47,56 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
 
 
 def _setup(args: EvalArgs):
+    """-> (SimRobot matching the bundle's cameras, OnnxPolicy); refuses a bundle the robot cannot feed."""
     from dm1_ros.runtime.onnx_policy import OnnxPolicy
-    from dm1_ros.sim.env import SimConfig, SimEnv
+    from dm1_ros.sim.env import SimConfig
+    from dm1_ros.sim.robot import SimRobot
 
     policy = OnnxPolicy(args.model, threads=args.threads, noise_seed=args.seed_base)
     spec = policy.manifest.observation
     cameras = [s.name[: -len("_image")] for s in spec.images]
     size = [spec.images[0].height, spec.images[0].width] if spec.images else [96, 96]
-    env = SimEnv(SimConfig(task=args.task, cameras=cameras, image_size=size, use_images=bool(cameras), max_steps=args.max_steps))
-    policy.manifest.check_observation_spec(env.observation_spec)
-    return env, policy
+    robot = SimRobot(SimConfig(task=args.task, cameras=cameras, image_size=size, use_images=bool(cameras), max_steps=args.max_steps))
+    try:
+        policy.manifest.check_observation_spec(robot.observation_spec)
+    except Exception:
+        robot.close()
+        raise
+    return robot, policy
 
 
-def run_episode(env, policy, seed: int, execute: str = "first", video=None) -> dict:
+def run_episode(robot, policy, seed: int, execute: str = "first", video=None) -> dict:
+    """One seeded episode through the control loop the real robot uses (scheduler, safety filter, holds)."""
+    from dm1_ros.runtime.loop import ControlLoop
+    from dm1_ros.runtime.safety import SafetyFilter
+    from dm1_ros.runtime.scheduler import ActionScheduler, SchedulerConfig
+    from dm1_ros.sim.robot import sim_safety_config
     from dm1_ros.sim.video import side_by_side
 
     policy.rng = np.random.default_rng(seed)  # reproducible sampling noise per episode
-    obs = env.reset(seed=seed)
-    done, info, steps, queue = False, {"success": False}, 0, []
-    tick_ms = []
-    while not done:
+    scheduler = ActionScheduler(SchedulerConfig(mode="latest" if execute == "first" else "chunk", rate_hz=robot.rate_hz, interpolate=False))
+    loop = ControlLoop(robot, policy, scheduler, SafetyFilter(sim_safety_config()))
+    robot.reset(seed=seed)
+    steps, tick_ms = 0, []
+    while not robot.done:
         start = time.perf_counter()
-        if not queue:
-            chunk = policy.predict(obs)
-            queue = list(chunk.actions) if execute == "chunk" else [chunk.actions[0]]
-        action = queue.pop(0)
         if video is not None:
-            video.add(side_by_side(env.render("agentview", 256, 256), *obs.images.values()))
-        obs, _, done, info = env.step(action)
+            video.add(side_by_side(robot.render("agentview", 256, 256), *robot.observe().images.values()))
+        loop.tick()
         tick_ms.append((time.perf_counter() - start) * 1e3)
         steps += 1
-    return {"seed": seed, "success": bool(info["success"]), "steps": steps, "tick_ms": float(np.mean(tick_ms))}
+    return {"seed": seed, "success": robot.success, "steps": steps, "tick_ms": float(np.mean(tick_ms)),
+            "holds": dict(loop.stats.holds), "interventions": dict(loop.safety.interventions),
+            "cadence": loop.cadence.summary()["stages"]}
 
 
 def _init(args):
-    _WORKER["env"], _WORKER["policy"] = _setup(args)
+    _WORKER["robot"], _WORKER["policy"] = _setup(args)
     _WORKER["args"] = args
 
 
 def _work(seed):
-    r = run_episode(_WORKER["env"], _WORKER["policy"], seed, _WORKER["args"].execute)
+    r = run_episode(_WORKER["robot"], _WORKER["policy"], seed, _WORKER["args"].execute)
     r["latencies"] = list(_WORKER["policy"].latencies_ms)
     _WORKER["policy"].latencies_ms.clear()
     return r
@@ -104,23 +114,23 @@ def evaluate(args: EvalArgs, progress: bool = True) -> dict:
     start = time.perf_counter()
     bar = tqdm(total=args.episodes, desc=f"eval {Path(args.model).name} ({manifest.sampling_steps} step)", unit="ep", disable=not progress)
     if args.workers <= 1:
-        env, policy = _setup(args)
+        robot, policy = _setup(args)
         for i, seed in enumerate(seeds):
-            with VideoWriter(args.video, fps=env.config.control_rate_hz) if (i == 0 and args.video) else _Null() as video:
-                results.append(run_episode(env, policy, seed, args.execute, video if args.video and i == 0 else None))
+            with VideoWriter(args.video, fps=robot.rate_hz) if (i == 0 and args.video) else _Null() as video:
+                results.append(run_episode(robot, policy, seed, args.execute, video if args.video and i == 0 else None))
             latencies += list(policy.latencies_ms)
             policy.latencies_ms.clear()
             bar.update(1)
             bar.set_postfix(success=f"{sum(r['success'] for r in results)}/{len(results)}")
         provider = policy.provider
-        env.close()
+        robot.close()
     else:
         if args.video:
-            env, policy = _setup(args)
-            with VideoWriter(args.video, fps=env.config.control_rate_hz) as video:
-                results.append(run_episode(env, policy, seeds[0], args.execute, video))
+            robot, policy = _setup(args)
+            with VideoWriter(args.video, fps=robot.rate_hz) as video:
+                results.append(run_episode(robot, policy, seeds[0], args.execute, video))
             latencies += list(policy.latencies_ms)
-            env.close()
+            robot.close()
             seeds = seeds[1:]
             bar.update(1)
         with cf.ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn"), initializer=_init, initargs=(args,)) as pool:
