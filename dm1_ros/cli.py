@@ -138,7 +138,11 @@ def cmd_export(args) -> int:
 
     try:
         policy, payload = load_checkpoint(args.checkpoint, use_ema=not args.no_ema)
+        from dm1_ros.train.pretrain import command_line
+
         training = {"checkpoint": str(args.checkpoint), **(payload.get("provenance") or {})}
+        if "command" in training:
+            training["command"] = command_line(training["command"])
         manifest = export_bundle(policy, args.out, steps=args.steps, control_rate_hz=args.control_rate, training=training,
                                  tolerance=args.tolerance)
     except (CheckpointError, ExportError) as exc:

@@ -62,6 +62,14 @@ class TrainConfig:
             raise ConfigError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
 
 
+def command_line(argv: list[str] | str | None = None) -> str:
+    """The command as a user would type it again: `dm1 train ...`, not /abs/path/.venv/bin/dm1 train ..."""
+    args = shlex.split(argv) if isinstance(argv, str) else list(argv if argv is not None else sys.argv)
+    if args and Path(args[0]).name in ("dm1", "cli.py", "__main__.py"):
+        args[0] = "dm1"
+    return " ".join(shlex.quote(a) for a in args)
+
+
 def _cpu_copy(model: GenerativePolicy) -> GenerativePolicy:
     return model if next(model.parameters()).device.type == "cpu" else copy.deepcopy(model).cpu()
 
@@ -187,7 +195,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
         gen.set_state(payload["torch_generator"])
         torch.set_rng_state(payload["torch_rng"])
         print(f"resumed {last} at step {start_step}", flush=True)
-    provenance = {"command": command or " ".join(shlex.quote(a) for a in sys.argv), "data": str(cfg.data),
+    provenance = {"command": command or command_line(), "data": str(cfg.data),
                   "data_hash": data_hash, "episodes": train_ds.num_episodes, "recipe": to_dict(cfg)}
 
     def checkpoint(step: int) -> None:

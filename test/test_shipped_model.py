@@ -1,0 +1,41 @@
+"""The shipped default model: a valid bundle with its provenance, and it lifts the cube (seeded, through the
+same control loop the robot uses)."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dm1_ros.runtime.bundle import load_bundle
+from dm1_ros.runtime.onnx_policy import OnnxPolicy
+
+BUNDLE = Path(__file__).resolve().parents[1] / "models" / "lift_image"
+
+
+def test_bundle_is_valid_and_records_how_it_was_made():
+    manifest, onnx_path = load_bundle(BUNDLE)
+    assert manifest.method == "meanflow" and manifest.sampling_steps == 1
+    assert [s.name for s in manifest.observation.images] == ["robot0_eye_in_hand_image"]
+    assert manifest.observation.images[0].shape == (96, 96, 3) and manifest.observation.proprio_dim == 9
+    assert manifest.action.chunk == 4 and manifest.action.dim == 7 and manifest.control_rate_hz == 20
+    assert manifest.parity.max_abs_diff <= 1e-4
+    training = manifest.training
+    assert training["command"].startswith("dm1 train --config config/train/lift_image.yaml")
+    assert len(training["data_hash"]) == 16 and training["episodes"] >= 90 and training["steps"] == training["recipe"]["steps"]
+    assert onnx_path.stat().st_size < 10e6
+
+
+def test_predicts_finite_actions_in_range():
+    policy = OnnxPolicy(BUNDLE, threads=1, noise_seed=0)
+    chunk = policy.predict(policy.dummy_observation())
+    lo = np.asarray(policy.manifest.normalization.action_min)
+    hi = np.asarray(policy.manifest.normalization.action_max)
+    assert chunk.actions.shape == (4, 7) and np.all(np.isfinite(chunk.actions))
+    assert np.all(chunk.actions >= lo - 1e-5) and np.all(chunk.actions <= hi + 1e-5)
+
+
+def test_lifts_the_cube_on_seeded_episodes():
+    pytest.importorskip("robosuite")
+    from dm1_ros.train.evaluate import EvalArgs, evaluate
+
+    summary = evaluate(EvalArgs(model=str(BUNDLE), task="lift", episodes=2, seed_base=300_000), progress=False)
+    assert summary["successes"] == 2, summary["per_episode"]
