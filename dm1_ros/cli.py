@@ -132,6 +132,58 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    import time
+
+    from dm1_ros.runtime.bundle import BundleError
+    from dm1_ros.runtime.cadence import CadenceMonitor
+    from dm1_ros.runtime.loop import ControlLoop
+    from dm1_ros.runtime.onnx_policy import OnnxPolicy
+    from dm1_ros.runtime.safety import SafetyFilter
+    from dm1_ros.runtime.scheduler import ActionScheduler, SchedulerConfig
+
+    if args.robot != "sim":
+        print("dm1 run: only --robot sim is available in this version; the Franka bridge (franky) is not built yet",
+              file=sys.stderr)
+        return 2
+    from dm1_ros.sim.env import SimConfig
+    from dm1_ros.sim.robot import SimRobot, sim_safety_config
+
+    try:
+        policy = OnnxPolicy(args.model, threads=args.threads)
+    except BundleError as exc:
+        print(f"dm1 run: {exc}", file=sys.stderr)
+        return 1
+    spec = policy.manifest.observation
+    robot = SimRobot(SimConfig(task=args.task, cameras=[s.name[: -len("_image")] for s in spec.images],
+                               image_size=[spec.images[0].height, spec.images[0].width]))
+    try:
+        policy.manifest.check_observation_spec(robot.observation_spec)
+        rate = args.rate or policy.manifest.control_rate_hz
+        cadence = CadenceMonitor(rate)
+        loop = ControlLoop(robot, policy, ActionScheduler(SchedulerConfig(mode=args.blend, rate_hz=robot.rate_hz)),
+                           SafetyFilter(sim_safety_config()), cadence=cadence)
+        print(f"dm1 run: {policy.model_id} on {policy.provider}, sim {args.task}, {rate:.0f} Hz "
+              f"{'paced in real time' if args.realtime else 'unpaced'}; Ctrl-C stops with the robot holding", flush=True)
+        last_report = time.perf_counter()
+        for episode in range(args.episodes):
+            robot.reset(seed=args.seed + episode)
+            while not robot.done:
+                loop.run(1, realtime=args.realtime)
+                if time.perf_counter() - last_report > args.report_every:
+                    print(cadence.report_line(), flush=True)
+                    last_report = time.perf_counter()
+            print(f"episode {episode + 1}: {'success' if robot.success else 'failure'} after {robot.env.steps} ticks", flush=True)
+    except KeyboardInterrupt:
+        robot.hold()
+        print("\nstopped: robot holding", file=sys.stderr)
+    finally:
+        print(cadence.report_line())
+        print(f"holds: {loop.stats.holds or 'none'}; safety interventions: {dict(loop.safety.interventions) or 'none'}")
+        robot.close()
+    return 0
+
+
 def cmd_export(args) -> int:
     from dm1_ros.policy.checkpoint import CheckpointError, load_checkpoint
     from dm1_ros.policy.export import ExportError, export_bundle
@@ -243,6 +295,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("run", help="the in-process control loop (no ROS): robot -> policy -> scheduler -> safety -> robot",
+                       description="Runs a bundle in the control loop the robot uses, with a cadence report every few "
+                       "seconds and a summary at exit. This version drives the robosuite robot (--robot sim).")
+    p.add_argument("--robot", choices=["sim", "franka"], default="sim")
+    p.add_argument("--camera", choices=["sim"], default="sim")
+    p.add_argument("--model", default=str(default_model_path()))
+    p.add_argument("--task", default="lift", choices=["lift", "can", "square"])
+    p.add_argument("--rate", type=float, default=None, help="loop rate, Hz (default: the model's control rate)")
+    p.add_argument("--realtime", action="store_true", help="pace the simulated loop at --rate")
+    p.add_argument("--blend", choices=["latest", "ensemble", "chunk"], default="latest")
+    p.add_argument("--episodes", type=int, default=1)
+    p.add_argument("--seed", type=int, default=400_000)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--report-every", type=float, default=5.0, help="seconds between cadence lines")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("export", help="checkpoint -> ONNX bundle (model.onnx + manifest.yaml), refused unless "
                        "onnxruntime matches torch within --tolerance")

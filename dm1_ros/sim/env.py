@@ -17,7 +17,7 @@ import numpy as np
 
 from dm1_ros.runtime.bundle import ImageSpec, ObservationSpec
 from dm1_ros.runtime.contract import PROPRIO_DIMS, PROPRIO_KEYS, Observation
-from dm1_ros.sim.rendering import configure_gl, disable_shadows_and_reflections, quiet_robosuite
+from dm1_ros.sim.rendering import configure_gl, disable_shadows_and_reflections, import_robosuite
 
 TASKS = {"lift": "Lift", "can": "PickPlaceCan", "square": "NutAssemblySquare"}
 # Episode limits at 20 Hz: about 3x what the scripted experts need.
@@ -48,11 +48,9 @@ class SimEnv:
     def __init__(self, config: SimConfig | None = None):
         self.config = config or SimConfig()
         configure_gl()
-        quiet_robosuite()
-        import robosuite
+        robosuite = import_robosuite()
         from robosuite.controllers import load_composite_controller_config
 
-        quiet_robosuite()
         cfg = self.config
         h, w = cfg.image_size
         self.env_kwargs = dict(

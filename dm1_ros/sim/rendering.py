@@ -22,10 +22,20 @@ def configure_gl() -> str:
     return os.environ["MUJOCO_GL"]
 
 
-def quiet_robosuite() -> None:
-    """robosuite logs warnings about optional packages on every import; keep the console for our messages."""
-    for name in ("robosuite_logs", "robosuite"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+def import_robosuite():
+    """Import robosuite without its import-time chatter (missing private macros, optional robots, IK) and with
+    its console logging at ERROR, so the console keeps our messages."""
+    logger = logging.getLogger("robosuite_logs")
+    logger.disabled = True
+    try:
+        import robosuite
+    finally:
+        logger.disabled = False
+    logger.setLevel(logging.ERROR)
+    for handler in logger.handlers:
+        handler.setLevel(logging.ERROR)
+    logger.propagate = False
+    return robosuite
 
 
 def disable_shadows_and_reflections(env) -> bool:
