@@ -249,8 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="lift", choices=["lift", "can", "square"])
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--steps", help="sampling steps to evaluate, e.g. 1,2,5 (checkpoints only)")
-    p.add_argument("--execute", choices=["first", "chunk"], default="first",
-                   help="first: re-plan every tick (default); chunk: run each chunk open loop like the papers")
+    p.add_argument("--execute", choices=["first", "chunk", "ensemble"], default="first",
+                   help="first: re-plan every tick (default); chunk: run each chunk open loop like the papers; "
+                   "ensemble: temporal ensemble of overlapping chunks")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed-base", type=int, default=100_000)
     p.add_argument("--video", help="record the first episode to this .mp4")

@@ -4,6 +4,7 @@ import pytest
 
 from dm1_ros.runtime.cadence import CadenceMonitor
 from dm1_ros.runtime.contract import ActionChunk
+from dm1_ros.runtime.gripper import GripperLatch
 from dm1_ros.runtime.safety import SafetyConfig, SafetyFilter, Watchdog
 from dm1_ros.runtime.scheduler import ActionScheduler, SchedulerConfig
 
@@ -101,3 +102,14 @@ def test_cadence_reports_rates_stages_and_overruns():
     assert s["achieved_hz"] == pytest.approx(5.0) and s["overruns"] == 2 and s["ticks"] == 20
     assert s["stages"]["infer"]["max_ms"] == pytest.approx(150)
     assert "5.0/10 Hz" in cadence.report_line() and "BELOW TARGET" in cadence.report_line()
+
+
+def test_gripper_latch_changes_state_only_past_its_thresholds():
+    latch = GripperLatch(close_above=0.3, open_below=-0.3)
+    # A wobble around zero while closing must not re-open the hand.
+    out = [latch(v) for v in (-1.0, 0.1, 0.5, -0.2, 0.1, -0.29, 0.9, -0.31, 0.2)]
+    assert out == [-1.0, -1.0, 1.0, 1.0, 1.0, 1.0, 1.0, -1.0, -1.0]
+    latch.reset(closed=True)
+    assert latch(0.0) == 1.0
+    with pytest.raises(ValueError, match="open_below"):
+        GripperLatch(close_above=-0.5, open_below=0.5)

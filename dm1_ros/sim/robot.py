@@ -9,6 +9,7 @@ import numpy as np
 
 from dm1_ros.runtime.bundle import ObservationSpec
 from dm1_ros.runtime.contract import Observation
+from dm1_ros.runtime.gripper import GripperLatch
 from dm1_ros.runtime.safety import SafetyConfig
 from dm1_ros.sim.env import SimConfig, SimEnv
 
@@ -21,8 +22,10 @@ def sim_safety_config() -> SafetyConfig:
 
 
 class SimRobot:
-    def __init__(self, config: SimConfig | None = None):
+    def __init__(self, config: SimConfig | None = None, gripper_latch: GripperLatch | None = None):
+        """gripper_latch: hysteresis on the gripper channel, as on the Franka (None: the default latch)."""
         self.env = SimEnv(config)
+        self.gripper_latch = gripper_latch or GripperLatch()
         self.rate_hz = self.env.config.control_rate_hz
         self._obs: Observation | None = None
         self.done = False
@@ -37,6 +40,7 @@ class SimRobot:
         self._obs = self.env.reset(seed=seed)
         self.done = self.success = False
         self.gripper = -1.0
+        self.gripper_latch.reset()
         return self._obs
 
     def observe(self) -> Observation:
@@ -45,7 +49,8 @@ class SimRobot:
         return self._obs
 
     def apply(self, action: np.ndarray) -> None:
-        action = np.asarray(action, np.float64)
+        action = np.array(action, np.float64)
+        action[6] = self.gripper_latch(float(action[6]))
         self._obs, _, self.done, info = self.env.step(action)
         self.success = bool(info["success"])
         self.gripper = float(action[6])

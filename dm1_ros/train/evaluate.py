@@ -29,7 +29,7 @@ class EvalArgs:
     task: str = "lift"
     episodes: int = 50
     seed_base: int = EVAL_SEED_BASE
-    execute: str = "first"  # first: re-plan every tick; chunk: run the whole chunk open loop
+    execute: str = "first"  # first: re-plan every tick; chunk: run the whole chunk open loop; ensemble: temporal ensemble
     workers: int = 1
     threads: int = 1  # onnxruntime threads per worker
     video: str | None = None  # record the first episode
@@ -65,6 +65,9 @@ def _setup(args: EvalArgs):
     return robot, policy
 
 
+EXECUTE_MODES = {"first": "latest", "chunk": "chunk", "ensemble": "ensemble"}
+
+
 def run_episode(robot, policy, seed: int, execute: str = "first", video=None) -> dict:
     """One seeded episode through the control loop the real robot uses (scheduler, safety filter, holds)."""
     from dm1_ros.runtime.loop import ControlLoop
@@ -74,7 +77,7 @@ def run_episode(robot, policy, seed: int, execute: str = "first", video=None) ->
     from dm1_ros.sim.video import side_by_side
 
     policy.rng = np.random.default_rng(seed)  # reproducible sampling noise per episode
-    scheduler = ActionScheduler(SchedulerConfig(mode="latest" if execute == "first" else "chunk", rate_hz=robot.rate_hz, interpolate=False))
+    scheduler = ActionScheduler(SchedulerConfig(mode=EXECUTE_MODES[execute], rate_hz=robot.rate_hz, interpolate=False))
     loop = ControlLoop(robot, policy, scheduler, SafetyFilter(sim_safety_config()))
     robot.reset(seed=seed)
     steps, tick_ms = 0, []
