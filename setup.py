@@ -10,7 +10,9 @@ PACKAGE = "dm1_ros"
 RUNTIME = ["numpy==2.4.6", "onnxruntime==1.31.1", "pyyaml==6.0.3", "h5py==3.16.0", "tqdm==4.70.1"]
 TRAIN = ["torch==2.13.0", "onnx==1.23.2", "matplotlib==3.11.2", "tensorboard==2.21.0"]
 SIM = ["robosuite==1.5.1", "mujoco==3.9.0", "opencv-python==4.14.0.94"]
-ROBOT = ["franky-control==2.0.0", "pyrealsense2==2.59.1.11053", "transforms3d==0.4.2", "rosbags==0.11.9"]
+ROBOT = ["franky-control==2.0.0", "pyrealsense2==2.59.1.11053", "opencv-python==4.14.0.94", "transforms3d==0.4.2",
+         "rosbags==0.11.9", "pynput==1.8.2"]
+FRANKA_SIM = ["franky-sim==1.0.4"]  # libfranka-protocol simulator (MuJoCo) the Franka bridge is tested against
 GPU = ["onnxruntime-gpu==1.31.1"]  # replaces onnxruntime (same module): uninstall onnxruntime first
 TEST = ["pytest==9.2.0"]
 
@@ -41,7 +43,8 @@ setup(
         "sim": TRAIN + SIM,
         "robot": ROBOT,
         "gpu": GPU,
-        "test": TRAIN + SIM + TEST,
+        "franka-sim": FRANKA_SIM,
+        "test": TRAIN + SIM + ROBOT + FRANKA_SIM + TEST,
     },
     python_requires=">=3.10",
     zip_safe=True,

@@ -168,6 +168,7 @@ def cmd_run(args) -> int:
         last_report = time.perf_counter()
         for episode in range(args.episodes):
             robot.reset(seed=args.seed + episode)
+            loop.reset()
             while not robot.done:
                 loop.run(1, realtime=args.realtime)
                 if time.perf_counter() - last_report > args.report_every:

@@ -117,3 +117,28 @@ def test_swap_to_a_model_the_robot_cannot_feed_is_refused(tiny_policy, tmp_path)
     loop.request_swap(str(good), warmup=0).join()
     loop.tick()
     assert isinstance(loop.policy, ScriptedPolicy) and "expects (32, 32, 3)" in loop.swap_errors[0]
+
+
+def test_commands_faster_than_the_camera_plan_once_per_frame():
+    class CountingPolicy(ScriptedPolicy):
+        calls = 0
+
+        def predict(self, obs):
+            CountingPolicy.calls += 1
+            return super().predict(obs)
+
+    robot = PointRobot()
+    robot.rate_hz = 80.0  # commands at 80 Hz, policy actions spaced at 20 Hz, camera at 20 fps
+    frame_period = 1 / 20
+    clock = lambda: robot.t  # noqa: E731
+    robot.observe_raw = robot.observe
+    robot.observe = lambda: (lambda o: Observation(o.images, o.proprio, np.floor(robot.t / frame_period + 1e-9) * frame_period))(robot.observe_raw())
+    chunk = np.tile(np.linspace(0, 0.3, 4)[:, None], (1, 7)).astype(np.float32)
+    loop = ControlLoop(robot, CountingPolicy(chunk), ActionScheduler(SchedulerConfig(rate_hz=20.0, interpolate=True)),
+                       SafetyFilter(SafetyConfig(workspace_min=[-5, -5, -5], workspace_max=[5, 5, 5], max_linear_velocity_mps=10.0)),
+                       clock=clock)
+    results = [loop.tick() for _ in range(8)]
+    assert CountingPolicy.calls == 2  # 8 commands, 2 camera frames
+    # Between frames the scheduler walks along the chunk: action k/4 of the way to the next one each command.
+    np.testing.assert_allclose([r.action[0] for r in results[:4]], [0.0, 0.025, 0.05, 0.075], atol=1e-6)
+    assert all(not r.held for r in results)

@@ -53,6 +53,7 @@ class ControlLoop:
         self.clock = clock
         self.stats = LoopStats()
         self._pending: OnnxPolicy | None = None
+        self._planned_stamp: float | None = None  # the observation the current plan came from
         self._lock = threading.Lock()
         self.swap_errors: list[str] = []
 
@@ -82,7 +83,13 @@ class ControlLoop:
             log.info("model swap: %s -> %s", self.policy.model_id, new.model_id)
             self.policy = new
             self.scheduler.clear()
+            self._planned_stamp = None
             self.stats.swaps += 1
+
+    def reset(self) -> None:
+        """Forget queued actions and the last plan (a new episode, or after a stop)."""
+        self.scheduler.clear()
+        self._planned_stamp = None
 
     # --- one tick -----------------------------------------------------------------------------------------------
     def _hold(self, reason: str) -> TickResult:
@@ -104,7 +111,9 @@ class ControlLoop:
                 if reason:
                     return self._hold(reason)
             planned = False
-            if self.scheduler.needs_plan(now):
+            # Plan once per observation: commands may run faster than the camera (200 Hz vs 30 fps), and
+            # re-running the policy on the same frame only costs time.
+            if self.scheduler.needs_plan(now) and obs.stamp != self._planned_stamp:
                 with self.cadence.stage("infer"):
                     try:
                         chunk = self.policy.predict(obs)
@@ -114,6 +123,7 @@ class ControlLoop:
                 if not np.all(np.isfinite(chunk.actions)):
                     return self._hold("nonfinite_policy_output")
                 self.scheduler.add(chunk, now if self.clock else obs.stamp)
+                self._planned_stamp = obs.stamp
                 planned = True
             with self.cadence.stage("schedule"):
                 action = self.scheduler.action(now)
