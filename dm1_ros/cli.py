@@ -133,36 +133,44 @@ def cmd_train(args) -> int:
 
 
 def cmd_run(args) -> int:
-    import time
-
     from dm1_ros.runtime.bundle import BundleError
-    from dm1_ros.runtime.cadence import CadenceMonitor
-    from dm1_ros.runtime.loop import ControlLoop
     from dm1_ros.runtime.onnx_policy import OnnxPolicy
-    from dm1_ros.runtime.safety import SafetyFilter
-    from dm1_ros.runtime.scheduler import ActionScheduler, SchedulerConfig
-
-    if args.robot != "sim":
-        print("dm1 run: only --robot sim is available in this version; the Franka bridge (franky) is not built yet",
-              file=sys.stderr)
-        return 2
-    from dm1_ros.sim.env import SimConfig
-    from dm1_ros.sim.robot import SimRobot, sim_safety_config
 
     try:
         policy = OnnxPolicy(args.model, threads=args.threads)
     except BundleError as exc:
         print(f"dm1 run: {exc}", file=sys.stderr)
         return 1
+    if args.robot == "sim":
+        if args.camera != "sim":
+            print("dm1 run: --robot sim renders its own camera; use --camera sim", file=sys.stderr)
+            return 2
+        return run_sim(args, policy)
+    if args.camera == "sim":
+        print("dm1 run: --robot franka needs a real camera: --camera realsense|opencv|replay", file=sys.stderr)
+        return 2
+    return run_franka(args, policy)
+
+
+def run_sim(args, policy) -> int:
+    import time
+
+    from dm1_ros.runtime.cadence import CadenceMonitor
+    from dm1_ros.runtime.loop import ControlLoop
+    from dm1_ros.runtime.safety import SafetyFilter
+    from dm1_ros.runtime.scheduler import ActionScheduler, SchedulerConfig
+    from dm1_ros.sim.env import SimConfig
+    from dm1_ros.sim.robot import SimRobot, sim_safety_config
+
     spec = policy.manifest.observation
     robot = SimRobot(SimConfig(task=args.task, cameras=[s.name[: -len("_image")] for s in spec.images],
                                image_size=[spec.images[0].height, spec.images[0].width]))
+    rate = robot.rate_hz
+    cadence = CadenceMonitor(rate)
+    loop = ControlLoop(robot, policy, ActionScheduler(SchedulerConfig(mode=args.blend, rate_hz=robot.rate_hz)),
+                       SafetyFilter(sim_safety_config()), cadence=cadence)
     try:
         policy.manifest.check_observation_spec(robot.observation_spec)
-        rate = args.rate or policy.manifest.control_rate_hz
-        cadence = CadenceMonitor(rate)
-        loop = ControlLoop(robot, policy, ActionScheduler(SchedulerConfig(mode=args.blend, rate_hz=robot.rate_hz)),
-                           SafetyFilter(sim_safety_config()), cadence=cadence)
         print(f"dm1 run: {policy.model_id} on {policy.provider}, sim {args.task}, {rate:.0f} Hz "
               f"{'paced in real time' if args.realtime else 'unpaced'}; Ctrl-C stops with the robot holding", flush=True)
         last_report = time.perf_counter()
@@ -185,6 +193,79 @@ def cmd_run(args) -> int:
     return 0
 
 
+def run_franka(args, policy) -> int:  # noqa: C901 (one straight sequence: connect, check, loop, stop)
+    """Wall-clock loop on the real arm: cameras -> policy -> scheduler -> safety -> FrankaBridge at --rate Hz.
+    Ctrl-C holds and stops; SIGHUP reloads --model (hot swap between ticks; a bad bundle keeps the old one)."""
+    import signal
+    import time
+
+    from dm1_ros.hardware.franka import FrankaError
+    from dm1_ros.hardware.rig import franka_rig
+    from dm1_ros.runtime.bundle import BundleError
+    from dm1_ros.runtime.cadence import CadenceMonitor
+    from dm1_ros.runtime.loop import ControlLoop
+    from dm1_ros.runtime.safety import SafetyFilter, Watchdog
+    from dm1_ros.runtime.scheduler import ActionScheduler, SchedulerConfig
+
+    manifest = policy.manifest
+    rate = args.rate or manifest.control_rate_hz
+    camera_kwargs = {"realsense": {"serial_no": args.serial_no, "color_profile": args.color_profile},
+                     "opencv": {"device": int(args.device) if args.device.isdigit() else args.device}, "replay": {"path": args.replay}}[args.camera]
+    overrides = list(args.robot_set or []) + ([f"robot_ip={args.robot_ip}"] if args.robot_ip else [])
+    try:
+        robot = franka_rig(manifest, args.robot_config, args.camera, rate_hz=rate, overrides=overrides, **camera_kwargs)
+    except (FrankaError, FileNotFoundError, RuntimeError, ValueError) as exc:
+        print(f"dm1 run: {exc}", file=sys.stderr)
+        return 1
+    try:
+        for cam in robot.cameras.values():
+            cam.wait_for_frame(timeout_s=5.0, after=-1)
+        manifest.check_observation_spec(robot.observation_spec)
+    except (TimeoutError, BundleError) as exc:
+        print(f"dm1 run: {exc}", file=sys.stderr)
+        robot.close()
+        for cam in robot.cameras.values():
+            cam.stop()
+        return 1
+    cadence = CadenceMonitor(rate)
+    # The bridge filters in the robot base frame; the loop's filter sees observation-frame positions, so its box
+    # is the bridge's shifted by the observation offset.
+    box = robot.config.safety
+    offset = robot.config.observation_offset_m
+    loop_safety = type(box)(**{**box.__dict__, "workspace_min": [a + b for a, b in zip(box.workspace_min, offset)],
+                               "workspace_max": [a + b for a, b in zip(box.workspace_max, offset)]})
+    loop = ControlLoop(robot, policy, ActionScheduler(SchedulerConfig(mode=args.blend, rate_hz=manifest.control_rate_hz,
+                                                                      camera_latency_s=args.camera_latency)),
+                       SafetyFilter(loop_safety), watchdog=Watchdog(observation_timeout_s=args.stale_after),
+                       cadence=cadence, clock=time.monotonic)
+    signal.signal(signal.SIGHUP, lambda *_: loop.request_swap(args.model, threads=args.threads))
+    print(f"dm1 run: {policy.model_id} on {policy.provider}, Franka at {robot.config.robot_ip}, camera {args.camera}, "
+          f"{rate:.0f} Hz commands; Ctrl-C stops with the robot holding, SIGHUP reloads the model", flush=True)
+    try:
+        robot.reset()
+        end = time.monotonic() + args.duration if args.duration else float("inf")
+        last_report = time.monotonic()
+        while time.monotonic() < end:
+            loop.run(int(rate), realtime=True)  # one second per call
+            if time.monotonic() - last_report > args.report_every:
+                print(cadence.report_line(), flush=True)
+                last_report = time.monotonic()
+    except KeyboardInterrupt:
+        print("\nstopping: robot holding", file=sys.stderr)
+    except FrankaError as exc:
+        print(f"dm1 run: robot fault, stopped: {exc}", file=sys.stderr)
+    finally:
+        robot.hold()
+        robot.stop()
+        print(cadence.report_line())
+        print(f"holds: {loop.stats.holds or 'none'}; safety interventions: loop {dict(loop.safety.interventions) or 'none'}, "
+              f"bridge {dict(robot.safety.interventions) or 'none'}; swaps {loop.stats.swaps} ({loop.stats.failed_swaps} refused)")
+        robot.close()
+        for cam in robot.cameras.values():
+            cam.stop()
+    return 0
+
+
 def cmd_export(args) -> int:
     from dm1_ros.policy.checkpoint import CheckpointError, load_checkpoint
     from dm1_ros.policy.export import ExportError, export_bundle
@@ -203,6 +284,21 @@ def cmd_export(args) -> int:
         return 1
     print(f"wrote {args.out}: {manifest.model_id}, {manifest.sampling_steps} step(s), parity {manifest.parity.max_abs_diff:.2e}")
     return 0
+
+
+def default_config_path(name: str):
+    """A file under config/: the source tree's, or share/dm1_ros/config of an installed ROS package."""
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent.parent / "config" / name
+    if here.is_file():
+        return here
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory("dm1_ros")) / "config" / name
+    except Exception:
+        return here
 
 
 def default_model_path():
@@ -298,20 +394,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("run", help="the in-process control loop (no ROS): robot -> policy -> scheduler -> safety -> robot",
+    p = sub.add_parser("run", help="the in-process control loop (no ROS): camera/robot -> policy -> scheduler -> safety -> robot",
                        description="Runs a bundle in the control loop the robot uses, with a cadence report every few "
-                       "seconds and a summary at exit. This version drives the robosuite robot (--robot sim).")
+                       "seconds and a summary at exit. --robot sim: robosuite (simulated time, episodes). --robot franka: "
+                       "the real arm through franky with a RealSense, OpenCV or replayed camera, paced at --rate; "
+                       "Ctrl-C stops with the arm holding, SIGHUP reloads --model.")
     p.add_argument("--robot", choices=["sim", "franka"], default="sim")
-    p.add_argument("--camera", choices=["sim"], default="sim")
+    p.add_argument("--camera", choices=["sim", "realsense", "opencv", "replay"], default="sim")
     p.add_argument("--model", default=str(default_model_path()))
-    p.add_argument("--task", default="lift", choices=["lift", "can", "square"])
-    p.add_argument("--rate", type=float, default=None, help="loop rate, Hz (default: the model's control rate)")
-    p.add_argument("--realtime", action="store_true", help="pace the simulated loop at --rate")
+    p.add_argument("--task", default="lift", choices=["lift", "can", "square"], help="sim only")
+    p.add_argument("--rate", type=float, default=None, help="command rate, Hz (default: the model's control rate); "
+                   "franka only: faster commands interpolate along the chunk")
+    p.add_argument("--realtime", action="store_true", help="sim: pace the simulated loop in wall-clock time")
     p.add_argument("--blend", choices=["latest", "ensemble", "chunk"], default="latest")
-    p.add_argument("--episodes", type=int, default=1)
-    p.add_argument("--seed", type=int, default=400_000)
+    p.add_argument("--episodes", type=int, default=1, help="sim only")
+    p.add_argument("--seed", type=int, default=400_000, help="sim only")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--report-every", type=float, default=5.0, help="seconds between cadence lines")
+    p.add_argument("--robot-config", default=str(default_config_path("robot/franka.yaml")), help="FrankaConfig YAML")
+    p.add_argument("--robot-ip", default=None)
+    p.add_argument("--robot-set", action="append", metavar="KEY=VALUE", help="override a FrankaConfig key")
+    p.add_argument("--serial-no", default=None, help="RealSense serial (default: the only one connected)")
+    p.add_argument("--color-profile", default="640x480x30", help="RealSense WIDTHxHEIGHTxFPS")
+    p.add_argument("--device", default="0", help="OpenCV device index, /dev/videoN or a video file")
+    p.add_argument("--replay", default=None, help="a .db3 recorded by librealsense (--camera replay)")
+    p.add_argument("--camera-latency", type=float, default=0.0, help="seconds from exposure to frame arrival")
+    p.add_argument("--stale-after", type=float, default=0.2, help="hold when the newest frame is older, seconds")
+    p.add_argument("--duration", type=float, default=0.0, help="franka: stop after this many seconds (0: until Ctrl-C)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("export", help="checkpoint -> ONNX bundle (model.onnx + manifest.yaml), refused unless "

@@ -476,3 +476,12 @@ def test_server_stopped_mid_motion_gives_clear_error_and_safe_stop(shared_bridge
     finally:
         server.cleanup()
         sim.cleanup()
+
+
+def test_dm1_run_franka_refuses_a_sim_camera_and_names_a_missing_recording(tmp_path):
+    from dm1_ros.cli import main
+
+    assert main(["run", "--robot", "franka", "--camera", "sim"]) == 2
+    missing = tmp_path / "nope.db3"
+    assert main(["run", "--robot", "franka", "--camera", "replay", "--replay", str(missing),
+                 "--robot-set", "realtime=ignore"]) == 1
