@@ -72,6 +72,21 @@ def eval_section(rows) -> list[str]:
     return out
 
 
+def loop_section(b) -> list[str]:
+    if not b:
+        return ["_not measured yet: run `python bench/loop.py`_"]
+    out = [f"`python bench/loop.py`: model `{b['model']}` on {b['provider']}, commands paced at {b['command_target_hz']:.0f} Hz "
+           f"for {b['seconds_per_row']:.0f} s per row, camera frames pushed by a driver-like thread, {b['cores']} CPU cores "
+           "shared by everything (franky-sim runs in its own process and takes most of one core). Observation -> command "
+           "runs from a frame's arrival to the first command computed from it leaving the loop, so it includes the wait "
+           "for the next 5 ms tick; a policy tick is a tick that runs the network.", "",
+           "| loop | commands Hz | obs -> command p50 / p99 ms | policy tick p50 / p99 ms | overruns |", "|---|---:|---|---|---:|"]
+    for key, r in b["rows"].items():
+        out.append(f"| {key} | {r['command_hz']:.0f} | {r['obs_to_command']['p50_ms']:.2f} / {r['obs_to_command']['p99_ms']:.2f} | "
+                   f"{r['policy_tick']['p50_ms']:.2f} / {r['policy_tick']['p99_ms']:.2f} | {r['overruns']} |")
+    return out
+
+
 def main():
     rows = [(p.stem, load(p)) for p in sorted((ROOT / "results").glob("*.json"))]
     narrative = (DOCS / "results_notes.md").read_text() if (DOCS / "results_notes.md").is_file() else ""
@@ -79,6 +94,7 @@ def main():
              "`docs/results_notes.md`. Machine: 2 CPU cores (AMD EPYC, AVX2), no GPU, unless a row says otherwise.", "",
              "## Simulation: success rates", "", *eval_section(rows), "",
              "## Inference latency", "", *inference_section(load(DOCS / "bench_inference.json")), "",
+             "## Control loop", "", *loop_section(load(DOCS / "bench_loop.json")), "",
              "## One step on a multimodal toy task", "", *toy_section(load(DOCS / "toy.json")), "",
              "## Scripted demonstrations", "", *experts_section(load(DOCS / "experts.json"), load(DOCS / "collection.json")), "",
              narrative]
