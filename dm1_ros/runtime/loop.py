@@ -129,7 +129,8 @@ class ControlLoop:
                 action = self.scheduler.action(now)
             if action is None:
                 return self._hold("no_valid_action")
-            action = self.safety.filter(action, obs.proprio[:3], 1.0 / self.robot.rate_hz)
+            # An action is a delta over one policy period (the chunk's spacing), however often commands go out.
+            action = self.safety.filter(action, obs.proprio[:3], 1.0 / self.scheduler.config.rate_hz)
             if self.watchdog is not None:
                 self.watchdog.command(now)
             with self.cadence.stage("send"):
