@@ -55,6 +55,12 @@ setup(
     entry_points={
         "console_scripts": [
             "dm1 = dm1_ros.cli:main",
+            # ROS 2 nodes (`ros2 run dm1_ros <name>`); keep in step with dm1_ros.ros.CONSOLE_SCRIPTS
+            "camera_node = dm1_ros.ros.camera_node:main",
+            "policy_node = dm1_ros.ros.policy_node:main",
+            "franka_bridge_node = dm1_ros.ros.franka_bridge_node:main",
+            "sim_bridge_node = dm1_ros.ros.sim_bridge_node:main",
+            "teleop_node = dm1_ros.ros.teleop_node:main",
         ],
     },
 )

@@ -1,0 +1,148 @@
+"""camera_node: RealSense / OpenCV / .db3 replay -> sensor_msgs/Image (rgb8) + CameraInfo on realsense-ros topics.
+
+configure opens the camera (a missing device fails the transition with the connected serials in the message),
+activate publishes. Frames are published from the camera's own thread the moment they arrive, stamped with the
+ROS time of their arrival. Diagnostics: achieved vs declared fps, frames, errors, reconnects, staleness.
+"""
+from __future__ import annotations
+
+import time
+
+from sensor_msgs.msg import CameraInfo, Image
+
+from dm1_ros.ros.arrays import parse_size
+from dm1_ros.ros.conversions import array_to_image, camera_info
+from dm1_ros.ros.node_base import SENSOR_QOS, Dm1Node, Param, run
+from dm1_ros.ros.topics import CAMERA_IMAGE, CAMERA_INFO
+
+KINDS = ("realsense", "opencv", "replay")
+
+
+class CameraNode(Dm1Node):
+    PARAMETERS = (
+        Param("camera", "realsense", "camera kind: realsense | opencv | replay", configure_only=True),
+        Param("serial_no", "", "RealSense serial number ('' = the only one connected)", configure_only=True),
+        Param("color_profile", "640x480x30", "WIDTHxHEIGHTxFPS as realsense-ros spells it", configure_only=True),
+        Param("device", "0", "OpenCV device index, /dev/videoN or a video file", configure_only=True),
+        Param("replay_path", "", "librealsense recording (.db3/.bag) for camera:=replay", configure_only=True),
+        Param("replay_loop", True, "replay: start over at the end", configure_only=True),
+        Param("resize", "", "WIDTHxHEIGHT to publish instead of the native size ('' = native)", configure_only=True),
+        Param("frame_id", "camera_color_optical_frame", "header.frame_id of images and camera_info"),
+        Param("image_topic", CAMERA_IMAGE, "image topic (realsense-ros name)", read_only=True),
+        Param("camera_info_topic", CAMERA_INFO, "camera_info topic (realsense-ros name)", read_only=True),
+        Param("max_age_s", 0.25, "a frame older than this makes the camera stale (diagnostics ERROR)"),
+        Param("warmup_frames", 5, "RealSense frames dropped after every start (auto exposure)", configure_only=True),
+    )
+
+    def __init__(self, *, camera_factory=None, **kwargs):
+        """camera_factory(**kwargs) -> a dm1_ros.hardware.cameras.Camera (tests inject a SoftwareCamera)."""
+        super().__init__("camera", **kwargs)
+        self.camera_factory = camera_factory
+        self.camera = None
+        self.k = None
+        self.published = 0
+        self.image_pub = self.create_publisher(Image, self.p("image_topic"), SENSOR_QOS)
+        self.info_pub = self.create_publisher(CameraInfo, self.p("camera_info_topic"), SENSOR_QOS)
+
+    def validate(self, name, value):
+        from dm1_ros.hardware.cameras import parse_profile
+
+        try:
+            if name == "camera" and value not in KINDS:
+                return f"{value!r} is not one of {', '.join(KINDS)}"
+            if name == "color_profile":
+                parse_profile(value)
+            if name == "resize":
+                parse_size(value)
+            if name in ("max_age_s",) and value <= 0:
+                return "must be positive"
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    # --- lifecycle ---------------------------------------------------------------------------------------------
+    def configure(self) -> None:
+        from dm1_ros.hardware.cameras import make_camera
+
+        kind = self.p("camera")
+        size = parse_size(self.p("resize"))
+        common = dict(resize=size, max_age_s=self.p("max_age_s"), on_frame=self._on_frame)
+        if kind == "realsense":
+            kwargs = dict(serial_no=self.p("serial_no") or None, color_profile=self.p("color_profile"),
+                          warmup_frames=self.p("warmup_frames"), **common)
+        elif kind == "opencv":
+            kwargs = dict(device=self.p("device"), profile=self.p("color_profile"), **common)
+        else:
+            if not self.p("replay_path"):
+                raise ValueError("camera:=replay needs replay_path (a .db3 or .bag recording)")
+            kwargs = dict(path=self.p("replay_path"), loop=self.p("replay_loop"), **common)
+        factory = self.camera_factory or (lambda **kw: make_camera(kind, **kw))
+        self.camera = factory(**kwargs)
+        self.camera.start()  # opens the device here: a missing camera fails configure, loudly
+        self.k = self._intrinsics()
+        self.get_logger().info(f"camera {self.camera.name} started ({self.p('color_profile')})")
+
+    def cleanup(self) -> None:
+        camera, self.camera = self.camera, None
+        if camera is not None:
+            camera.stop()
+
+    def _intrinsics(self):
+        """RealSense color intrinsics (scaled to the published size), else None (CameraInfo all zeros)."""
+        pipe = getattr(self.camera, "_pipe", None)
+        if pipe is None:
+            return None
+        try:
+            import pyrealsense2 as rs
+
+            intr = pipe.get_active_profile().get_stream(rs.stream.color).as_video_stream_profile().get_intrinsics()
+            sx = sy = 1.0
+            if self.camera.resize is not None:
+                sx, sy = self.camera.resize[0] / intr.width, self.camera.resize[1] / intr.height
+            return [intr.fx * sx, 0.0, intr.ppx * sx, 0.0, intr.fy * sy, intr.ppy * sy, 0.0, 0.0, 1.0]
+        except Exception:  # noqa: BLE001 - intrinsics are a nicety
+            return None
+
+    # --- frames (camera thread) --------------------------------------------------------------------------------
+    def _on_frame(self, frame) -> None:
+        if self.state != "active":
+            return
+        stamp = self.now() - max(0.0, time.monotonic() - frame.stamp)  # arrival time on the ROS clock
+        frame_id = self.p("frame_id")
+        msg = array_to_image(frame.image, stamp, frame_id)
+        h, w = frame.image.shape[:2]
+        self.image_pub.publish(msg)
+        self.info_pub.publish(camera_info(w, h, stamp, frame_id, self.k))
+        self.published += 1
+
+    # --- diagnostics -------------------------------------------------------------------------------------------
+    def diagnostics(self):
+        if self.camera is None:
+            return super().diagnostics()
+        declared = None
+        try:
+            from dm1_ros.hardware.cameras import parse_profile
+
+            declared = float(parse_profile(self.p("color_profile"))[2])
+        except ValueError:
+            pass
+        fps = float(self.camera.fps)
+        stale = self.camera.is_stale(max_age_s=self.p("max_age_s"))
+        values = {"camera": self.camera.name, "state": self.state, "fps": fps, "declared_fps": declared or 0.0,
+                  "frames": self.camera.frames_received, "published": self.published, "errors": self.camera.errors,
+                  "reconnects": self.camera.reconnects, "stale": stale, "last_error": self.camera.last_error or ""}
+        if stale:
+            level, message = "ERROR", f"no frame for more than {self.p('max_age_s')} s"
+        elif declared and self.camera.frames_received > 10 and fps < 0.9 * declared:
+            level, message = "WARN", f"{fps:.1f} fps, below the declared {declared:.0f}"
+        else:
+            level, message = ("OK" if self.state == "active" else "WARN"), f"{fps:.1f} fps ({self.state})"
+        return [("camera", level, message, values)]
+
+
+def main(args=None) -> int:
+    return run(CameraNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
