@@ -33,6 +33,9 @@ class SimConfig:
     control_rate_hz: float = 20.0
     max_steps: int = 0  # 0: the task's default
     fast_render: bool = True  # shadows and reflections off (collection and evaluation must agree)
+    # robosuite draws some model properties (Lift's cube size) from numpy's global generator once, when the model is
+    # built; seeding that draw makes a seeded episode the same in every process.
+    model_seed: int = 0
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -69,7 +72,12 @@ class SimEnv:
             hard_reset=False,  # rebuilding model and renderer costs 1-2 s per reset
             reward_shaping=False,
         )
-        self.env = robosuite.make(TASKS[cfg.task], **self.env_kwargs)
+        global_rng = np.random.get_state()
+        np.random.seed(cfg.model_seed)
+        try:
+            self.env = robosuite.make(TASKS[cfg.task], **self.env_kwargs)
+        finally:
+            np.random.set_state(global_rng)
         self._fast_render_applied = False
         self._obs: dict | None = None
         self.steps = 0
