@@ -59,14 +59,41 @@ def experts_section(e, c) -> list[str]:
     return out or ["_not measured yet_"]
 
 
+# results/<task>_<variant>.json -> the comparison table's columns (issue 4: task x method)
+METHODS = [
+    ("meanflow_dispersive_1step", "MeanFlow + dispersive, 1 step"),
+    ("meanflow_1step", "MeanFlow, no dispersive, 1 step"),
+    ("meanflow_dispersive_5step", "MeanFlow + dispersive, 5 steps"),
+    ("flow_matching_10step", "flow matching, 10 steps"),
+    ("flow_matching_1step", "flow matching, 1 step"),
+]
+
+
+def comparison_section(rows) -> list[str]:
+    by_name = dict(rows)
+    tasks = sorted({name.split("_", 1)[0] for name, _ in rows})
+    if not tasks:
+        return []
+    out = ["| task | " + " | ".join(label for _, label in METHODS) + " |", "|---|" + "---|" * len(METHODS)]
+    for task in tasks:
+        cells = []
+        for key, _ in METHODS:
+            s = by_name.get(f"{task}_{key}")
+            cells.append(f"{s['success_rate']:.0%} ({s['policy_latency_ms']['p50']:.1f} ms)" if s else "not run")
+        out.append(f"| {task} | " + " | ".join(cells) + " |")
+    return out + ["", "Success over 50 seeded episodes (policy latency p50 in the loop, onnxruntime, 1 thread, "
+                      "2 evaluation workers sharing 2 cores with whatever else ran, so compare latency in the inference table below, measured side by side). Every cell: details below.", ""]
+
+
 def eval_section(rows) -> list[str]:
     if not rows:
         return ["_no evaluation summaries in results/ yet_"]
-    out = ["| task | policy | method | sampling steps | execution | success (95% CI) | mean length | policy p50 / p99 ms |",
+    out = [*comparison_section(rows),
+           "| summary file | task | method | sampling steps | execution | success (95% CI) | mean length | policy p50 / p99 ms |",
            "|---|---|---|---:|---|---|---:|---|"]
     for name, s in rows:
         lo, hi = s["ci95"]
-        out.append(f"| {s['task']} | {name} | {s['method']} | {s['sampling_steps']} | {s['execute']} | "
+        out.append(f"| {name} | {s['task']} | {s['method']} | {s['sampling_steps']} | {s['execute']} | "
                    f"{s['successes']}/{s['episodes']} = {s['success_rate']:.0%} ({lo:.0%}-{hi:.0%}) | {s['mean_steps']:.0f} | "
                    f"{s['policy_latency_ms']['p50']:.2f} / {s['policy_latency_ms']['p99']:.2f} |")
     return out
