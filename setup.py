@@ -8,7 +8,7 @@ PACKAGE = "dm1_ros"
 # Exact pins: versions tested together (see ../shared/ARCHITECTURE.md). torch must be exact, or pip pulls a
 # multi-GB CUDA build instead of the local CPU wheel.
 RUNTIME = ["numpy==2.4.6", "onnxruntime==1.31.1", "pyyaml==6.0.3", "h5py==3.16.0", "tqdm==4.70.1"]
-TRAIN = ["torch==2.13.0", "onnx==1.23.2", "matplotlib==3.11.2", "tensorboard==2.21.0"]
+TRAIN = ["torch==2.13.0", "onnx==1.23.2", "matplotlib==3.11.2", "tensorboard==2.21.0", "gymnasium==1.4.0"]
 SIM = ["robosuite==1.5.1", "mujoco==3.9.0", "opencv-python==4.14.0.94"]
 ROBOT = ["franky-control==2.0.0", "pyrealsense2==2.59.1.11053", "opencv-python==4.14.0.94", "transforms3d==0.4.2",
          "rosbags==0.11.9", "pynput==1.8.2"]

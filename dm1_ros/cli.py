@@ -5,6 +5,7 @@
     dm1 bench inference [--json]  policy latency: ONNX 1 step vs multi-step vs torch, training step cost
     dm1 collect --task lift --episodes 100 --out data/lift.hdf5   scripted demonstrations (robomimic HDF5)
     dm1 train --config config/train/lift_image.yaml [--set key=value] [--resume]
+    dm1 finetune --config config/finetune/lift_lowdim.yaml --init runs/lift_lowdim/last.pt [--resume]   PPO + BC
     dm1 export CKPT --out DIR     checkpoint -> ONNX bundle (model.onnx + manifest.yaml), parity-checked
     dm1 toy                       train MeanFlow and flow matching on the 2-D multimodal toy task
 """
@@ -132,6 +133,27 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_finetune(args) -> int:
+    from dm1_ros.configuration import ConfigError, load_yaml
+    from dm1_ros.finetune.config import FinetuneConfig
+    from dm1_ros.finetune.loop import finetune
+    from dm1_ros.policy.checkpoint import CheckpointError
+
+    overrides = list(args.set) + ([f"init={args.init}"] if args.init else [])
+    try:
+        cfg = load_yaml(FinetuneConfig, args.config, overrides)
+        summary = finetune(cfg, resume=args.resume, progress=not args.no_progress)
+    except (ConfigError, CheckpointError, ValueError) as exc:
+        print(f"dm1 finetune: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    evals = ", ".join(f"it {i}: {s:.0%}" for i, s in summary["evaluations"]) or "none"
+    print(f"wrote {summary['checkpoint']} after {summary['iterations']} iterations, {summary['env_steps']} env steps, "
+          f"{summary['seconds']:.0f} s; noise-free success {evals}" + (f"; bundle {summary['bundle']}" if "bundle" in summary else ""))
+    return 0
+
+
 def cmd_run(args) -> int:
     from dm1_ros.runtime.bundle import BundleError
     from dm1_ros.runtime.onnx_policy import OnnxPolicy
@@ -164,7 +186,8 @@ def run_sim(args, policy) -> int:
 
     spec = policy.manifest.observation
     robot = SimRobot(SimConfig(task=args.task, cameras=[s.name[: -len("_image")] for s in spec.images],
-                               image_size=[spec.images[0].height, spec.images[0].width]))
+                               image_size=[spec.images[0].height, spec.images[0].width] if spec.images else [96, 96],
+                               use_images=bool(spec.images), proprio_keys=list(spec.proprio_keys)))
     rate = robot.rate_hz
     cadence = CadenceMonitor(rate)
     loop = ControlLoop(robot, policy, ActionScheduler(SchedulerConfig(mode=args.blend, rate_hz=robot.rate_hz)),
@@ -393,6 +416,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("finetune", help="RL fine-tuning: PPO over the one-step MeanFlow chain with BC to the pre-trained policy",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="DMPO stage 2 (SPEC §4). Makes the sampler stochastic (learned noise std in [0.05, 0.12] "
+                       "after each of K chain steps, K=1 by default), collects rollouts in parallel robosuite environments "
+                       "(gymnasium vector envs, one subprocess each), and trains it with PPO (GAE, clipped objective, "
+                       "target-KL early stop, critic with its own encoder and warm-up iterations, running reward scaling) "
+                       "plus BC to the frozen pre-trained policy (linearly decaying weight).",
+                       epilog="writes OUT_DIR/last.pt (a policy checkpoint: `dm1 export` and `dm1 eval` take it), log.csv, "
+                       "curves.png (success rate, return, KL, clip fraction, BC loss per iteration) and, at the end, the "
+                       "bundle OUT_DIR/bundle exported exactly like a pre-trained one.\n\nexample:\n"
+                       "  dm1 train --config config/train/lift_lowdim.yaml\n"
+                       "  dm1 finetune --config config/finetune/lift_lowdim.yaml --init runs/lift_lowdim/last.pt\n"
+                       "  dm1 eval --model runs/finetune_lift_lowdim/bundle --task lift")
+    p.add_argument("--config", required=True, help="fine-tuning recipe YAML (config/finetune/*.yaml)")
+    p.add_argument("--init", help="pre-trained checkpoint to start from (and to regularize toward); overrides the recipe's init")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe key, e.g. --set iterations=20 --set bc_coef_end=0")
+    p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt at its iteration")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("run", help="the in-process control loop (no ROS): camera/robot -> policy -> scheduler -> safety -> robot",
                        description="Runs a bundle in the control loop the robot uses, with a cadence report every few "

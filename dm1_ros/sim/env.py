@@ -5,7 +5,8 @@
     obs, reward, done, info = env.step(action)    # info["success"]
 
 Images come out upright (robosuite renders them bottom-up); proprio uses the robomimic keys robot0_eef_pos,
-robot0_eef_quat (xyzw) and robot0_gripper_qpos.
+robot0_eef_quat (xyzw) and robot0_gripper_qpos. `SimConfig(proprio_keys=[..., "object"])` appends robosuite's
+object state (robomimic's obs/object, e.g. 10-d for lift, 14-d for can) for low-dimensional policies.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from dm1_ros.sim.rendering import configure_gl, disable_shadows_and_reflections,
 TASKS = {"lift": "Lift", "can": "PickPlaceCan", "square": "NutAssemblySquare"}
 # Episode limits at 20 Hz: about 3x what the scripted experts need.
 DEFAULT_MAX_STEPS = {"lift": 150, "can": 350, "square": 400}
+# Low-dimensional keys beyond the robot's proprio: robomimic name -> (robosuite observation name, dimension per task).
+EXTRA_STATE = {"object": ("object-state", {"lift": 10, "can": 14, "square": 14})}
 
 
 @dataclass
@@ -36,15 +39,27 @@ class SimConfig:
     # robosuite draws some model properties (Lift's cube size) from numpy's global generator once, when the model is
     # built; seeding that draw makes a seeded episode the same in every process.
     model_seed: int = 0
+    reward_shaping: bool = False  # robosuite's staged dense reward in step()'s reward (fine-tuning uses it as a potential)
+    # Low-dimensional observation layout: the robot's proprio keys, optionally followed by "object" (the object
+    # state, which only a simulator knows: low-dim policies are sim-only).
+    proprio_keys: list[str] = field(default_factory=lambda: list(PROPRIO_KEYS))
 
     def __post_init__(self):
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; choose from {sorted(TASKS)}")
+        known = [*PROPRIO_KEYS, *EXTRA_STATE]
+        for key in self.proprio_keys:
+            if key not in known:
+                raise ValueError(f"unknown proprio key {key!r}; the simulator provides {known}")
         if self.max_steps <= 0:
             self.max_steps = DEFAULT_MAX_STEPS[self.task]
 
     def image_keys(self) -> list[str]:
         return [f"{c}_image" for c in self.cameras] if self.use_images else []
+
+    def proprio_dims(self) -> list[int]:
+        robot = dict(zip(PROPRIO_KEYS, PROPRIO_DIMS))
+        return [robot[k] if k in robot else EXTRA_STATE[k][1][self.task] for k in self.proprio_keys]
 
 
 class SimEnv:
@@ -70,7 +85,7 @@ class SimEnv:
             horizon=10 * cfg.max_steps,
             ignore_done=True,  # episode length is ours to decide
             hard_reset=False,  # rebuilding model and renderer costs 1-2 s per reset
-            reward_shaping=False,
+            reward_shaping=cfg.reward_shaping,
         )
         global_rng = np.random.get_state()
         np.random.seed(cfg.model_seed)
@@ -87,7 +102,7 @@ class SimEnv:
     def observation_spec(self) -> ObservationSpec:
         h, w = self.config.image_size
         return ObservationSpec(images=[ImageSpec(k, h, w) for k in self.config.image_keys()],
-                               proprio_keys=list(PROPRIO_KEYS), proprio_dims=list(PROPRIO_DIMS))
+                               proprio_keys=list(self.config.proprio_keys), proprio_dims=self.config.proprio_dims())
 
     def reset(self, seed: int | None = None) -> Observation:
         if seed is not None:
@@ -99,6 +114,10 @@ class SimEnv:
             self._obs = self.env._get_observations(force_update=True)  # re-render with the flags
         self.steps = 0
         return self.observation()
+
+    def shaped_reward(self) -> float:
+        """robosuite's staged dense reward of the current state (reach, grasp, lift / place), in [0, 1]."""
+        return float(self.env.reward(None))
 
     def step(self, action: np.ndarray) -> tuple[Observation, float, bool, dict]:
         action = np.asarray(action, dtype=np.float64)
@@ -115,7 +134,7 @@ class SimEnv:
     def observation(self) -> Observation:
         o = self._obs
         images = {k: np.ascontiguousarray(o[k][::-1]) for k in self.config.image_keys()}  # upright
-        proprio = np.concatenate([o[k] for k in PROPRIO_KEYS]).astype(np.float32)
+        proprio = np.concatenate([o[EXTRA_STATE[k][0]] if k in EXTRA_STATE else o[k] for k in self.config.proprio_keys]).astype(np.float32)
         return Observation(images=images, proprio=proprio, stamp=self.steps / self.config.control_rate_hz)
 
     def success(self) -> bool:

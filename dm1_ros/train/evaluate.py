@@ -56,7 +56,15 @@ def _setup(args: EvalArgs):
     spec = policy.manifest.observation
     cameras = [s.name[: -len("_image")] for s in spec.images]
     size = [spec.images[0].height, spec.images[0].width] if spec.images else [96, 96]
-    robot = SimRobot(SimConfig(task=args.task, cameras=cameras, image_size=size, use_images=bool(cameras), max_steps=args.max_steps))
+    from dm1_ros.runtime.bundle import BundleError
+
+    try:
+        sim_config = SimConfig(task=args.task, cameras=cameras, image_size=size, use_images=bool(cameras), max_steps=args.max_steps,
+                               proprio_keys=list(spec.proprio_keys))
+    except ValueError as exc:  # a proprio key the simulator does not have
+        raise BundleError(f"proprio layout: model {policy.model_id} expects "
+                          f"{list(zip(spec.proprio_keys, spec.proprio_dims))}; {exc}") from None
+    robot = SimRobot(sim_config)
     try:
         policy.manifest.check_observation_spec(robot.observation_spec)
     except Exception:
