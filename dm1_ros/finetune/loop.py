@@ -265,11 +265,12 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True, c
             log(row)
         obs, _ = envs.reset(seed=cfg.seed + 7919 * start_iter)
         ep_steps = np.zeros(N, int)
+        ep_return = np.zeros(N)  # undiscounted, unscaled return of the episodes in flight
         while iteration < cfg.iterations:
             # --- 1. rollout -----------------------------------------------------------------------------------
             buf_images = {k: [] for k in image_keys}
             buf_prop, buf_chain, buf_logp, buf_value, buf_reward, buf_done = [], [], [], [], [], []
-            finished, successes, lengths = 0, 0, []
+            finished, successes, lengths, returns_done = 0, 0, [], []
             policy.eval()
             for _ in range(T):
                 images, proprio = to_torch_obs(obs, image_keys)
@@ -285,6 +286,7 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True, c
                 env_steps += int(steps_now.sum())
                 ep_steps += steps_now
                 reward = np.asarray(reward, np.float64)
+                ep_return += reward
                 scaled = scaler(reward, done) if cfg.reward_scaling else reward.copy()
                 if trunc.any():  # bootstrap the time limit with the value of the last observation
                     idx = np.flatnonzero(trunc & ~term)
@@ -297,7 +299,8 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True, c
                     finished += 1
                     successes += int(term[i])
                     lengths.append(int(ep_steps[i]))
-                    ep_steps[i] = 0
+                    returns_done.append(float(ep_return[i]))
+                    ep_steps[i], ep_return[i] = 0, 0.0
                 for k in image_keys:
                     buf_images[k].append(images[k])
                 buf_prop.append(proprio)
@@ -329,7 +332,7 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True, c
                 std_mean = float(policy.noise.log_std(policy.encode(*to_torch_obs(obs, image_keys)), 0).exp().mean())
             row = {"iteration": iteration, "env_steps": env_steps, "seconds": time.perf_counter() - t0, "bc_coef": bc_coef,
                    "rollout/episodes": finished, "rollout/success_rate": successes / finished if finished else "",
-                   "rollout/return": successes / finished if finished else "",
+                   "rollout/return": float(np.mean(returns_done)) if returns_done else "",  # unscaled, with shaping
                    "rollout/episode_steps": float(np.mean(lengths)) if lengths else "", "std_mean": std_mean,
                    "explained_variance": float(1 - np.var(y - values.ravel()) / var) if var > 0 else "", **logs}
             # --- 4. evaluation, logs, checkpoint ----------------------------------------------------------------
