@@ -99,6 +99,32 @@ def eval_section(rows) -> list[str]:
     return out
 
 
+def finetune_section() -> list[str]:
+    summaries = sorted((ROOT / "results" / "finetune").glob("*_summary.json"))
+    if not summaries:
+        return ["_not run yet: `python bench/finetune.py`_"]
+    out = ["`python bench/finetune.py` (commands and reading: results/finetune/README.md): a deliberately weak one-step "
+           "low-dim policy, then PPO (K = 1) with BC to the frozen start and without it; `dm1 eval` on the same 50 seeds "
+           "before and after.", "",
+           "| setting | start | PPO + BC | PPO, BC 0 | env steps (BC / no BC) | wall-clock s | plot |", "|---|---|---|---|---|---|---|"]
+    for path in summaries:
+        d = load(path)
+        tag = path.stem[: -len("_summary")]
+        runs = d["runs"]
+
+        def cell(r):
+            return f"{r['successes']}/{r['episodes']} = {r['success_rate']:.0%} ({r['ci95'][0]:.0%}-{r['ci95'][1]:.0%})" if r else "not run"
+
+        bc, nobc = runs.get("bc"), runs.get("no_bc")
+        png = f"docs/finetune_{tag}.png"
+        out.append(f"| {tag}: {d['demos']} demos, {d['pretrain_steps']} pre-training steps; {', '.join(d['overrides'])} | "
+                   f"{cell(d['start'])} | {cell(bc)} | {cell(nobc)} | "
+                   f"{bc['env_steps'] if bc else '-'} / {nobc['env_steps'] if nobc else '-'} | "
+                   f"{bc['seconds'] if bc else 0:.0f} / {nobc['seconds'] if nobc else 0:.0f} | "
+                   f"{'[png](' + png.split('/', 1)[1] + ')' if (ROOT / png).is_file() else '-'} |")
+    return out
+
+
 def loop_section(b) -> list[str]:
     if not b:
         return ["_not measured yet: run `python bench/loop.py`_"]
@@ -122,6 +148,7 @@ def main():
              "## Simulation: success rates", "", *eval_section(rows), "",
              "## Inference latency", "", *inference_section(load(DOCS / "bench_inference.json")), "",
              "## Control loop", "", *loop_section(load(DOCS / "bench_loop.json")), "",
+             "## RL fine-tuning (PPO, one step)", "", *finetune_section(), "",
              "## One step on a multimodal toy task", "", *toy_section(load(DOCS / "toy.json")), "",
              "## Scripted demonstrations", "", *experts_section(load(DOCS / "experts.json"), load(DOCS / "collection.json")), "",
              narrative]
