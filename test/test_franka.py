@@ -291,7 +291,8 @@ def test_streamed_targets_move_smoothly_without_errors(bridge):
     assert -0.16 <= p1[0] - p0[0] <= -0.10
     assert np.allclose(p1[1:], p0[1:], atol=0.01)
     assert rotation_angle_between(R0, R1) < 0.02
-    assert max(errors) < 0.03 and final_error[0] < 0.005
+    # the target never runs further ahead of the arm than the lead limit (about 10-20 mm when franky-sim keeps up)
+    assert max(errors) <= bridge.config.max_target_lead_m + 1e-3 and final_error[0] < 0.005
     assert bridge.stats["targets"] >= 30 and bridge.stats.get("target_leashed", 0) == 0
     # rotation: the axis-angle delta is applied in the base frame, on the left (robosuite OSC convention)
     stream(bridge, [0, 0, 0, 0, 0, 0.1, -1], 8)  # 0.05 rad per tick about base z (filter limit: 0.075)
