@@ -65,7 +65,7 @@ class SimGymEnv(gym.Env):
         action = np.asarray(action, np.float64).reshape(self.spec_.act_steps, 7)
         reward, success, executed = 0.0, False, 0
         for a in action:
-            observation, _, done, info = self.sim.step(a)
+            observation, sim_reward, done, info = self.sim.step(a)
             executed += 1
             success = bool(info["success"])
             if success:
@@ -73,7 +73,7 @@ class SimGymEnv(gym.Env):
             if done:
                 break
         if self.spec_.shaping_weight > 0:
-            potential = self.sim.shaped_reward()
+            potential = sim_reward  # with reward_shaping on, step() already returns the staged reward of the new state
             reward += self.spec_.shaping_weight * (potential - self._potential)
             self._potential = potential
         truncated = (not success) and self.sim.steps >= self.sim.config.max_steps
