@@ -113,3 +113,24 @@ def test_gripper_latch_changes_state_only_past_its_thresholds():
     assert latch(0.0) == 1.0
     with pytest.raises(ValueError, match="open_below"):
         GripperLatch(close_above=-0.5, open_below=0.5)
+
+
+def test_actions_at_reads_a_chunk_of_instants_without_touching_the_queue():
+    s = ActionScheduler(SchedulerConfig(mode="ensemble", rate_hz=10, ensemble_decay=0.5))
+    s.add(chunk(1.0, [0, 0, 0, 0]), now=1.0)
+    s.add(chunk(1.1, [1, 1, 1, 1]), now=1.1)
+    out = s.actions_at([1.1, 1.35, 1.4])
+    w_old = np.exp(-0.5)
+    assert out.shape == (3, 7)
+    assert out[0, 0] == pytest.approx(1 / (1 + w_old)) and out[2, 0] == pytest.approx(1.0)
+    assert len(s.chunks) == 2  # read-only, unlike action()
+    assert s.actions_at([1.6]) is None  # past every chunk
+
+
+def test_the_last_action_still_counts_at_epoch_second_stamps():
+    # float seconds since 1970 carry ~0.2 us of rounding; the exact last instant must not read as late
+    s = ActionScheduler(SchedulerConfig(rate_hz=20, interpolate=False))
+    stamp = 1_795_000_000.123456
+    s.add(chunk(stamp, [0, 1, 2, 3]), now=stamp)
+    assert s.action(stamp + 3 / 20)[0] == 3
+    assert s.action(stamp + 3 / 20 + 0.001) is None

@@ -11,9 +11,7 @@ queued (blended) actions of the old model, keep the old model when loading fails
 from __future__ import annotations
 
 import logging
-import math
 import threading
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,20 +19,11 @@ import numpy as np
 
 from dm1_ros.runtime.bundle import BundleError, Manifest, read_manifest
 from dm1_ros.runtime.contract import ActionChunk, Observation
+from dm1_ros.runtime.scheduler import MODES, ActionScheduler, SchedulerConfig
 
 log = logging.getLogger("dm1_ros.ros.policy_runner")
 
-BLENDING = ("latest", "ensemble", "chunk")
-
-
-def _interp(actions: np.ndarray, pos: float) -> np.ndarray:
-    n = actions.shape[0]
-    pos = min(max(pos, 0.0), n - 1)
-    i = int(math.floor(pos))
-    frac = pos - i
-    if i + 1 >= n or frac < 1e-9:
-        return actions[i]
-    return (1 - frac) * actions[i] + frac * actions[i + 1]
+BLENDING = MODES
 
 
 class ChunkBlender:
@@ -45,56 +34,37 @@ class ChunkBlender:
              than the newest weighted exp(-decay * age)
     chunk    open loop: a chunk is republished unchanged until its last action's instant is reached
              (`needs_plan`), then the next one is planned
+
+    The blending itself is ActionScheduler's (the robot-side runtime), read for a whole chunk of instants at once.
     """
 
     def __init__(self, mode: str = "latest", rate_hz: float = 20.0, decay: float = 0.5, plan_ahead_s: float = 0.0):
-        if mode not in BLENDING:
-            raise ValueError(f"unknown blending {mode!r}; choose one of {', '.join(BLENDING)}")
-        if rate_hz <= 0:
-            raise ValueError("rate_hz must be positive")
+        self.scheduler = ActionScheduler(SchedulerConfig(mode=mode, rate_hz=rate_hz, ensemble_decay=decay))
         self.mode = mode
         self.rate_hz = float(rate_hz)
-        self.decay = float(decay)
         self.plan_ahead_s = float(plan_ahead_s)
-        self.chunks: deque[ActionChunk] = deque(maxlen=64)
         self.current: tuple[np.ndarray, float] | None = None  # last published (actions, stamp)
 
+    @property
+    def chunks(self):
+        return self.scheduler.chunks
+
     def clear(self) -> None:
-        self.chunks.clear()
+        self.scheduler.clear()
         self.current = None
 
     def needs_plan(self, t: float) -> bool:
-        if self.mode != "chunk" or self.current is None:
-            return True
-        actions, stamp = self.current
-        # 1e-3 of a control step: stamps are float seconds since 1970 (resolution ~0.2 us)
-        return (t + self.plan_ahead_s - stamp) * self.rate_hz > actions.shape[0] - 1 + 1e-3
+        return self.current is None or self.scheduler.needs_plan(t + self.plan_ahead_s)
 
     def add(self, chunk: ActionChunk) -> np.ndarray:
-        actions = np.asarray(chunk.actions, np.float64)
-        if self.mode != "ensemble":
-            self.chunks.clear()
-            self.chunks.append(chunk)
-            self.current = (actions, chunk.stamp)
-            return actions
-        self.chunks.append(chunk)
-        newest = chunk.stamp
-        for old in list(self.chunks):  # a chunk with no action left for the newest instant never counts again
-            if (newest - old.stamp) * self.rate_hz > old.actions.shape[0] - 1 + 1e-3:
-                self.chunks.remove(old)
-        out = np.empty_like(actions)
-        for k in range(actions.shape[0]):
-            t = newest + k / self.rate_hz
-            total, weight = np.zeros(actions.shape[1]), 0.0
-            for c in self.chunks:
-                pos = (t - c.stamp) * self.rate_hz
-                if pos > c.actions.shape[0] - 1 + 1e-3:
-                    continue
-                w = math.exp(-self.decay * (newest - c.stamp) * self.rate_hz)
-                total += w * _interp(np.asarray(c.actions, np.float64), pos)
-                weight += w
-            out[k] = total / weight
-        self.current = (out, newest)
+        if self.mode == "chunk":
+            self.scheduler.clear()  # asked for because the running chunk has ended (needs_plan)
+        self.scheduler.add(chunk, now=chunk.stamp)
+        if self.mode == "ensemble":
+            self.scheduler.prune(chunk.stamp)
+        instants = chunk.stamp + np.arange(chunk.actions.shape[0]) / self.rate_hz
+        out = self.scheduler.actions_at(instants)
+        self.current = (out, chunk.stamp)
         return out
 
 
