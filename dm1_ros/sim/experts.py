@@ -80,9 +80,7 @@ class Expert:
 class LiftExpert(Expert):
     def reset(self, env):
         self.style()
-        # Grasp at or a little above the cube's centre: demonstrations that pressed below it taught the policy to push
-        # into the cube and stall (docs/results_notes.md, "Lift").
-        self.grasp_dz = self.rng.uniform(-0.002, 0.008)
+        self.grasp_dz = self.rng.uniform(-0.008, 0.008)
         self.lift_height = self.rng.uniform(0.12, 0.2)
 
     def act(self, env) -> np.ndarray:
@@ -104,11 +102,11 @@ class LiftExpert(Expert):
             pos = self.move(eef, target)
         elif self.phase == 2:  # descend
             target = cube + np.array([0, 0, self.grasp_dz])
-            if np.linalg.norm(target - eef) < 0.005 or self.counter > 40:
+            if np.linalg.norm(target - eef) < 0.008 or self.counter > 40:
                 self.next_phase()
             pos = self.move(eef, target, speed=min(self.speed, 0.6))
-        elif self.phase == 3:  # close, holding the hand still so "closed" is a clean, observable event
-            pos, grip = np.zeros(3), 1.0
+        elif self.phase == 3:  # close
+            pos, grip = self.move(eef, cube + np.array([0, 0, self.grasp_dz]), 0.2), 1.0
             if self.counter >= self.close_steps + self.pause:
                 self.next_phase()
                 self.lift_from = cube.copy()
