@@ -59,7 +59,7 @@ def cmd_eval(args) -> int:
             bundles = {baked: str(model)}
         rows = []
         for k, bundle in bundles.items():
-            summary = evaluate(EvalArgs(model=bundle, task=args.task, episodes=args.episodes, execute=args.execute,
+            summary = evaluate(EvalArgs(model=bundle, task=args.task, episodes=args.episodes, execute=args.execute or "",
                                         workers=args.workers, video=args.video if k == min(bundles) else None,
                                         seed_base=args.seed_base))
             summary["model"] = str(model)
@@ -190,7 +190,8 @@ def run_sim(args, policy) -> int:
                                use_images=bool(spec.images), proprio_keys=list(spec.proprio_keys)))
     rate = robot.rate_hz
     cadence = CadenceMonitor(rate)
-    loop = ControlLoop(robot, policy, ActionScheduler(SchedulerConfig(mode=args.blend, rate_hz=robot.rate_hz)),
+    blend = args.blend or policy.manifest.execution
+    loop = ControlLoop(robot, policy, ActionScheduler(SchedulerConfig(mode=blend, rate_hz=robot.rate_hz)),
                        SafetyFilter(sim_safety_config()), cadence=cadence)
     try:
         policy.manifest.check_observation_spec(robot.observation_spec)
@@ -257,7 +258,7 @@ def run_franka(args, policy) -> int:  # noqa: C901 (one straight sequence: conne
     offset = robot.config.observation_offset_m
     loop_safety = type(box)(**{**box.__dict__, "workspace_min": [a + b for a, b in zip(box.workspace_min, offset)],
                                "workspace_max": [a + b for a, b in zip(box.workspace_max, offset)]})
-    loop = ControlLoop(robot, policy, ActionScheduler(SchedulerConfig(mode=args.blend, rate_hz=manifest.control_rate_hz,
+    loop = ControlLoop(robot, policy, ActionScheduler(SchedulerConfig(mode=args.blend or manifest.execution, rate_hz=manifest.control_rate_hz,
                                                                       camera_latency_s=args.camera_latency)),
                        SafetyFilter(loop_safety), watchdog=Watchdog(observation_timeout_s=args.stale_after),
                        cadence=cadence, clock=time.monotonic)
@@ -301,7 +302,7 @@ def cmd_export(args) -> int:
         if "command" in training:
             training["command"] = command_line(training["command"])
         manifest = export_bundle(policy, args.out, steps=args.steps, control_rate_hz=args.control_rate, training=training,
-                                 tolerance=args.tolerance)
+                                 tolerance=args.tolerance, execution=args.execution)
     except (CheckpointError, ExportError) as exc:
         print(f"dm1 export: {exc}", file=sys.stderr)
         return 1
@@ -369,9 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="lift", choices=["lift", "can", "square"])
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--steps", help="sampling steps to evaluate, e.g. 1,2,5 (checkpoints only)")
-    p.add_argument("--execute", choices=["first", "chunk", "ensemble"], default="first",
-                   help="first: re-plan every tick (default); chunk: run each chunk open loop like the papers; "
-                   "ensemble: temporal ensemble of overlapping chunks")
+    p.add_argument("--execute", choices=["first", "chunk", "ensemble"], default=None,
+                   help="first: re-plan every tick; chunk: run each chunk open loop like the papers; "
+                   "ensemble: temporal ensemble of overlapping chunks (default: the bundle's manifest execution)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed-base", type=int, default=100_000)
     p.add_argument("--video", help="record the first episode to this .mp4")
@@ -450,7 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=None, help="command rate, Hz (default: the model's control rate); "
                    "franka only: faster commands interpolate along the chunk")
     p.add_argument("--realtime", action="store_true", help="sim: pace the simulated loop in wall-clock time")
-    p.add_argument("--blend", choices=["latest", "ensemble", "chunk"], default="latest")
+    p.add_argument("--blend", choices=["latest", "ensemble", "chunk"], default=None,
+                   help="how chunks become commands (default: the bundle's manifest execution)")
     p.add_argument("--episodes", type=int, default=1, help="sim only")
     p.add_argument("--seed", type=int, default=400_000, help="sim only")
     p.add_argument("--threads", type=int, default=2)
@@ -475,6 +477,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--control-rate", type=float, default=20.0, help="control rate the policy was trained for, Hz")
     p.add_argument("--tolerance", type=float, default=1e-4, help="max |onnx - torch| accepted")
     p.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA ones")
+    p.add_argument("--execution", choices=["latest", "chunk", "ensemble"], default="latest",
+                   help="how the runtime runs this model's chunks unless told otherwise (written to the manifest): latest "
+                   "re-plans every tick, chunk runs each chunk open loop, ensemble averages overlapping chunks")
     p.set_defaults(func=cmd_export)
     return parser
 

@@ -21,7 +21,7 @@ ARGUMENTS = {
     "control_rate": ("20.0", "robot bridge control rate, Hz"),
     "use_sim": ("false", "true: robosuite (sim_bridge_node) instead of the camera and the Franka"),
     "task": ("lift", "simulated task when use_sim is true: lift | can | square"),
-    "blending": ("latest", "latest | ensemble | chunk"),
+    "blending": ("model", "model (the bundle's manifest execution) | latest | ensemble | chunk"),
     "robot_config": (None, "FrankaConfig YAML (default: config/robot/franka.yaml of this package)"),
 }
 
@@ -35,7 +35,7 @@ def generate_launch_description():
     defaults = {"model_path": PathJoinSubstitution([share, "models", "lift_image"]),
                 "robot_config": PathJoinSubstitution([share, "config", "robot", "franka.yaml"])}
     args = [DeclareLaunchArgument(name, default_value=defaults.get(name, default), description=text,
-                                  **({"choices": ["latest", "ensemble", "chunk"]} if name == "blending" else {}))
+                                  **({"choices": ["model", "latest", "ensemble", "chunk"]} if name == "blending" else {}))
             for name, (default, text) in ARGUMENTS.items()]
     arg = LaunchConfiguration
     use_sim = arg("use_sim")

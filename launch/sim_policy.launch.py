@@ -20,8 +20,9 @@ def generate_launch_description():
         DeclareLaunchArgument("task", default_value="lift", description="lift | can | square",
                               choices=["lift", "can", "square"]),
         DeclareLaunchArgument("control_rate", default_value="20.0", description="simulation control rate, Hz"),
-        DeclareLaunchArgument("blending", default_value="latest", description="latest | ensemble | chunk",
-                              choices=["latest", "ensemble", "chunk"]),
+        DeclareLaunchArgument("blending", default_value="model",
+                              description="model (the bundle's manifest execution) | latest | ensemble | chunk",
+                              choices=["model", "latest", "ensemble", "chunk"]),
     ]
     include = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(PathJoinSubstitution([share, "launch", "panda_policy.launch.py"])),

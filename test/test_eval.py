@@ -34,6 +34,20 @@ def test_eval_runs_end_to_end_and_writes_summary(tiny_bundle, tmp_path):
     assert "| lift | meanflow | 1 | first | 0/2" in (tmp_path / "s.md").read_text()
 
 
+def test_eval_runs_chunks_the_way_the_bundle_says_unless_told(tmp_path):
+    policy = GenerativePolicy(PolicyConfig(vision=VisionConfig(channels=8, heads=2, pool_dim=8), head=HeadConfig(hidden=32)))
+    policy.action_normalizer.fit(np.array([[-0.3] * 6 + [-1.0], [0.3] * 6 + [1.0]]))
+    policy.proprio_normalizer.fit(np.random.default_rng(0).uniform(-1, 1, (32, 9)))
+    export_bundle(policy, tmp_path / "chunked", execution="chunk")
+    args = dict(model=str(tmp_path / "chunked"), task="lift", episodes=1, max_steps=6)
+    by_manifest = evaluate(EvalArgs(**args), progress=False)
+    told = evaluate(EvalArgs(**args, execute="first"), progress=False)
+    assert by_manifest["execute"] == "chunk" and told["execute"] == "first"
+    # open loop: one plan per 4-action chunk (2 in 6 steps) against one per step
+    assert by_manifest["per_episode"][0]["cadence"]["infer"]["n"] == 2
+    assert told["per_episode"][0]["cadence"]["infer"]["n"] == 6
+
+
 def test_eval_refuses_a_model_the_robot_cannot_feed(tiny_bundle, tmp_path):
     import shutil
 

@@ -95,6 +95,20 @@ def test_wrong_manifest_version_is_refused(bundle):
         OnnxPolicy(bundle)
 
 
+def test_execution_travels_with_the_bundle_and_a_bad_one_is_named(tiny_policy, bundle, tmp_path):
+    assert read_manifest(bundle).execution == "latest"  # the default
+    chunked = tmp_path / "chunked"
+    export.export_bundle(tiny_policy, chunked, execution="chunk")
+    assert read_manifest(chunked).execution == "chunk"
+    with pytest.raises(export.ExportError, match="execution 'open_loop'"):
+        export.export_bundle(tiny_policy, tmp_path / "bad", execution="open_loop")
+    data = yaml.safe_load((chunked / "manifest.yaml").read_text())
+    data["execution"] = "smooth"
+    (chunked / "manifest.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(BundleError, match="execution 'smooth' is not one of latest, ensemble, chunk"):
+        read_manifest(chunked)
+
+
 def test_unknown_manifest_key_is_named(bundle):
     data = yaml.safe_load((bundle / "manifest.yaml").read_text())
     data["action"]["horizon"] = 8

@@ -129,6 +129,18 @@ def test_hot_swap_between_ticks(ros, policy, tmp_path):
     assert policy.runner.model_id == "lift_image-v2" and policy.runner.swaps == 1 and traj
 
 
+def test_default_blending_follows_each_models_manifest_across_swaps(ros, policy, tmp_path):
+    assert policy.p("blending") == "model" and policy.runner.blender.mode == "chunk"  # the shipped lift model's
+    new = copy_bundle(tmp_path, "replanning", model_id="lift_image-latest", execution="latest")
+    assert policy.set_parameters([Parameter("model_path", value=str(new))])[0].successful
+    policy.runner._worker.join(30)
+    publish_observation(ros, ros.now())
+    ros.fire(policy.timer)
+    assert policy.runner.model_id == "lift_image-latest" and policy.runner.blender.mode == "latest"
+    assert policy.set_parameters([Parameter("blending", value="ensemble")])[0].successful  # an explicit choice wins
+    assert policy.runner.blender.mode == "ensemble"
+
+
 def test_swap_that_fails_to_load_keeps_the_old_model_and_restores_the_parameter(ros, policy, tmp_path):
     broken = copy_bundle(tmp_path, "broken")
     (broken / "model.onnx").write_bytes(b"not an onnx file")  # the manifest is fine, the graph is not

@@ -367,8 +367,10 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True, c
 
         bundle = Path(cfg.export) if cfg.export else out / "bundle"
         training = {"checkpoint": str(last), **provenance, "iterations": iteration, "env_steps": env_steps}
+        # deployed the way it was fine-tuned: whole chunks open loop when every rollout decision ran its whole chunk
+        execution = "chunk" if cfg.act_steps >= policy.actor.config.chunk else "latest"
         manifest = export_bundle(copy.deepcopy(policy.actor).eval(), bundle, steps=cfg.chain_steps,
-                                 control_rate_hz=cfg.control_rate_hz, training=training)
+                                 control_rate_hz=cfg.control_rate_hz, training=training, execution=execution)
         summary.update(bundle=str(bundle), model_id=manifest.model_id)
     if not math.isfinite(summary["seconds"]):
         summary["seconds"] = None

@@ -32,6 +32,7 @@ from dm1_ros.runtime.bundle import (
     sha256_file,
 )
 from dm1_ros.runtime.contract import ACTION_NAMES
+from dm1_ros.runtime.scheduler import MODES
 
 OPSET = 17
 
@@ -110,8 +111,11 @@ def export_bundle(
     training: dict | None = None,
     model_id: str | None = None,
     tolerance: float = 1e-4,
+    execution: str = "latest",
 ) -> Manifest:
     """Write `out_dir/model.onnx` + `out_dir/manifest.yaml`; refuse (ExportError) when parity > tolerance."""
+    if execution not in MODES:
+        raise ExportError(f"execution {execution!r} is not one of {', '.join(MODES)}")
     policy = policy.eval()
     cfg = policy.config
     steps = steps or cfg.method.sampling_steps
@@ -152,6 +156,7 @@ def export_bundle(
             ),
             onnx=OnnxSpec(file=ONNX_NAME, sha256=digest, opset=OPSET, inputs=[*cfg.image_keys, "proprio", "noise"], outputs=["actions"]),
             parity=Parity(max_abs_diff=diff, tolerance=tolerance, samples=17),
+            execution=execution,
             training=training or {},
             created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         )

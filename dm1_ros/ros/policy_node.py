@@ -42,7 +42,8 @@ class PolicyNode(Dm1Node):
         Param("rate", 0.0, "planning rate, Hz (0 = the model's control rate)", configure_only=True),
         Param("sampling_steps", 0, "expected sampling steps (0 = the bundle's); baked into the ONNX graph at "
               "export, so a bundle that differs is refused", read_only=True),
-        Param("blending", "latest", "latest | ensemble | chunk (how chunks become the published command)"),
+        Param("blending", "model", "model | latest | ensemble | chunk (how chunks become the published command; "
+              "model: the bundle's manifest execution)"),
         Param("ensemble_decay", 0.5, "ensemble weight exp(-decay * age in control steps) of older chunks",
               configure_only=True),
         Param("plan_ahead_s", 0.0, "chunk blending: plan the next chunk this long before the current runs out",

@@ -23,7 +23,8 @@ from dm1_ros.runtime.scheduler import MODES, ActionScheduler, SchedulerConfig
 
 log = logging.getLogger("dm1_ros.ros.policy_runner")
 
-BLENDING = MODES
+MODEL_BLENDING = "model"  # the bundle's own choice (manifest execution)
+BLENDING = (MODEL_BLENDING, *MODES)
 
 
 class ChunkBlender:
@@ -77,15 +78,18 @@ class SwapEvent:
 
 
 class PolicyRunner:
-    def __init__(self, bundle_dir: str | Path, providers="auto", threads: int | None = None, blending: str = "latest",
+    def __init__(self, bundle_dir: str | Path, providers="auto", threads: int | None = None, blending: str = "model",
                  sampling_steps: int = 0, warmup: int = 5, noise_seed: int | None = None, ensemble_decay: float = 0.5,
                  plan_ahead_s: float = 0.0, policy_factory=None):
-        """sampling_steps: 0 accepts the bundle's; n > 0 refuses a bundle that does not sample in n steps (the
+        """blending: latest | ensemble | chunk, or model (each bundle's manifest execution).
+        sampling_steps: 0 accepts the bundle's; n > 0 refuses a bundle that does not sample in n steps (the
         step count is baked into the ONNX graph at export)."""
         if policy_factory is None:
             from dm1_ros.runtime.onnx_policy import OnnxPolicy
 
             policy_factory = OnnxPolicy
+        if blending not in BLENDING:
+            raise ValueError(f"unknown blending {blending!r}; choose one of {', '.join(BLENDING)}")
         self.policy_factory = policy_factory
         self.policy_kwargs = dict(providers=providers, threads=threads, warmup=warmup, noise_seed=noise_seed)
         self.expected_steps = int(sampling_steps)
@@ -93,7 +97,8 @@ class PolicyRunner:
         self.check_steps(read_manifest(bundle_dir), bundle_dir)
         self.policy = policy_factory(bundle_dir, **self.policy_kwargs)
         self.bundle_dir = str(bundle_dir)
-        self.blender = ChunkBlender(blending, self.manifest.control_rate_hz, ensemble_decay, plan_ahead_s)
+        self.blending = blending  # as asked for; "model" follows each bundle's manifest, swaps included
+        self.blender = ChunkBlender(self._mode(), self.manifest.control_rate_hz, ensemble_decay, plan_ahead_s)
         self.swaps = 0
         self.failed_swaps = 0
         self.last_swap_error = ""
@@ -172,14 +177,20 @@ class PolicyRunner:
             path, new = pending
             old = self.model_id
             self.policy, self.bundle_dir = new, path
-            self.blender = ChunkBlender(self.blender.mode, self.manifest.control_rate_hz, self._decay, self._plan_ahead)
+            self.blender = ChunkBlender(self._mode(), self.manifest.control_rate_hz, self._decay, self._plan_ahead)
             self.swaps += 1
             events.append(SwapEvent(True, path, self.model_id, f"{old} -> {self.model_id}"))
             log.info("model swap: %s -> %s", old, self.model_id)
         return events
 
+    def _mode(self) -> str:
+        return self.manifest.execution if self.blending == MODEL_BLENDING else self.blending
+
     def set_blending(self, mode: str) -> None:
-        self.blender = ChunkBlender(mode, self.manifest.control_rate_hz, self._decay, self._plan_ahead)
+        if mode not in BLENDING:
+            raise ValueError(f"unknown blending {mode!r}; choose one of {', '.join(BLENDING)}")
+        self.blending = mode
+        self.blender = ChunkBlender(self._mode(), self.manifest.control_rate_hz, self._decay, self._plan_ahead)
 
     def reset(self) -> None:
         self.blender.clear()

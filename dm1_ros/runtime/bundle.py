@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from dm1_ros.configuration import ConfigError, from_dict, to_dict
+from dm1_ros.runtime.scheduler import MODES
 
 MANIFEST_FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.yaml"
@@ -91,6 +92,10 @@ class Manifest:
     normalization: Normalization
     onnx: OnnxSpec
     parity: Parity
+    # How the runtime turns chunks into commands unless the user says otherwise (ActionScheduler modes: latest,
+    # chunk, ensemble). It travels with the model because the best choice depends on it: the shipped lift policy
+    # succeeds more often running each chunk open loop, the can policy re-planning every tick (docs/results_notes.md).
+    execution: str = "latest"
     training: dict[str, Any] = field(default_factory=dict)
     created: str = ""
 
@@ -147,9 +152,12 @@ def read_manifest(bundle_dir: str | Path) -> Manifest:
             f"{path}: manifest format_version {version!r} is not supported (this dm1_ros reads {MANIFEST_FORMAT_VERSION})"
         )
     try:
-        return from_dict(Manifest, data)
+        manifest = from_dict(Manifest, data)
     except ConfigError as exc:
         raise BundleError(f"{path}: {exc}") from None
+    if manifest.execution not in MODES:
+        raise BundleError(f"{path}: execution {manifest.execution!r} is not one of {', '.join(MODES)}")
+    return manifest
 
 
 def load_bundle(bundle_dir: str | Path) -> tuple[Manifest, Path]:

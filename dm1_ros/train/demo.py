@@ -13,15 +13,15 @@ def run_demo(model: str, task: str = "lift", episodes: int = 5, video: str | Non
     t0 = time.perf_counter()
     robot, policy = _setup(EvalArgs(model=model, task=task, threads=2))
     print(f"dm1 demo: {policy.model_id} ({policy.manifest.method}, {policy.manifest.sampling_steps} step) on {task}, "
-          f"{policy.provider}, {policy.manifest.control_rate_hz:.0f} Hz policy; set-up {time.perf_counter() - t0:.1f} s", flush=True)
+          f"{policy.provider}, {policy.manifest.control_rate_hz:.0f} Hz policy, chunks executed '{policy.manifest.execution}'; set-up {time.perf_counter() - t0:.1f} s", flush=True)
     results = []
     for i in range(episodes):
         start = time.perf_counter()
         if i == 0 and video:
             with VideoWriter(video, fps=robot.rate_hz) as writer:
-                r = run_episode(robot, policy, seed + i, "first", writer)
+                r = run_episode(robot, policy, seed + i, video=writer)
         else:
-            r = run_episode(robot, policy, seed + i, "first")
+            r = run_episode(robot, policy, seed + i)
         r["wall_s"] = time.perf_counter() - start
         results.append(r)
         print(f"  episode {i + 1}/{episodes} (seed {seed + i}): {'success' if r['success'] else 'failure'} in {r['steps']} steps, "

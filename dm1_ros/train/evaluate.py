@@ -14,7 +14,7 @@ import math
 import multiprocessing as mp
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,9 @@ class EvalArgs:
     task: str = "lift"
     episodes: int = 50
     seed_base: int = EVAL_SEED_BASE
-    execute: str = "first"  # first: re-plan every tick; chunk: run the whole chunk open loop; ensemble: temporal ensemble
+    # first: re-plan every tick; chunk: run the whole chunk open loop; ensemble: temporal ensemble;
+    # "": the bundle's manifest execution
+    execute: str = ""
     workers: int = 1
     threads: int = 1  # onnxruntime threads per worker
     video: str | None = None  # record the first episode
@@ -76,7 +78,12 @@ def _setup(args: EvalArgs):
 EXECUTE_MODES = {"first": "latest", "chunk": "chunk", "ensemble": "ensemble"}
 
 
-def run_episode(robot, policy, seed: int, execute: str = "first", video=None) -> dict:
+def execute_of(manifest) -> str:
+    """The --execute name of a bundle's manifest execution (latest is called first here)."""
+    return {mode: name for name, mode in EXECUTE_MODES.items()}[manifest.execution]
+
+
+def run_episode(robot, policy, seed: int, execute: str = "", video=None) -> dict:
     """One seeded episode through the control loop the real robot uses (scheduler, safety filter, holds)."""
     from dm1_ros.runtime.loop import ControlLoop
     from dm1_ros.runtime.safety import SafetyFilter
@@ -84,6 +91,7 @@ def run_episode(robot, policy, seed: int, execute: str = "first", video=None) ->
     from dm1_ros.sim.robot import sim_safety_config
     from dm1_ros.sim.video import side_by_side
 
+    execute = execute or execute_of(policy.manifest)
     policy.rng = np.random.default_rng(seed)  # reproducible sampling noise per episode
     scheduler = ActionScheduler(SchedulerConfig(mode=EXECUTE_MODES[execute], rate_hz=robot.rate_hz, interpolate=False))
     loop = ControlLoop(robot, policy, scheduler, SafetyFilter(sim_safety_config()))
@@ -120,6 +128,7 @@ def evaluate(args: EvalArgs, progress: bool = True) -> dict:
     from dm1_ros.sim.video import VideoWriter
 
     manifest = read_manifest(args.model)
+    args = replace(args, execute=args.execute or execute_of(manifest))
     seeds = [args.seed_base + i for i in range(args.episodes)]
     results, latencies = [], []
     start = time.perf_counter()
