@@ -79,9 +79,11 @@ def comparison_section(rows) -> list[str]:
         cells = []
         for key, _ in METHODS:
             s = by_name.get(f"{task}_{key}")
-            cells.append(f"{s['success_rate']:.0%} ({s['policy_latency_ms']['p50']:.1f} ms)" if s else "not run")
+            cells.append(f"{s['success_rate']:.0%} ({s['policy_latency_ms']['p50']:.1f} ms, {s['execute']})" if s else "not run")
         out.append(f"| {task} | " + " | ".join(cells) + " |")
-    return out + ["", "Success over 50 seeded episodes (policy latency p50 in the loop, onnxruntime, 1 thread, "
+    return out + ["", "Success over 50 seeded episodes, chunks executed the way each bundle's manifest says (first = "
+                      "re-plan every tick, chunk = each chunk open loop; both are listed below where both were run), "
+                      "policy latency p50 in the loop (onnxruntime, 1 thread, "
                       "2 evaluation workers sharing 2 cores with whatever else ran, so compare latency in the inference table below, measured side by side). Every cell: details below.", ""]
 
 
@@ -122,6 +124,15 @@ def finetune_section() -> list[str]:
                    f"{bc['env_steps'] if bc else '-'} / {nobc['env_steps'] if nobc else '-'} | "
                    f"{bc['seconds'] if bc else 0:.0f} / {nobc['seconds'] if nobc else 0:.0f} | "
                    f"{'[png](' + png.split('/', 1)[1] + ')' if (ROOT / png).is_file() else '-'} |")
+    for path in sorted((ROOT / "results" / "finetune").glob("*_confirm.json")):
+        c = load(path)
+        out += ["", f"Confirmation on {c['episodes']} fresh seeds ({c['seed_base']}-{c['seed_base'] + c['episodes'] - 1}, "
+                f"{c['task']}, `python bench/finetune_confirm.py`), two-sided two-proportion z test against the start:", "",
+                "| model | success | 95% CI | p vs start |", "|---|---|---|---|"]
+        for name, r in c["rows"].items():
+            p = r.get("p_vs_start")
+            out.append(f"| {name} | {r['successes']}/{r['episodes']} = {r['success_rate']:.0%} | "
+                       f"{r['ci95'][0]:.0%}-{r['ci95'][1]:.0%} | {'-' if p is None else f'{p:.2g}'} |")
     return out
 
 
