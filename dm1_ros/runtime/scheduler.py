@@ -24,6 +24,7 @@ MODES = ("latest", "ensemble", "chunk")
 # since 1970 (resolution about 0.2 us), so a chunk's exact last instant must not read as late after rounding.
 LATE_TOLERANCE = 1e-3
 
+
 @dataclass
 class SchedulerConfig:
     mode: Literal["latest", "ensemble", "chunk"] = "latest"
