@@ -227,6 +227,7 @@ def test_tiny_lowdim_finetune_runs_resumes_and_exports_a_deployable_bundle(tmp_p
 
     runtime = OnnxPolicy(tmp_path / "run" / "bundle", threads=1)
     assert runtime.manifest.observation.proprio_keys == LIFT_KEYS and runtime.manifest.observation.proprio_dim == 19
+    assert runtime.manifest.execution == "chunk"  # rolled out whole chunks (act_steps = chunk), deployed the same way
     chunk = runtime.predict(Observation(images={}, proprio=np.zeros(19, np.float32)))
     assert chunk.actions.shape == (4, 7) and np.all(np.isfinite(chunk.actions))
     summary = evaluate(EvalArgs(model=str(tmp_path / "run" / "bundle"), task="lift", episodes=1, max_steps=3), progress=False)
