@@ -168,7 +168,8 @@ def main() -> int:
             if proc.poll() is None:  # wall-clock cap: SIGTERM checkpoints; export the last checkpoint ourselves
                 proc.terminate()
                 proc.wait()
-                run([*DM1, "export", str(out / "last.pt"), "--out", str(out / "bundle")])
+                # the recipes roll out whole chunks (act_steps = chunk); deploy them the same way, as dm1 finetune does
+                run([*DM1, "export", str(out / "last.pt"), "--out", str(out / "bundle"), "--execution", "chunk"])
         r = rows(logs[name])
         timing[name] = {"iterations": int(r[-1]["iteration"]), "env_steps": int(r[-1]["env_steps"]), "seconds": float(r[-1]["seconds"])}
         finals[name] = evaluate(str(out / "bundle"), task, res / f"{task}_{args.tag}{name}_final.json", args.episodes, args.execute)
