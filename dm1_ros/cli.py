@@ -185,9 +185,7 @@ def run_sim(args, policy) -> int:
     from dm1_ros.sim.robot import SimRobot, sim_safety_config
 
     spec = policy.manifest.observation
-    robot = SimRobot(SimConfig(task=args.task, cameras=[s.name[: -len("_image")] for s in spec.images],
-                               image_size=[spec.images[0].height, spec.images[0].width] if spec.images else [96, 96],
-                               use_images=bool(spec.images), proprio_keys=list(spec.proprio_keys)))
+    robot = SimRobot(SimConfig.matching(spec, args.task))
     rate = robot.rate_hz
     cadence = CadenceMonitor(rate)
     blend = args.blend or policy.manifest.execution

@@ -64,6 +64,10 @@ def test_chain_log_prob_equals_a_direct_gaussian_computation(steps):
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-5)
     torch.testing.assert_close(got_mean, transitions / (steps * 6), atol=1e-5, rtol=1e-5)
     assert not torch.allclose(other, expected, atol=1e-2)  # another chain has another density
+    # a rollout's log-probability, computed while sampling, is the same number
+    sampled, logp_while_sampling = policy.sample_with_log_prob(cond, torch.Generator().manual_seed(3), "sum")
+    with torch.no_grad():
+        torch.testing.assert_close(logp_while_sampling, policy.log_prob(cond, sampled, "sum")[0], atol=1e-4, rtol=1e-5)
 
 
 def test_noise_free_chain_is_the_deployed_sampler():

@@ -22,6 +22,7 @@ import math
 import torch
 from torch import nn
 
+from dm1_ros.policy import objectives
 from dm1_ros.policy.model import GenerativePolicy
 from dm1_ros.policy.networks import mish
 
@@ -66,41 +67,52 @@ class ChainPolicy(nn.Module):
         self.steps = steps
         self.dim = actor.flat_dim
         self.noise = NoiseNet(actor.cond_dim, self.dim, steps, noise_hidden, std_min, std_max, init_std)
-        self.times = [1.0 - k / steps for k in range(steps + 1)]
+        self.times = objectives.time_grid(steps)
 
     def encode(self, images: dict, proprio: torch.Tensor) -> torch.Tensor:
         return self.actor.encode(images, proprio)[0]
 
     def mean_step(self, x: torch.Tensor, k: int, cond: torch.Tensor) -> torch.Tensor:
         """mu_k = x_k - (t_k - t_{k+1}) u(x_k, t_{k+1}, t_k): one step of the deterministic sampler (unclamped)."""
-        t = torch.full((1,), self.times[k], dtype=x.dtype, device=x.device)
-        t_next = torch.full((1,), self.times[k + 1], dtype=x.dtype, device=x.device)
-        r = t_next if self.actor.config.method.name == "meanflow" else t
-        u, _ = self.actor.velocity(x, r, t, cond)
-        return x - (self.times[k] - self.times[k + 1]) * u
+        velocity = lambda z, r, t: self.actor.velocity(z, r, t, cond)  # noqa: E731
+        return objectives.sample_step(velocity, x, self.times[k], self.times[k + 1], self.actor.config.method.name)
 
     def mean_chain(self, cond: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         """The noise-free sampler from x_0 (B, D): what the exported bundle computes, before its clamp."""
-        x = x0
-        for k in range(self.steps):
-            x = self.mean_step(x, k, cond)
-        return x
+        return mean_chain(self.actor, cond, x0, self.steps)
 
     @torch.no_grad()
     def sample(self, cond: torch.Tensor, generator: torch.Generator | None = None, deterministic: bool = False) -> torch.Tensor:
         """-> chain (B, K+1, D): x_0 ... x_K. deterministic: no exploration noise (x_0 is still random)."""
-        b = cond.shape[0]
-        x = torch.randn(b, self.dim, generator=generator, dtype=cond.dtype, device=cond.device)
-        chain = [x]
+        return self._sample(cond, generator, deterministic)[0]
+
+    @torch.no_grad()
+    def sample_with_log_prob(self, cond: torch.Tensor, generator: torch.Generator | None = None,
+                             reduce: str = "mean") -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (chain (B, K+1, D), log_prob(cond, chain, reduce)[0]) from the same network evaluations: a rollout
+        needs both, and recomputing the means would run the velocity head twice per decision."""
+        return self._sample(cond, generator, False, reduce)
+
+    def _sample(self, cond, generator, deterministic, reduce="mean"):
+        x = torch.randn(cond.shape[0], self.dim, generator=generator, dtype=cond.dtype, device=cond.device)
+        chain, logp = [x], torch.zeros(cond.shape[0], dtype=cond.dtype, device=cond.device)
         for k in range(self.steps):
             mu = self.mean_step(x, k, cond)
             if deterministic:
                 x = mu
             else:
-                std = self.noise.log_std(cond, k).exp()
-                x = mu + std * torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+                log_std = self.noise.log_std(cond, k)
+                x = mu + log_std.exp() * torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+                logp = logp + _gaussian_log_prob(x, mu, log_std)
             chain.append(x)
-        return torch.stack(chain, dim=1)
+        return torch.stack(chain, dim=1), self._reduce(logp, reduce)
+
+    def _reduce(self, logp: torch.Tensor, reduce: str) -> torch.Tensor:
+        if reduce == "mean":
+            return logp / (self.steps * self.dim)
+        if reduce != "sum":
+            raise ValueError(f"reduce must be 'sum' or 'mean', got {reduce!r}")
+        return logp
 
     def log_prob(self, cond: torch.Tensor, chain: torch.Tensor, reduce: str = "mean",
                  include_initial: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,15 +125,11 @@ class ChainPolicy(nn.Module):
         for k in range(self.steps):
             mu = self.mean_step(chain[:, k], k, cond)
             log_std = self.noise.log_std(cond_noise, k)
-            z = (chain[:, k + 1] - mu) / log_std.exp()
-            logp = logp + (-0.5 * z.pow(2) - log_std - 0.5 * _LOG_2PI).sum(-1)
+            logp = logp + _gaussian_log_prob(chain[:, k + 1], mu, log_std)
             log_std_sum = log_std_sum + log_std.sum(-1)
         n = self.steps * self.dim
         entropy = log_std_sum / n + 0.5 * (1.0 + _LOG_2PI)
-        if reduce == "mean":
-            logp = logp / n
-        elif reduce != "sum":
-            raise ValueError(f"reduce must be 'sum' or 'mean', got {reduce!r}")
+        logp = self._reduce(logp, reduce)
         if include_initial:
             x0 = chain[:, 0]
             init = (-0.5 * x0.pow(2) - 0.5 * _LOG_2PI).sum(-1)
@@ -134,6 +142,17 @@ class ChainPolicy(nn.Module):
         return self.actor.action_normalizer.unnormalize(a)
 
 
+def _gaussian_log_prob(x: torch.Tensor, mu: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """log N(x; mu, exp(log_std)^2), summed over the last dimension."""
+    z = (x - mu) / log_std.exp()
+    return (-0.5 * z.pow(2) - log_std - 0.5 * _LOG_2PI).sum(-1)
+
+
+def mean_chain(policy: GenerativePolicy, cond: torch.Tensor, x0: torch.Tensor, steps: int) -> torch.Tensor:
+    """A policy's noise-free K-step sampler from x_0 (B, D), unclamped (objectives.sample, as the bundle runs it)."""
+    return objectives.sample(lambda z, r, t: policy.velocity(z, r, t, cond), x0, steps, policy.config.method.name)
+
+
 def bc_loss(policy: ChainPolicy, reference: GenerativePolicy, images: dict, proprio: torch.Tensor,
             generator: torch.Generator | None = None) -> torch.Tensor:
     """SPEC §4: || a_ref(o) - a_theta(o) ||^2 with both sampled deterministically from the same noise x_0.
@@ -142,13 +161,6 @@ def bc_loss(policy: ChainPolicy, reference: GenerativePolicy, images: dict, prop
     cut the gradient where the gripper saturates). The reference is frozen: no gradient flows into it."""
     cond = policy.encode(images, proprio)
     x0 = torch.randn(cond.shape[0], policy.dim, generator=generator, dtype=cond.dtype, device=cond.device)
-    with torch.no_grad():
-        ref_cond = reference.encode(images, proprio)[0]
-        target = x0
-        for k in range(policy.steps):  # the reference's own mean chain, the same K
-            t = torch.full((1,), policy.times[k], dtype=x0.dtype, device=x0.device)
-            t_next = torch.full((1,), policy.times[k + 1], dtype=x0.dtype, device=x0.device)
-            r = t_next if reference.config.method.name == "meanflow" else t
-            u, _ = reference.velocity(target, r, t, ref_cond)
-            target = target - (policy.times[k] - policy.times[k + 1]) * u
+    with torch.no_grad():  # the reference's own mean chain, the same K
+        target = mean_chain(reference, reference.encode(images, proprio)[0], x0, policy.steps)
     return (policy.mean_chain(cond, x0) - target).pow(2).mean()

@@ -276,8 +276,7 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True, c
                 images, proprio = to_torch_obs(obs, image_keys)
                 with torch.no_grad():
                     cond = policy.encode(images, proprio)
-                    chain = policy.sample(cond, gen)
-                    logp, _ = policy.log_prob(cond, chain, cfg.logprob_reduce)
+                    chain, logp = policy.sample_with_log_prob(cond, gen, cfg.logprob_reduce)
                     value = critic(images, proprio)
                 actions = policy.actions(chain)[:, : cfg.act_steps].numpy()
                 next_obs, reward, term, trunc, info = envs.step(actions)

@@ -67,17 +67,27 @@ def flow_matching_loss(velocity_fn: VelocityFn, a: torch.Tensor, cfg: MethodConf
     return _weighted(err, cfg), aux, {"loss/flow_matching": float(err.mean().detach())}
 
 
+def time_grid(steps: int) -> list[float]:
+    """The sampler's time grid t_k = 1 - k / steps, k = 0 .. steps."""
+    return [1.0 - k / steps for k in range(steps + 1)]
+
+
+def sample_step(velocity_fn: VelocityFn, z: torch.Tensor, t: float, t_next: float, method: str) -> torch.Tensor:
+    """One sampler step from time t to t_next < t. MeanFlow jumps with the average velocity u(z, r=t_next, t);
+    flow matching takes an Euler step with the instantaneous one u(z, t, t)."""
+    # (1,)-shaped times are shared by the batch; the network broadcasts them.
+    t_ = torch.full((1,), t, dtype=z.dtype, device=z.device)
+    t_next_ = torch.full((1,), t_next, dtype=z.dtype, device=z.device)
+    u, _ = velocity_fn(z, t_next_ if method == "meanflow" else t_, t_)
+    dt = t - t_next
+    return z - u if dt == 1.0 else z - dt * u
+
+
 def sample(velocity_fn: VelocityFn, noise: torch.Tensor, steps: int, method: str) -> torch.Tensor:
-    """Noise (B, Ta*Da) at t=1 -> sample at t=0. MeanFlow jumps [t_{k+1}, t_k] with the average velocity;
-    flow matching takes Euler steps with the instantaneous one. With steps=1 MeanFlow is a = eps - u(eps, 0, 1)."""
+    """Noise (B, Ta*Da) at t=1 -> sample at t=0 in `steps` sample_step()s. With steps=1 MeanFlow is
+    a = eps - u(eps, 0, 1)."""
     z = noise
-    times = [1.0 - k / steps for k in range(steps + 1)]
+    times = time_grid(steps)
     for k in range(steps):
-        # (1,)-shaped times are shared by the batch; the network broadcasts them.
-        t = torch.full((1,), times[k], dtype=noise.dtype, device=noise.device)
-        t_next = torch.full((1,), times[k + 1], dtype=noise.dtype, device=noise.device)
-        r = t_next if method == "meanflow" else t
-        u, _ = velocity_fn(z, r, t)
-        dt = times[k] - times[k + 1]
-        z = z - u if dt == 1.0 else z - dt * u
+        z = sample_step(velocity_fn, z, times[k], times[k + 1], method)
     return z

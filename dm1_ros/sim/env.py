@@ -54,6 +54,14 @@ class SimConfig:
         if self.max_steps <= 0:
             self.max_steps = DEFAULT_MAX_STEPS[self.task]
 
+    @classmethod
+    def matching(cls, spec: ObservationSpec, task: str, **kwargs) -> "SimConfig":
+        """The configuration whose observations have a model's layout (`manifest.observation`): its cameras, image
+        size and proprio keys. Raises ValueError naming a proprio key the simulator does not have."""
+        return cls(task=task, cameras=[s.name[: -len("_image")] for s in spec.images],
+                   image_size=[spec.images[0].height, spec.images[0].width] if spec.images else [96, 96],
+                   use_images=bool(spec.images), proprio_keys=list(spec.proprio_keys), **kwargs)
+
     def image_keys(self) -> list[str]:
         return [f"{c}_image" for c in self.cameras] if self.use_images else []
 

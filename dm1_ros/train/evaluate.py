@@ -56,13 +56,10 @@ def _setup(args: EvalArgs):
 
     policy = OnnxPolicy(args.model, threads=args.threads, noise_seed=args.seed_base)
     spec = policy.manifest.observation
-    cameras = [s.name[: -len("_image")] for s in spec.images]
-    size = [spec.images[0].height, spec.images[0].width] if spec.images else [96, 96]
     from dm1_ros.runtime.bundle import BundleError
 
     try:
-        sim_config = SimConfig(task=args.task, cameras=cameras, image_size=size, use_images=bool(cameras), max_steps=args.max_steps,
-                               proprio_keys=list(spec.proprio_keys))
+        sim_config = SimConfig.matching(spec, args.task, max_steps=args.max_steps)
     except ValueError as exc:  # a proprio key the simulator does not have
         raise BundleError(f"proprio layout: model {policy.model_id} expects "
                           f"{list(zip(spec.proprio_keys, spec.proprio_dims))}; {exc}") from None
