@@ -19,10 +19,10 @@ At the end the fine-tuned actor is exported exactly like a pre-trained one (poli
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import math
-import signal
 import sys
 import time
 from pathlib import Path
@@ -37,6 +37,7 @@ from dm1_ros.finetune.critic import Critic
 from dm1_ros.finetune.ppo import RewardScaler, gae, linear, ppo_actor_loss
 from dm1_ros.policy.checkpoint import CheckpointError, load_checkpoint, load_state_strict, save_checkpoint
 from dm1_ros.policy.model import GenerativePolicy
+from dm1_ros.train.interrupt import signals_ignored, stop_on_sigterm
 
 COLUMNS = ["iteration", "env_steps", "seconds", "bc_coef", "actor_updated", "rollout/episodes", "rollout/success_rate",
            "rollout/return", "rollout/episode_steps", "eval/success_rate", "eval/episodes", "loss/actor", "loss/value",
@@ -245,10 +246,6 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True, c
         writer.writerow(row)
         csv_file.flush()
 
-    def on_sigterm(*_):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
     t0 = time.perf_counter() - seconds_before
     summary: dict = {"out_dir": str(out), "checkpoint": str(last)}
     evals: list[tuple[int, float]] = []
@@ -257,6 +254,8 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True, c
     bar = tqdm(total=cfg.iterations, initial=start_iter, desc=f"finetune {cfg.task} K={cfg.chain_steps}", unit="it",
                disable=not progress)
     T, N = cfg.rollout_steps, cfg.num_envs
+    stop = contextlib.ExitStack()  # SIGTERM stops the run like Ctrl-C until the `finally` below
+    stop.enter_context(stop_on_sigterm())
     try:
         if eval_envs is not None and start_iter == 0:
             row = {"iteration": 0, "env_steps": env_steps, "seconds": time.perf_counter() - t0,
@@ -348,14 +347,15 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True, c
                 plot_finetune(out / "log.csv", out / "curves.png", f"{cfg.task} fine-tuning, K={cfg.chain_steps}")
     except KeyboardInterrupt:
         interrupted = True
-        checkpoint(iteration, time.perf_counter() - t0)
+        with signals_ignored():
+            checkpoint(iteration, time.perf_counter() - t0)
     finally:
+        stop.close()
         bar.close()
         csv_file.close()
         envs.close()
         if eval_envs is not None:
             eval_envs.close()
-        signal.signal(signal.SIGTERM, previous)
     plot_finetune(out / "log.csv", out / "curves.png", f"{cfg.task} fine-tuning, K={cfg.chain_steps}")
     if interrupted:
         print(f"\ninterrupted at iteration {iteration}: checkpoint saved to {last}; continue with --resume", file=sys.stderr)

@@ -29,7 +29,11 @@ def save_checkpoint(path: str | Path, policy: GenerativePolicy, ema: GenerativeP
         **extra,
     }
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
+    try:
+        torch.save(payload, tmp)
+    except BaseException:  # Ctrl-C or a full disk: drop the partial file, keep the previous checkpoint
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     return path
 

@@ -8,12 +8,12 @@ ranks with all-reduce; rank 0 logs and checkpoints.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import math
 import os
 import shlex
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,6 +28,7 @@ from dm1_ros.policy.config import PolicyConfig
 from dm1_ros.policy.model import GenerativePolicy
 from dm1_ros.train.augment import random_shift
 from dm1_ros.train.dataset import RobomimicDataset, file_hash
+from dm1_ros.train.interrupt import signals_ignored, stop_on_sigterm
 
 
 @dataclass
@@ -235,11 +236,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
 
     # --- loop --------------------------------------------------------------------------------------------------
     interrupted = False
-
-    def on_sigterm(*_):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm) if is_main else None
+    stop = contextlib.ExitStack()  # on the main rank SIGTERM stops the run like Ctrl-C until the `finally` below
+    if is_main:
+        stop.enter_context(stop_on_sigterm())
     bar = tqdm(total=cfg.steps, initial=start_step, desc=f"train {pc.method.name}", unit="step", disable=not (progress and is_main))
     step, t0, acc = start_step, time.perf_counter(), {}
     policy.train()
@@ -285,13 +284,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
         interrupted = True
     finally:
         bar.close()
-        checkpoint(step)
+        with signals_ignored():
+            checkpoint(step)
+        stop.close()
         if csv_file:
             csv_file.close()
         if tb is not None:
             tb.close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     if interrupted:
         print(f"\ninterrupted at step {step}: checkpoint saved to {last}; continue with --resume", file=sys.stderr)
         raise KeyboardInterrupt

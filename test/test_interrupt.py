@@ -1,0 +1,53 @@
+"""Stopping a run: SIGTERM stops it once, the final save is not cut short, an interrupted save keeps the last one."""
+import os
+import signal
+
+import pytest
+import torch
+
+from dm1_ros.policy import checkpoint as ckpt
+from dm1_ros.policy.checkpoint import load_checkpoint, save_checkpoint
+from dm1_ros.train.interrupt import signals_ignored, stop_on_sigterm
+from test_meanflow import small_lowdim
+
+
+def test_first_sigterm_stops_and_repeats_are_ignored():
+    before = signal.getsignal(signal.SIGTERM)
+    with stop_on_sigterm():
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)  # GNU timeout's second delivery (to the process group): no second stop
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_signals_are_held_off_during_the_final_save():
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    with stop_on_sigterm():
+        with signals_ignored():
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGINT)
+            saved = True
+        assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_IGN, before[signal.SIGTERM])
+    assert saved and {s: signal.getsignal(s) for s in before} == before
+
+
+def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    from dm1_ros.policy.model import GenerativePolicy
+
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, GenerativePolicy(small_lowdim()), step=1)
+    real_save = torch.save
+
+    def save_then_interrupt(obj, f):
+        real_save(obj, f)
+        with open(f, "r+b") as fh:  # a half-written file, as Ctrl-C in the middle of the write leaves it
+            fh.truncate(100)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt.torch, "save", save_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, GenerativePolicy(small_lowdim()), step=2)
+    monkeypatch.setattr(ckpt.torch, "save", real_save)
+    assert not (tmp_path / "last.pt.tmp").exists()
+    _, payload = load_checkpoint(path)
+    assert payload["step"] == 1
