@@ -522,7 +522,10 @@ def test_main_autostarts_spins_and_releases(monkeypatch):
 
     from dm1_ros.ros import policy_node
 
+    from dm1_ros.runtime.bundle import load_bundle
+
+    shipped, _ = load_bundle(Path(__file__).resolve().parents[1] / "models" / "lift_image")
     seen = []
     monkeypatch.setattr(rclpy, "spin", lambda node, executor=None: seen.append((node.state, node.runner.model_id)))
     assert policy_node.main([]) == 0
-    assert seen == [("active", "lift_image-meanflow-1step-04fb60a6")] and not rclpy.ok()
+    assert seen == [("active", shipped.model_id)] and not rclpy.ok()  # the default model_path is the shipped bundle
