@@ -344,6 +344,17 @@ def test_gripper_hysteresis_and_async_commands(bridge):
     assert obs.proprio[7] == pytest.approx(bridge.gripper_width() / 2, abs=2e-3)
 
 
+def test_still_target_is_not_replanned(bridge):
+    stream(bridge, [0, 0, 0, 0, 0, 0, -1.0], 3)
+    p0, _ = pose(bridge)
+    before = bridge.stats["targets_unchanged"]
+    stream(bridge, [0, 0, 0, 0, 0, 0, -1.0], 10)  # the running motion already holds this target: no new motion
+    assert bridge.stats["targets_unchanged"] - before == 10 and bridge.fault is None
+    assert np.linalg.norm(pose(bridge)[0] - p0) < 1e-3
+    stream(bridge, [0.5, 0, 0, 0, 0, 0, -1.0], 1)  # a new target is sent again
+    assert bridge.stats["targets_unchanged"] - before == 10
+
+
 def test_out_of_box_target_is_clamped(bridge):
     p0, _ = pose(bridge)
     box_max = [p0[0] + 0.03, 0.45, 0.7]

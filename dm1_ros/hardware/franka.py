@@ -310,7 +310,7 @@ class FrankaBridge:
         self._franky = None
         self._target_pos: np.ndarray | None = None
         self._target_rot: np.ndarray | None = None
-        self._impedance_motion = None
+        self._impedance_motion = self._motion_target = None
         self._last_motion_time = 0.0
         self._unsent_target = False
         self._force_event: tuple[np.ndarray, float] | None = None
@@ -416,7 +416,7 @@ class FrankaBridge:
             self._halt_motion(preempt=False)  # let the reaction's stop motion bring the arm to rest
         elif kind != "connection":
             self._halt_motion()
-        self._impedance_motion = None
+        self._impedance_motion = self._motion_target = None
         return err
 
     def _is_own_preemption(self, exc: BaseException) -> bool:
@@ -589,6 +589,13 @@ class FrankaBridge:
             self._unsent_target = True  # sent by a later apply() or hold()
             return
         self._unsent_target = False
+        if self.config.streaming == "motion" and self._motion_target is not None \
+                and np.allclose(pos, self._motion_target[0], rtol=0, atol=1e-9) \
+                and np.allclose(rot, self._motion_target[1], rtol=0, atol=1e-9):
+            # the running motion already goes (and stays) there; re-planning a zero-length motion to the same
+            # target can fail in the trajectory generator (ruckig -111, seen under franky-sim with a still arm)
+            self.stats["targets_unchanged"] += 1
+            return
         try:
             if self.config.streaming == "motion":
                 self._last_motion_time = now
@@ -597,6 +604,7 @@ class FrankaBridge:
                     motion.add_reaction(self._force_reaction(franky.CartesianStopMotion()))
                 self._expect_preemption = False
                 self._robot.move(motion, asynchronous=True)
+                self._motion_target = (pos.copy(), rot.copy())
             else:
                 reference = franky.CartesianReference(target=target)
                 if self._impedance_motion is None or not self._robot.is_in_control:
@@ -656,7 +664,7 @@ class FrankaBridge:
         except Exception as exc:
             if "preempted" not in str(exc).lower():
                 log.warning("motion ended with %s", _text(exc))
-        self._impedance_motion = None
+        self._impedance_motion = self._motion_target = None
         self._target_pos = self._target_rot = None
 
     def stop(self) -> None:
@@ -766,7 +774,7 @@ class FrankaBridge:
                 log.warning("robot motion still running at disconnect; keeping its connection alive")
                 _KEEP_ALIVE.append(self._robot)
         self._robot = None  # franky closes the connection when the Robot object goes away
-        self._impedance_motion = None
+        self._impedance_motion = self._motion_target = None
 
     def close(self) -> None:
         """Stop (best effort) and disconnect arm and hand; the bridge cannot be used afterwards without connect()."""
