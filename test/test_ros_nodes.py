@@ -521,7 +521,6 @@ def test_main_autostarts_spins_and_releases(monkeypatch):
     import rclpy
 
     from dm1_ros.ros import policy_node
-
     from dm1_ros.runtime.bundle import load_bundle
 
     shipped, _ = load_bundle(Path(__file__).resolve().parents[1] / "models" / "lift_image")
