@@ -26,8 +26,9 @@ $(STAMP): setup.py | $(PY)
 
 setup: system-deps $(STAMP)
 
+# ROS 2 tests run on the ROS 2 tools/with_ros2 finds (a sourced one, or ../shared/ros2/jazzy); without one they skip.
 test: setup
-	$(PY) -m pytest -q test
+	. $(VENV)/bin/activate && tools/with_ros2 python -m pytest -q -rs test
 
 demo: setup
 	$(VENV)/bin/dm1 demo

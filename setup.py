@@ -7,13 +7,16 @@ PACKAGE = "dm1_ros"
 
 # Exact pins: versions tested together (see ../shared/ARCHITECTURE.md). torch must be exact, or pip pulls a
 # multi-GB CUDA build instead of the local CPU wheel.
-RUNTIME = ["numpy==2.4.6", "onnxruntime==1.31.1", "pyyaml==6.0.3", "h5py==3.16.0", "tqdm==4.70.1"]
+RUNTIME = ["numpy==2.4.6", "onnxruntime==1.31.1", "pyyaml==6.0.3", "h5py==3.16.0", "tqdm==4.70.1", "transforms3d==0.4.2"]
 TRAIN = ["torch==2.13.0", "onnx==1.23.2", "matplotlib==3.11.2", "tensorboard==2.21.0", "gymnasium==1.4.0"]
 SIM = ["robosuite==1.5.1", "mujoco==3.9.0", "opencv-python==4.14.0.94"]
-ROBOT = ["franky-control==2.0.0", "pyrealsense2==2.59.1.11053", "opencv-python==4.14.0.94", "transforms3d==0.4.2",
-         "rosbags==0.11.9", "pynput==1.8.2"]
+ROBOT = ["franky-control==2.0.0", "pyrealsense2==2.59.1.11053", "opencv-python==4.14.0.94", "rosbags==0.11.9",
+         "pynput==1.8.2"]
 FRANKA_SIM = ["franky-sim==1.0.4"]  # libfranka-protocol simulator (MuJoCo) the Franka bridge is tested against
 GPU = ["onnxruntime-gpu==1.31.1"]  # replaces onnxruntime (same module): uninstall onnxruntime first
+# Python tools a ROS 2 workspace needs beside a source-built or pip-only environment (colcon from PyPI; lark, psutil,
+# catkin_pkg and empy 3 are what launch and ros2cli import): the ROS tests build and launch the package with them.
+ROS_TOOLS = ["colcon-common-extensions==0.3.0", "lark==1.3.1", "psutil==7.2.2", "catkin-pkg==1.1.1", "empy==3.3.4"]
 TEST = ["pytest==9.2.0"]
 
 
@@ -44,7 +47,8 @@ setup(
         "robot": ROBOT,
         "gpu": GPU,
         "franka-sim": FRANKA_SIM,
-        "test": TRAIN + SIM + ROBOT + FRANKA_SIM + TEST,
+        "ros-tools": ROS_TOOLS,
+        "test": TRAIN + SIM + ROBOT + FRANKA_SIM + ROS_TOOLS + TEST,
     },
     python_requires=">=3.10",
     zip_safe=True,

@@ -3,7 +3,7 @@
     python bench/loop.py                 # about 2 minutes on 2 cores; needs franky-sim for the Franka rows
 
 What it measures, with the shipped model (models/lift_image) in the loop the robot runs (ControlLoop: observe ->
-policy -> scheduler -> safety -> send), commands at 200 Hz, camera frames pushed by a thread at 30, 60 and 90 fps:
+planner -> executor -> the robot's safety filter -> send), commands at 200 Hz, camera frames pushed by a thread at 30, 60 and 90 fps:
 - observation -> command latency: from a frame's arrival to the first command computed from it leaving the loop;
 - the policy tick (a tick that runs the network) p50 / p99;
 - the sustained command rate, against (a) an in-process null robot (software only) and (b) the FrankaBridge
@@ -25,10 +25,11 @@ sys.path.insert(0, str(ROOT))
 from dm1_ros.hardware.cameras import SoftwareCamera  # noqa: E402
 from dm1_ros.runtime.cadence import CadenceMonitor  # noqa: E402
 from dm1_ros.runtime.contract import Observation  # noqa: E402
-from dm1_ros.runtime.loop import ControlLoop  # noqa: E402
+from dm1_ros.runtime.bundle import ImageSpec, ObservationSpec  # noqa: E402
+from dm1_ros.runtime.contract import PROPRIO_DIMS, PROPRIO_KEYS  # noqa: E402
+from dm1_ros.runtime.loop import control_loop  # noqa: E402
 from dm1_ros.runtime.onnx_policy import OnnxPolicy  # noqa: E402
-from dm1_ros.runtime.safety import SafetyConfig, SafetyFilter, Watchdog  # noqa: E402
-from dm1_ros.runtime.scheduler import ActionScheduler, SchedulerConfig  # noqa: E402
+from dm1_ros.runtime.safety import SafetyConfig, SafetyFilter  # noqa: E402
 
 MODEL = ROOT / "models" / "lift_image"
 COMMAND_HZ = 200.0
@@ -61,13 +62,16 @@ class NullRobot:
     def __init__(self, camera, name, rate_hz):
         self.camera, self.name, self.rate_hz = camera, name, rate_hz
         self.proprio = np.array([-0.1, 0, 1.0, 1, 0, 0, 0, 0.02, -0.02], np.float32)
+        self.safety = SafetyFilter(SafetyConfig(workspace_min=[-5, -5, -5], workspace_max=[5, 5, 5]))
+        image = camera.latest().image
+        self.observation_spec = ObservationSpec([ImageSpec(name, *image.shape[:2])], list(PROPRIO_KEYS), list(PROPRIO_DIMS))
 
     def observe(self):
         frame = self.camera.latest()
         return Observation({self.name: frame.image}, self.proprio, frame.stamp)
 
     def apply(self, action):
-        pass
+        self.safety.filter(action, self.proprio[:3], 1.0 / 20.0)
 
     def hold(self):
         pass
@@ -75,9 +79,7 @@ class NullRobot:
 
 def run_loop(robot, policy, seconds):
     cadence = CadenceMonitor(COMMAND_HZ)
-    loop = ControlLoop(robot, policy, ActionScheduler(SchedulerConfig(rate_hz=policy.manifest.control_rate_hz)),
-                       SafetyFilter(SafetyConfig(workspace_min=[-5, -5, -5], workspace_max=[5, 5, 5])),
-                       watchdog=Watchdog(observation_timeout_s=0.2), cadence=cadence, clock=time.monotonic)
+    loop = control_loop(robot, policy, "latest", stale_after_s=0.2, cadence=cadence, clock=time.monotonic)
     latencies, plan_ticks = [], []
     period, t_next, end = 1.0 / COMMAND_HZ, time.monotonic(), time.monotonic() + seconds
     t_start, ticks = time.monotonic(), 0
@@ -88,7 +90,7 @@ def run_loop(robot, policy, seconds):
         ticks += 1
         if result.planned:
             plan_ticks.append(t1 - t0)
-            latencies.append(t1 - loop._planned_stamp)
+            latencies.append(t1 - loop.planner.blender.current.stamp)
         t_next += period
         delay = t_next - time.monotonic()
         if delay > 0:

@@ -151,6 +151,41 @@ def loop_section(b) -> list[str]:
     return out
 
 
+def ros_section(b, e) -> list[str]:
+    out = []
+    if b:
+        inproc = next(r for k, r in b["rows"].items() if not k.startswith("ROS"))["obs_to_command"]
+        out += [f"`tools/with_ros2 python bench/ros_loop.py`: the shipped model in policy_node, franka_bridge_node "
+                f"commanding at {b['bridge_target_hz']} Hz against franky-sim (its own process), this script publishing "
+                f"camera images at {b['camera_fps']:.0f} fps over Cyclone DDS (loopback) and receiving the commands; "
+                f"{b['seconds_per_row']:.0f} s per row, {b['cores']} CPU cores shared by all of it. Image -> command: from "
+                "an image's publication to the receipt of the command planned on it. The last row is the same loop in "
+                "one process (ControlLoop, `dm1 run --robot franka`) in the same run; its latency includes the wait for "
+                "the next 5 ms command tick.", "",
+                "| loop | image -> command p50 / p99 / max ms | p99 / in-process p99 | policy Hz | bridge Hz | "
+                "CPU % policy / bridge, idle -> running |", "|---|---|---:|---:|---:|---|"]
+        for key, r in b["rows"].items():
+            if key.startswith("ROS"):
+                lat, ci, cr = r["image_to_trajectory"], r["cpu_percent_idle"], r["cpu_percent_running"]
+                bridge = f"{r['bridge_achieved_hz']:.0f}" if r["bridge_target_hz"] else "-"
+                out.append(f"| {key} | {lat['p50_ms']:.2f} / {lat['p99_ms']:.2f} / {lat['max_ms']:.2f} | "
+                           f"{lat['p99_ms'] / inproc['p99_ms']:.2f} | {r['policy_plans_hz']:.1f} | {bridge} | "
+                           f"{ci['policy_node']:.0f} / {ci.get('franka_bridge_node', 0):.0f} -> "
+                           f"{cr['policy_node']:.0f} / {cr.get('franka_bridge_node', 0):.0f} |")
+            else:
+                out.append(f"| {key} | {inproc['p50_ms']:.2f} / {inproc['p99_ms']:.2f} / {inproc['max_ms']:.2f} | 1.00 | "
+                           f"- | {r['command_hz']:.0f} | {r['cpu_percent']:.0f} (one process) |")
+    if e:
+        r, d = e["ros2"], e["dm1_eval"]
+        out += ["", f"Closed loop through ROS 2 (`tools/with_ros2 python bench/ros_eval.py`): `sim_policy.launch.py` "
+                f"(sim_bridge_node + policy_node, robosuite in lockstep) on seeds {e['seeds'][0]}-{e['seeds'][1]}, "
+                f"against `dm1 eval` of the same model on the same seeds (they differ in the sampling noise only).", "",
+                "| path | success | 95% CI |", "|---|---|---|",
+                f"| ROS 2, sim_policy.launch.py | {r['successes']}/{e['episodes']} | {r['ci95'][0]:.0%}-{r['ci95'][1]:.0%} |",
+                f"| dm1 eval ({d['source']}) | {d['successes']}/{e['episodes']} | {d['ci95'][0]:.0%}-{d['ci95'][1]:.0%} |"]
+    return out or ["_not measured yet: run `tools/with_ros2 python bench/ros_loop.py` and `bench/ros_eval.py`_"]
+
+
 def main():
     rows = [(p.stem, load(p)) for p in sorted((ROOT / "results").glob("*.json"))]
     narrative = (DOCS / "results_notes.md").read_text() if (DOCS / "results_notes.md").is_file() else ""
@@ -159,6 +194,7 @@ def main():
              "## Simulation: success rates", "", *eval_section(rows), "",
              "## Inference latency", "", *inference_section(load(DOCS / "bench_inference.json")), "",
              "## Control loop", "", *loop_section(load(DOCS / "bench_loop.json")), "",
+             "## Through ROS 2", "", *ros_section(load(DOCS / "bench_ros_loop.json"), load(DOCS / "bench_ros_eval.json")), "",
              "## RL fine-tuning (PPO, one step)", "", *finetune_section(), "",
              "## One step on a multimodal toy task", "", *toy_section(load(DOCS / "toy.json")), "",
              "## Scripted demonstrations", "", *experts_section(load(DOCS / "experts.json"), load(DOCS / "collection.json")), "",

@@ -16,6 +16,8 @@ import json
 import logging
 import sys
 
+from dm1_ros.paths import default_config_path, default_model_path
+
 
 def cmd_demo(args) -> int:
     from pathlib import Path
@@ -174,33 +176,52 @@ def cmd_run(args) -> int:
     return run_franka(args, policy)
 
 
+def _reload_on_sighup(loop, model: str) -> None:
+    """`kill -HUP` reloads --model between ticks (the old model runs on if the new bundle does not load)."""
+    import signal
+
+    def reload(*_):
+        print(f"dm1 run: SIGHUP, reloading {model} in the background", file=sys.stderr, flush=True)
+        loop.request_swap(model)
+
+    signal.signal(signal.SIGHUP, reload)
+
+
+def _report_swaps(loop) -> None:
+    events, loop.swap_events = loop.swap_events, []
+    for event in events:
+        print(f"dm1 run: model swap {'done: ' if event.ok else 'refused, keeping the running model: '}{event.message}",
+              file=sys.stderr, flush=True)
+
+
 def run_sim(args, policy) -> int:
     import time
 
-    from dm1_ros.runtime.cadence import CadenceMonitor
-    from dm1_ros.runtime.loop import ControlLoop
-    from dm1_ros.runtime.safety import SafetyFilter
-    from dm1_ros.runtime.scheduler import ActionScheduler, SchedulerConfig
+    from dm1_ros.runtime.bundle import BundleError
+    from dm1_ros.runtime.loop import control_loop
     from dm1_ros.sim.env import SimConfig
-    from dm1_ros.sim.robot import SimRobot, sim_safety_config
+    from dm1_ros.sim.robot import SimRobot
 
-    spec = policy.manifest.observation
-    robot = SimRobot(SimConfig.matching(spec, args.task))
-    rate = robot.rate_hz
-    cadence = CadenceMonitor(rate)
-    blend = args.blend or policy.manifest.execution
-    loop = ControlLoop(robot, policy, ActionScheduler(SchedulerConfig(mode=blend, rate_hz=robot.rate_hz)),
-                       SafetyFilter(sim_safety_config()), cadence=cadence)
+    robot = SimRobot(SimConfig.matching(policy.manifest.observation, args.task))
     try:
-        policy.manifest.check_observation_spec(robot.observation_spec)
-        print(f"dm1 run: {policy.model_id} on {policy.provider}, sim {args.task}, {rate:.0f} Hz "
-              f"{'paced in real time' if args.realtime else 'unpaced'}; Ctrl-C stops with the robot holding", flush=True)
+        loop = control_loop(robot, policy, args.blend or "model")
+    except BundleError as exc:
+        print(f"dm1 run: {exc}", file=sys.stderr)
+        robot.close()
+        return 1
+    cadence = loop.cadence
+    _reload_on_sighup(loop, args.model)
+    try:
+        print(f"dm1 run: {policy.model_id} on {policy.provider}, sim {args.task}, {robot.rate_hz:.0f} Hz "
+              f"{'paced in real time' if args.realtime else 'unpaced'}; Ctrl-C stops with the robot holding, "
+              "SIGHUP reloads the model", flush=True)
         last_report = time.perf_counter()
         for episode in range(args.episodes):
             robot.reset(seed=args.seed + episode)
             loop.reset()
             while not robot.done:
                 loop.run(1, realtime=args.realtime)
+                _report_swaps(loop)
                 if time.perf_counter() - last_report > args.report_every:
                     print(cadence.report_line(), flush=True)
                     last_report = time.perf_counter()
@@ -210,24 +231,22 @@ def run_sim(args, policy) -> int:
         print("\nstopped: robot holding", file=sys.stderr)
     finally:
         print(cadence.report_line())
-        print(f"holds: {loop.stats.holds or 'none'}; safety interventions: {dict(loop.safety.interventions) or 'none'}")
+        print(f"holds: {loop.stats.holds or 'none'}; safety interventions: {dict(robot.safety.interventions) or 'none'}; "
+              f"swaps {loop.stats.swaps} ({loop.stats.failed_swaps} refused)")
         robot.close()
     return 0
 
 
-def run_franka(args, policy) -> int:  # noqa: C901 (one straight sequence: connect, check, loop, stop)
-    """Wall-clock loop on the real arm: cameras -> policy -> scheduler -> safety -> FrankaBridge at --rate Hz.
-    Ctrl-C holds and stops; SIGHUP reloads --model (hot swap between ticks; a bad bundle keeps the old one)."""
-    import signal
+def run_franka(args, policy) -> int:
+    """Wall-clock loop on the real arm: cameras -> planner -> executor -> FrankaBridge (whose safety filter every
+    action passes) at --rate Hz. Ctrl-C holds and stops; SIGHUP reloads --model (hot swap between ticks; a bad
+    bundle keeps the old one); a robot fault stops the loop with the arm holding."""
     import time
 
     from dm1_ros.hardware.franka import FrankaError
     from dm1_ros.hardware.rig import franka_rig
     from dm1_ros.runtime.bundle import BundleError
-    from dm1_ros.runtime.cadence import CadenceMonitor
-    from dm1_ros.runtime.loop import ControlLoop
-    from dm1_ros.runtime.safety import SafetyFilter, Watchdog
-    from dm1_ros.runtime.scheduler import ActionScheduler, SchedulerConfig
+    from dm1_ros.runtime.loop import control_loop
 
     manifest = policy.manifest
     rate = args.rate or manifest.control_rate_hz
@@ -242,36 +261,30 @@ def run_franka(args, policy) -> int:  # noqa: C901 (one straight sequence: conne
     try:
         for cam in robot.cameras.values():
             cam.wait_for_frame(timeout_s=5.0, after=-1)
-        manifest.check_observation_spec(robot.observation_spec)
+        loop = control_loop(robot, policy, args.blend or "model", stale_after_s=args.stale_after,
+                            camera_latency_s=args.camera_latency, clock=time.monotonic)
     except (TimeoutError, BundleError) as exc:
         print(f"dm1 run: {exc}", file=sys.stderr)
         robot.close()
         for cam in robot.cameras.values():
             cam.stop()
         return 1
-    cadence = CadenceMonitor(rate)
-    # The bridge filters in the robot base frame; the loop's filter sees observation-frame positions, so its box
-    # is the bridge's shifted by the observation offset.
-    box = robot.config.safety
-    offset = robot.config.observation_offset_m
-    loop_safety = type(box)(**{**box.__dict__, "workspace_min": [a + b for a, b in zip(box.workspace_min, offset)],
-                               "workspace_max": [a + b for a, b in zip(box.workspace_max, offset)]})
-    loop = ControlLoop(robot, policy, ActionScheduler(SchedulerConfig(mode=args.blend or manifest.execution, rate_hz=manifest.control_rate_hz,
-                                                                      camera_latency_s=args.camera_latency)),
-                       SafetyFilter(loop_safety), watchdog=Watchdog(observation_timeout_s=args.stale_after),
-                       cadence=cadence, clock=time.monotonic)
-    signal.signal(signal.SIGHUP, lambda *_: loop.request_swap(args.model, threads=args.threads))
+    cadence = loop.cadence
+    _reload_on_sighup(loop, args.model)
     print(f"dm1 run: {policy.model_id} on {policy.provider}, Franka at {robot.config.robot_ip}, camera {args.camera}, "
           f"{rate:.0f} Hz commands; Ctrl-C stops with the robot holding, SIGHUP reloads the model", flush=True)
     try:
         robot.reset()
         end = time.monotonic() + args.duration if args.duration else float("inf")
         last_report = time.monotonic()
-        while time.monotonic() < end:
+        while time.monotonic() < end and not loop.fault:
             loop.run(int(rate), realtime=True)  # one second per call
+            _report_swaps(loop)
             if time.monotonic() - last_report > args.report_every:
                 print(cadence.report_line(), flush=True)
                 last_report = time.monotonic()
+        if loop.fault:
+            print(f"dm1 run: robot fault, stopped: {loop.fault}", file=sys.stderr)
     except KeyboardInterrupt:
         print("\nstopping: robot holding", file=sys.stderr)
     except FrankaError as exc:
@@ -280,8 +293,8 @@ def run_franka(args, policy) -> int:  # noqa: C901 (one straight sequence: conne
         robot.hold()
         robot.stop()
         print(cadence.report_line())
-        print(f"holds: {loop.stats.holds or 'none'}; safety interventions: loop {dict(loop.safety.interventions) or 'none'}, "
-              f"bridge {dict(robot.safety.interventions) or 'none'}; swaps {loop.stats.swaps} ({loop.stats.failed_swaps} refused)")
+        print(f"holds: {loop.stats.holds or 'none'}; safety interventions: {dict(robot.safety.interventions) or 'none'}; "
+              f"swaps {loop.stats.swaps} ({loop.stats.failed_swaps} refused)")
         robot.close()
         for cam in robot.cameras.values():
             cam.stop()
@@ -306,36 +319,6 @@ def cmd_export(args) -> int:
         return 1
     print(f"wrote {args.out}: {manifest.model_id}, {manifest.sampling_steps} step(s), parity {manifest.parity.max_abs_diff:.2e}")
     return 0
-
-
-def default_config_path(name: str):
-    """A file under config/: the source tree's, or share/dm1_ros/config of an installed ROS package."""
-    from pathlib import Path
-
-    here = Path(__file__).resolve().parent.parent / "config" / name
-    if here.is_file():
-        return here
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        return Path(get_package_share_directory("dm1_ros")) / "config" / name
-    except Exception:
-        return here
-
-
-def default_model_path():
-    """The shipped model: models/ of the source tree, or share/dm1_ros/models of an installed ROS package."""
-    from pathlib import Path
-
-    here = Path(__file__).resolve().parent.parent / "models" / "lift_image"
-    if here.is_dir():
-        return here
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        return Path(get_package_share_directory("dm1_ros")) / "models" / "lift_image"
-    except Exception:  # no ROS: the source-tree path, whose absence `dm1 demo` reports
-        return here
 
 
 def build_parser() -> argparse.ArgumentParser:

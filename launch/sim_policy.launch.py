@@ -3,7 +3,7 @@
     ros2 launch dm1_ros sim_policy.launch.py model_path:=/path/to/bundle task:=lift
 
 The stack is the one the real robot runs (policy_node, same topics and services); sim_bridge_node replaces the
-camera and the Franka bridge.
+camera and the Franka bridge, stepping robosuite in lockstep with the policy's commands.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
@@ -11,22 +11,24 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
 
+ARGUMENTS = {
+    "task": ("lift", "lift | can | square", ["lift", "can", "square"]),
+    "control_rate": ("20.0", "simulation control rate, Hz", None),
+    "blending": ("model", "model (the bundle's manifest execution) | latest | ensemble | chunk",
+                 ["model", "latest", "ensemble", "chunk"]),
+    "seed": ("400000", "seed of the first episode (each reset takes the next)", None),
+    "autostart": ("true", "configure and activate the nodes at start (false: `ros2 lifecycle set`)", ["true", "false"]),
+}
+
 
 def generate_launch_description():
     share = FindPackageShare("dm1_ros")
-    args = [
-        DeclareLaunchArgument("model_path", default_value=PathJoinSubstitution([share, "models", "lift_image"]),
-                              description="model bundle directory (model.onnx + manifest.yaml)"),
-        DeclareLaunchArgument("task", default_value="lift", description="lift | can | square",
-                              choices=["lift", "can", "square"]),
-        DeclareLaunchArgument("control_rate", default_value="20.0", description="simulation control rate, Hz"),
-        DeclareLaunchArgument("blending", default_value="model",
-                              description="model (the bundle's manifest execution) | latest | ensemble | chunk",
-                              choices=["model", "latest", "ensemble", "chunk"]),
-    ]
+    args = [DeclareLaunchArgument("model_path", default_value=PathJoinSubstitution([share, "models", "lift_image"]),
+                                  description="model bundle directory (model.onnx + manifest.yaml)")]
+    args += [DeclareLaunchArgument(name, default_value=default, description=text, **({"choices": c} if c else {}))
+             for name, (default, text, c) in ARGUMENTS.items()]
     include = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(PathJoinSubstitution([share, "launch", "panda_policy.launch.py"])),
         launch_arguments={"use_sim": "true", "model_path": LaunchConfiguration("model_path"),
-                          "task": LaunchConfiguration("task"), "control_rate": LaunchConfiguration("control_rate"),
-                          "blending": LaunchConfiguration("blending")}.items())
+                          **{name: LaunchConfiguration(name) for name in ARGUMENTS}}.items())
     return LaunchDescription([*args, include])

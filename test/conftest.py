@@ -63,3 +63,7 @@ def write_fake_dataset(path, lengths=(6, 8, 7), size=32, seed=0):
 @pytest.fixture
 def fake_dataset(tmp_path):
     return write_fake_dataset(tmp_path / "fake.hdf5")
+
+
+# Real ROS 2 fixtures (skipped with one line when no ROS 2 is found): see ros2_support.py.
+from ros2_support import probe, ros, ros_domain, ros_ws  # noqa: E402,F401

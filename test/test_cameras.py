@@ -3,7 +3,6 @@ device (so the real librealsense pipeline, recorder and playback run without har
 
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
@@ -17,24 +16,11 @@ from dm1_ros.hardware.cameras import (
     ReplayCamera,
     SoftwareCamera,
     make_camera,
+    normalize_serial,
     parse_profile,
 )
 
-W, H = 64, 48
-
-
-def pattern(i: int) -> np.ndarray:
-    """Frame i: R = i (which frame), G = 5*row, B = 4*column (orientation and channel order)."""
-    img = np.empty((H, W, 3), np.uint8)
-    img[..., 0] = i % 256
-    img[..., 1] = (np.arange(H) * 5)[:, None]
-    img[..., 2] = (np.arange(W) * 4)[None, :]
-    return img
-
-
-def index_of(image: np.ndarray) -> int:
-    return int(image[0, 0, 0])
-
+from realsense_support import H, W, SoftwareRealSense, _rs, index_of, pattern, record_db3
 
 def wait_until(predicate, timeout_s=5.0, what="condition"):
     deadline = time.monotonic() + timeout_s
@@ -214,78 +200,9 @@ def test_opencv_open_failures_are_clear(tmp_path):
 
 # -- RealSense through a pyrealsense2 software device ------------------------------------------------------------
 
-def _rs():
-    return pytest.importorskip("pyrealsense2")
-
-
-class FakeRealSense:
-    """A pyrealsense2 software device with one 64x48 rgb8 color stream, registered in a private rs.context so that
-    rs.pipeline (and so RealSenseCamera) finds it by serial like a USB camera."""
-
-    def __init__(self, serial="000000000042", fps=30):
-        rs = _rs()
-        self.rs, self.serial = rs, serial
-        self.device = rs.software_device()
-        self.sensor = self.device.add_sensor("RGB Camera")
-        intr = rs.intrinsics()
-        intr.width, intr.height, intr.fx, intr.fy, intr.ppx, intr.ppy = W, H, 50.0, 50.0, W / 2, H / 2
-        intr.model, intr.coeffs = rs.distortion.none, [0.0] * 5
-        stream = rs.video_stream()
-        stream.type, stream.index, stream.uid = rs.stream.color, 0, 0
-        stream.width, stream.height, stream.fps, stream.bpp, stream.fmt = W, H, fps, 3, rs.format.rgb8
-        stream.intrinsics = intr
-        self.profile = self.sensor.add_video_stream(stream).as_video_stream_profile()
-        self.device.register_info(rs.camera_info.serial_number, serial)
-        self.device.register_info(rs.camera_info.name, "Software RealSense")
-        self.context = rs.context()
-        # librealsense 2.59 keeps only a weak reference to a software device's info in the context (it vanishes
-        # from query_devices at once); the device list handed to the devices-changed callback holds a strong one.
-        self._added = []
-        self.context.set_devices_changed_callback(lambda event: self._added.append(event.get_new_devices()))
-        self.device.add_to(self.context)
-        self._keep = []  # pixel buffers stay alive while librealsense may read them
-        self._pump = None
-        self._pump_stop = threading.Event()
-        self.paused = threading.Event()
-        self.injected = 0
-
-    def inject(self, i, sensor=None):
-        rs = self.rs
-        frame = rs.software_video_frame()
-        pixels = pattern(i)
-        self._keep.append(pixels)
-        frame.pixels, frame.bpp, frame.stride = pixels, 3, W * 3
-        frame.timestamp = 1000.0 + i * 33.0  # device clock, ms
-        frame.domain = rs.timestamp_domain.hardware_clock
-        frame.frame_number = i
-        frame.profile = self.profile
-        (sensor or self.sensor).on_video_frame(frame)
-
-    def streaming(self):
-        return bool(self.sensor.get_active_streams())
-
-    def start_pump(self, rate_hz=100.0):
-        """Inject frames 0, 1, 2, ... while the sensor streams and the pump is not paused."""
-
-        def pump():
-            while not self._pump_stop.is_set():
-                if self.streaming() and not self.paused.is_set():
-                    self.inject(self.injected)
-                    self.injected += 1
-                time.sleep(1.0 / rate_hz)
-
-        self._pump = threading.Thread(target=pump, daemon=True)
-        self._pump.start()
-
-    def stop_pump(self):
-        self._pump_stop.set()
-        if self._pump is not None:
-            self._pump.join()
-
-
 @pytest.fixture
-def fake_realsense():
-    fake = FakeRealSense()
+def software_realsense():
+    fake = SoftwareRealSense()
     assert fake.serial in [d.get_info(fake.rs.camera_info.serial_number) for d in fake.context.query_devices()]
     yield fake
     fake.stop_pump()
@@ -297,19 +214,28 @@ def test_realsense_serial_not_connected_names_it():
         RealSenseCamera("9999000099990").start()
 
 
-def test_realsense_wrong_serial_lists_connected_ones(fake_realsense):
+@pytest.mark.parametrize("given", ["123456789012", "_123456789012", "'123456789012'", '"123456789012"', " _123456789012 "])
+def test_serial_numbers_are_taken_as_realsense_ros_writes_them(given):
+    """realsense-ros's leading underscore (keeps digits a string through ROS parameter parsing) and the quotes a
+    launch file passes through unchanged are removed; leading zeros stay."""
+    assert normalize_serial(given) == "123456789012"
+    assert normalize_serial("_012345678901") == "012345678901" and normalize_serial("") is None
+    assert normalize_serial(None) is None and normalize_serial("''") is None
+
+
+def test_realsense_wrong_serial_lists_connected_ones(software_realsense):
     with pytest.raises(CameraNotFoundError) as e:
-        RealSenseCamera("123", context=fake_realsense.context).start()
-    assert "'123'" in str(e.value) and fake_realsense.serial in str(e.value)
+        RealSenseCamera("123", context=software_realsense.context).start()
+    assert "'123'" in str(e.value) and software_realsense.serial in str(e.value)
 
 
-def test_realsense_streams_software_device_with_warmup_and_records(fake_realsense, tmp_path):
+def test_realsense_streams_software_device_with_warmup_and_records(software_realsense, tmp_path):
     got = []
     record = tmp_path / "session.db3"
-    cam = RealSenseCamera(fake_realsense.serial, color_profile=f"{W}x{H}x30", warmup_frames=3,
-                          context=fake_realsense.context, record_to=record, frame_timeout_s=0.5,
+    cam = RealSenseCamera(software_realsense.serial, color_profile=f"{W}x{H}x30", warmup_frames=3,
+                          context=software_realsense.context, record_to=record, frame_timeout_s=0.5,
                           on_frame=got.append)
-    fake_realsense.start_pump()
+    software_realsense.start_pump()
     with cam:
         wait_until(lambda: len(got) >= 8, what="8 frames")
         resized = cam.latest()
@@ -334,19 +260,19 @@ def test_realsense_streams_software_device_with_warmup_and_records(fake_realsens
     assert set(indices) <= set(replayed_indices)
 
 
-def test_realsense_restarts_when_frames_stop_and_keeps_recordings(fake_realsense, tmp_path):
+def test_realsense_restarts_when_frames_stop_and_keeps_recordings(software_realsense, tmp_path):
     record = tmp_path / "rec.db3"
-    cam = RealSenseCamera(fake_realsense.serial, color_profile=f"{W}x{H}x30", warmup_frames=1, resize=(96, 96),
-                          context=fake_realsense.context, record_to=record, frame_timeout_s=0.15)
-    fake_realsense.start_pump()
+    cam = RealSenseCamera(software_realsense.serial, color_profile=f"{W}x{H}x30", warmup_frames=1, resize=(96, 96),
+                          context=software_realsense.context, record_to=record, frame_timeout_s=0.15)
+    software_realsense.start_pump()
     with cam:
         before = cam.wait_for_frame(timeout_s=3.0)
         assert before.image.shape == (96, 96, 3)
-        fake_realsense.paused.set()  # the device goes quiet, as when unplugged
+        software_realsense.paused.set()  # the device goes quiet, as when unplugged
         wait_until(lambda: cam.errors >= 1, what="the read error")
         time.sleep(0.3)
         assert cam.is_stale(max_age_s=0.25)
-        fake_realsense.paused.clear()
+        software_realsense.paused.clear()
         wait_until(lambda: cam.reconnects >= 1, what="the reconnect")
         after = cam.wait_for_frame(timeout_s=3.0)
         assert after.index > before.index and not cam.is_stale(max_age_s=0.25)
@@ -367,22 +293,9 @@ def test_realsense_restarts_when_frames_stop_and_keeps_recordings(fake_realsense
 
 
 @pytest.fixture
-def recorded_db3(fake_realsense, tmp_path):
+def recorded_db3(software_realsense, tmp_path):
     """12 known frames written to a .db3 by rs.recorder wrapped around the software device."""
-    rs = fake_realsense.rs
-    path = str(tmp_path / "known.db3")
-    recorder = rs.recorder(path, fake_realsense.device)
-    sensor = recorder.query_sensors()[0]
-    frames = rs.frame_queue(16)
-    sensor.open(sensor.get_stream_profiles()[0])
-    sensor.start(frames)
-    for i in range(12):
-        fake_realsense.inject(i)
-        frames.wait_for_frame(1000)
-    sensor.stop()
-    sensor.close()
-    del sensor, recorder  # the recorder closes its file when destroyed
-    return path
+    return record_db3(software_realsense, tmp_path / "known.db3")
 
 
 def test_replay_plays_recorded_frames_in_order(recorded_db3):
@@ -407,6 +320,20 @@ def test_replay_loops_and_resizes(recorded_db3):
     assert all(f.image.shape == (96, 96, 3) for f in got)
     indices = [index_of(f.image) for f in got]
     assert indices[:12] == list(range(12)) and indices[12] == 0  # wrapped to the start
+
+
+def test_intrinsics_come_from_the_driver_scaled_to_the_delivered_size(software_realsense, recorded_db3):
+    cam = RealSenseCamera(software_realsense.serial, color_profile=f"{W}x{H}x30", warmup_frames=0,
+                          context=software_realsense.context, resize=(2 * W, 2 * H))
+    software_realsense.start_pump()
+    with cam:
+        intr = cam.intrinsics()
+    assert (intr.width, intr.height, intr.fx, intr.fy, intr.cx, intr.cy) == (2 * W, 2 * H, 100.0, 100.0, W, H)
+    assert intr.k == [100.0, 0.0, W, 0.0, 100.0, H, 0.0, 0.0, 1.0] and len(intr.coeffs) == 5
+    replay = ReplayCamera(recorded_db3, loop=True, realtime=False)
+    with replay:
+        assert replay.intrinsics().fx == 50.0 and replay.intrinsics().width == W  # the recording keeps them
+    assert SoftwareCamera().intrinsics() is None  # pushed frames: uncalibrated unless the pusher says
 
 
 def test_replay_missing_file_names_it(tmp_path):

@@ -19,21 +19,13 @@ import numpy as np
 import pytest
 
 from dm1_ros.configuration import ConfigError, load_yaml
-from dm1_ros.hardware.franka import (
-    FrankaBridge,
-    FrankaConfig,
-    FrankaError,
-    GripperConfig,
-    ObservationError,
-    canonical_quat,
-    quat_xyzw_to_matrix,
-    rotation_angle_between,
-    rotvec_to_matrix,
-)
+from dm1_ros.hardware.franka import FrankaBridge, FrankaConfig, FrankaError, GripperConfig, ObservationError
+from dm1_ros.runtime.rotations import canonical_quat, quat_to_matrix, rotation_angle_between, rotvec_to_matrix
 from dm1_ros.runtime.safety import SafetyConfig, SafetyFilter
 
+from franky_sim_support import SIM_START_Q, franky_sim_server, sim_config
+
 ROOT = Path(__file__).resolve().parents[1]
-SIM_START_Q = [0.0, 0.0, 0.0, -1.57, 0.0, 1.57, 0.785]  # franky-sim's initial configuration
 
 
 # --- no franky needed ---------------------------------------------------------------------------------------
@@ -49,7 +41,7 @@ def test_rotation_helpers_and_quaternion_hemisphere():
     assert np.allclose(rotvec_to_matrix([0, 0, 0]), np.eye(3))
     q = canonical_quat([-0.999, 0.0, -0.05, 0.0], np.array([1.0, 0, 0, 0]))  # same rotation, other sign
     assert q[0] > 0 and np.isclose(np.linalg.norm(q), 1.0)
-    down = quat_xyzw_to_matrix([1, 0, 0, 0])  # robosuite/Franka home orientation: 180 deg about x
+    down = quat_to_matrix([1, 0, 0, 0])  # robosuite/Franka home orientation: 180 deg about x
     assert np.allclose(down @ [0, 0, 1], [0, 0, -1])
     assert rotation_angle_between(np.eye(3), rotvec_to_matrix([0.3, 0, 0])) == pytest.approx(0.3)
 
@@ -69,98 +61,10 @@ def test_config_yaml_and_strict_keys(tmp_path):
         FrankaConfig(relative_dynamics_factor=1.5)
 
 
-# --- franky-sim ---------------------------------------------------------------------------------------------
-class SimFaults:
-    """Server-side fault injection into a franky-sim FrankaRobotServer (runs inside the simulation thread)."""
-
-    def __init__(self, sim, robot_sim):
-        from franky_sim.franka_robot_protocol import (AutomaticErrorRecoveryCommand, BaseCommand, MoveStatus,
-                                                      RobotCommand, RobotMode)
-
-        self.srv = robot_sim.server
-        self.reflex = False
-        self.force: tuple | None = None
-        self._pending = 0
-        self._motion_id = 0
-        self._countdown = 0
-        self._names = SimpleNamespace(BaseCommand=BaseCommand, MoveStatus=MoveStatus, RobotCommand=RobotCommand,
-                                      RobotMode=RobotMode)
-        self._errors = tuple(i == 7 for i in range(41))  # libfranka Errors index 7: cartesian_reflex
-        self._state = type(self.srv).robot_state.fget
-        self.srv._get_state_bytes = self._state_bytes
-        sim.register_pre_step_callback(self._step)
-        self._recovery_cls = AutomaticErrorRecoveryCommand
-        self._orig_recovery = AutomaticErrorRecoveryCommand.handle
-        faults = self
-
-        def recovery(cmd, server):  # the robot clears its reflex on automatic error recovery
-            faults.reflex = False
-            faults._orig_recovery(cmd, server)
-
-        AutomaticErrorRecoveryCommand.handle = recovery
-
-    def restore(self):
-        self._recovery_cls.handle = self._orig_recovery
-
-    def _state_bytes(self):
-        st = self._state(self.srv)
-        if self.reflex:
-            st = st.replace(robot_mode=self._names.RobotMode.kReflex, current_errors=self._errors,
-                            last_motion_errors=self._errors, errors=self._errors)
-        if self.force is not None:
-            st = st.replace(O_F_ext_hat_K=tuple(self.force), K_F_ext_hat_K=tuple(self.force))
-        return st.pack_state()
-
-    def trigger_reflex(self):
-        self._pending = 1
-
-    def _step(self, _sim):
-        n = self._names
-        if self._pending == 1:  # enter Reflex mode: the arm holds, the motion generator stops
-            self._motion_id = self.srv.current_motion_id
-            self.reflex = True
-            self.srv.stop_motion(send_preemption_signal=False)
-            self._pending, self._countdown = 2, 5
-        elif self._pending == 2:
-            self._countdown -= 1
-            if self._countdown <= 0:  # a few ms later: answer the Move command like the robot does
-                if self._motion_id:
-                    n.BaseCommand.send_response(self.srv._tcp_socket, n.RobotCommand.kMove, self._motion_id,
-                                                n.MoveStatus.kReflexAborted)
-                self.srv.reset_current_motion_id()
-                self._pending = 0
-
-
 @pytest.fixture(scope="module")
 def sim_server():
-    pytest.importorskip("franky", reason="franky-control is not installed (pip install franky-control==2.0.0)")
-    pytest.importorskip("franky_sim", reason="franky-sim is not installed (pip install franky-sim==1.0.4)")
-    pytest.importorskip("franky_sim.mujoco_simulator", reason="franky-sim's MuJoCo simulator cannot be imported")
-    import franky_sim
-    from franky_sim.mujoco_simulator import MujocoSimulator
-
-    sim = MujocoSimulator()
-    sim.init()
-    robot_sim = sim.add_robot()
-    server = franky_sim.SimulationServer(sim)
-    server.init()
-    faults = SimFaults(sim, robot_sim)
-    server.run_async(realtime=True)
-    handle = SimpleNamespace(sim=sim, server=server, hostname=robot_sim.hostname, faults=faults, alive=True)
-    try:
+    with franky_sim_server() as handle:
         yield handle
-    finally:
-        faults.restore()
-        if handle.alive:
-            server.cleanup()
-        sim.cleanup()
-
-
-def sim_config(hostname: str, **overrides) -> FrankaConfig:
-    kwargs = dict(robot_ip=hostname, realtime="ignore", relative_dynamics_factor=0.2, home_q=list(SIM_START_Q),
-                  state_timeout_s=0.5, gripper=GripperConfig(speed_mps=0.05, reset_timeout_s=3.0))
-    kwargs.update(overrides)
-    return FrankaConfig(**kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +157,7 @@ def test_observe_proprio_in_sim_convention(bridge):
     assert p[3] > 0.99  # hand pointing down: ~180 deg about x, in robosuite's hemisphere (x > 0)
     pos, R = pose(bridge)
     assert np.allclose(p[:3], pos, atol=2e-3)
-    assert np.allclose(quat_xyzw_to_matrix(p[3:7]), R, atol=1e-3)
+    assert np.allclose(quat_to_matrix(p[3:7]), R, atol=1e-3)
     assert p[7] == pytest.approx(-p[8]) and 0.03 < 2 * p[7] <= 0.081  # fingers +w/2, -w/2 (hand open)
     assert abs(obs.stamp - time.monotonic()) < 0.5
     # cameras: images by name, stamp of the oldest frame; a camera without a frame is a clear error

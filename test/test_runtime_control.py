@@ -79,14 +79,38 @@ def test_safety_clamps_steps_velocity_workspace_and_gripper():
     assert np.linalg.norm(out[3:6] * 0.5) == pytest.approx(0.075) and f.interventions["rotation_clamped"] == 1
 
 
-def test_watchdog_holds_on_stale_input():
-    w = Watchdog(observation_timeout_s=0.1, command_timeout_s=0.2)
+def test_watchdog_holds_on_old_future_backwards_and_nonfinite_stamps():
+    w = Watchdog(0.1, "observation", future_tolerance_s=0.05)
     assert w.check(0.0) == "stale_observation"  # nothing seen yet
-    w.observation(1.0)
+    w.feed(1.0)
     assert w.check(1.05) is None and w.check(1.2) == "stale_observation"
-    w.observation(1.2)
-    w.command(1.0)
-    assert w.check(1.25) == "stale_command" and w.trips["stale_observation"] == 2
+    w.feed(5.0)  # one frame stamped in the future must not blind the age check...
+    assert w.check(1.21) == "stale_observation" and "in the future" in w.problem(1.21)
+    w.feed(1.22)  # ...nor may a camera that then goes back in time pass as fresh
+    assert w.check(1.23) == "stale_observation" and "went back" in w.problem(1.23)
+    w.feed(5.01)  # past the newest stamp again, and fresh at that time: fine
+    assert w.check(5.02) is None
+    w.feed(float("nan"))
+    assert w.check(5.02) == "stale_observation" and "nan" in w.problem(5.02)
+    assert w.trips["stale_observation"] == 5
+    w.clear()  # a new episode whose clock restarts
+    w.feed(0.0)
+    assert w.check(0.01) is None
+    with pytest.raises(ValueError, match="positive"):
+        Watchdog(float("nan"))
+
+
+@pytest.mark.parametrize("field, value", [("max_translation_per_tick_m", float("nan")), ("max_linear_velocity_mps", -0.5),
+                                          ("workspace_max", [0.8, float("nan"), 0.7]), ("pos_scale", 0.0)])
+def test_safety_config_refuses_limits_that_would_switch_the_filter_off(field, value):
+    with pytest.raises(ValueError, match=field):
+        SafetyConfig(**{field: value})
+
+
+def test_safety_filter_holds_when_the_hand_position_is_unknown():
+    f = SafetyFilter()
+    out = f.filter(np.array([0.1, 0, 0, 0, 0, 0, 1.0]), np.array([np.nan, 0.0, 0.3]), 0.05)
+    assert np.all(np.isfinite(out)) and np.all(out[:6] == 0) and f.interventions["nonfinite_position"] == 1
 
 
 def test_cadence_reports_rates_stages_and_overruns():

@@ -58,6 +58,40 @@ class Frame:
     index: int
 
 
+@dataclasses.dataclass
+class Intrinsics:
+    """Pinhole intrinsics of the images a camera delivers (after its resize), in pixels; the distortion model and
+    coefficients as the driver reports them (librealsense: 'brown_conrady' / 'inverse_brown_conrady', 5 values)."""
+
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    model: str = "plumb_bob"
+    coeffs: tuple = (0.0, 0.0, 0.0, 0.0, 0.0)
+
+    @property
+    def k(self) -> list[float]:
+        """Row-major 3x3 camera matrix, as sensor_msgs/CameraInfo.k."""
+        return [self.fx, 0.0, self.cx, 0.0, self.fy, self.cy, 0.0, 0.0, 1.0]
+
+    def scaled(self, width: int, height: int) -> "Intrinsics":
+        sx, sy = width / self.width, height / self.height
+        return dataclasses.replace(self, width=int(width), height=int(height), fx=self.fx * sx, fy=self.fy * sy,
+                                   cx=self.cx * sx, cy=self.cy * sy)
+
+
+def _stream_intrinsics(pipe, resize) -> Intrinsics | None:
+    """The color stream intrinsics of a started librealsense pipeline (device or recording), scaled to `resize`."""
+    rs = _rs()
+    intr = pipe.get_active_profile().get_stream(rs.stream.color).as_video_stream_profile().get_intrinsics()
+    model = str(intr.model).rsplit(".", 1)[-1]
+    out = Intrinsics(intr.width, intr.height, intr.fx, intr.fy, intr.ppx, intr.ppy, model, tuple(intr.coeffs))
+    return out.scaled(*resize) if resize is not None else out
+
+
 class CameraNotFoundError(RuntimeError):
     """The requested camera is not connected (or cannot be opened)."""
 
@@ -67,6 +101,21 @@ class EndOfStream(Exception):
 
 
 _PROFILE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+
+
+def normalize_serial(serial: str | int | None) -> str | None:
+    """A RealSense serial as users pass it -> the serial string ('' or None: any camera).
+
+    realsense-ros's convention is followed: a leading underscore keeps a digits-only serial a string through ROS
+    parameter parsing (`serial_no:=_123456789012`) and is removed here; surrounding quotes (`"'123456789012'"`,
+    which a launch file passes through unchanged) are removed too."""
+    if serial is None:
+        return None
+    text = str(serial).strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1].strip()
+    text = text.removeprefix("_")
+    return text or None
 
 
 def parse_profile(profile: str) -> tuple[int, int, int]:
@@ -150,6 +199,11 @@ class Camera:
         """Close and reopen; raising means 'not back yet' and is retried after a longer wait."""
         self._close()
         self._open()
+
+    def intrinsics(self) -> Intrinsics | None:
+        """Intrinsics of the delivered images when the driver knows them (RealSense, its recordings), else None
+        (uncalibrated)."""
+        return None
 
     # -- verbs -------------------------------------------------------------------------------------------------
     def start(self) -> Camera:
@@ -306,10 +360,18 @@ class SoftwareCamera(Camera):
     """
 
     def __init__(self, name: str = "software", resize: tuple[int, int] | None = None, max_age_s: float = 0.25,
-                 on_frame: Callable[[Frame], None] | None = None, poll_s: float = 0.05):
+                 on_frame: Callable[[Frame], None] | None = None, poll_s: float = 0.05,
+                 intrinsics: Intrinsics | None = None):
+        """intrinsics: of the pushed images (scaled to `resize` when it is set), if the pusher knows them."""
         super().__init__(name=name, resize=resize, max_age_s=max_age_s, on_frame=on_frame)
         self.poll_s = poll_s
+        self._intrinsics = intrinsics
         self._queue: queue.Queue = queue.Queue(maxsize=8)
+
+    def intrinsics(self) -> Intrinsics | None:
+        if self._intrinsics is None or self.resize is None:
+            return self._intrinsics
+        return self._intrinsics.scaled(*self.resize)
 
     def push(self, image: np.ndarray, device_stamp: float | None = None) -> None:
         """Hand over one HxWx3 uint8 RGB image (copied, so the caller may reuse its buffer)."""
@@ -385,7 +447,7 @@ class RealSenseCamera(Camera):
                  on_frame: Callable[[Frame], None] | None = None, context=None):
         super().__init__(name=name or f"realsense:{serial_no or 'any'}", resize=resize, max_age_s=max_age_s,
                          on_frame=on_frame)
-        self.serial_no = None if serial_no in (None, "") else str(serial_no)
+        self.serial_no = normalize_serial(serial_no)
         self.width, self.height, self.rate = parse_profile(color_profile)
         self.color_profile = color_profile
         self.warmup_frames = int(warmup_frames)
@@ -449,6 +511,10 @@ class RealSenseCamera(Camera):
     def _timeout_ms(self) -> int:
         return max(1, int(self.frame_timeout_s * 1000))
 
+    def intrinsics(self) -> Intrinsics | None:
+        pipe = self._pipe
+        return None if pipe is None else _stream_intrinsics(pipe, self.resize)
+
     def _close(self) -> None:
         pipe, self._pipe = self._pipe, None
         if pipe is not None:
@@ -502,6 +568,10 @@ class ReplayCamera(Camera):
         except RuntimeError as e:
             raise RuntimeError(f"cannot replay the color stream of {self.path}: {e}") from e
         self._pipe, self._playback = pipe, playback
+
+    def intrinsics(self) -> Intrinsics | None:
+        pipe = self._pipe
+        return None if pipe is None else _stream_intrinsics(pipe, self.resize)
 
     def _close(self) -> None:
         pipe, self._pipe, self._playback = self._pipe, None, None

@@ -52,6 +52,7 @@ import numpy as np
 from dm1_ros.runtime.bundle import ImageSpec, ObservationSpec
 from dm1_ros.runtime.contract import PROPRIO_DIMS, PROPRIO_KEYS, Observation
 from dm1_ros.runtime.gripper import GripperLatch
+from dm1_ros.runtime.rotations import canonical_quat, orthonormalize, rotation_angle_between, rotvec_to_matrix
 from dm1_ros.runtime.safety import SafetyConfig, SafetyFilter
 
 log = logging.getLogger("dm1_ros.franka")
@@ -155,48 +156,6 @@ class FrankaConfig:
     @property
     def rot_scale(self) -> float:
         return self.safety.rot_scale
-
-
-# --- small rotation helpers (numpy only) ----------------------------------------------------------------------
-def rotvec_to_matrix(rotvec: np.ndarray) -> np.ndarray:
-    """Axis-angle (axis * angle, radians) -> 3x3 rotation matrix (Rodrigues)."""
-    r = np.asarray(rotvec, np.float64)
-    angle = float(np.linalg.norm(r))
-    if angle < 1e-12:
-        return np.eye(3)
-    k = r / angle
-    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + math.sin(angle) * K + (1 - math.cos(angle)) * (K @ K)
-
-
-def orthonormalize(R: np.ndarray) -> np.ndarray:
-    u, _, vt = np.linalg.svd(R)
-    out = u @ vt
-    if np.linalg.det(out) < 0:
-        u[:, -1] *= -1
-        out = u @ vt
-    return out
-
-
-def quat_xyzw_to_matrix(q: np.ndarray) -> np.ndarray:
-    x, y, z, w = np.asarray(q, np.float64) / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
-
-
-def canonical_quat(q_xyzw: np.ndarray, reference_xyzw: np.ndarray) -> np.ndarray:
-    """Unit quaternion in the hemisphere of `reference` (q and -q are the same rotation)."""
-    q = np.asarray(q_xyzw, np.float64)
-    q = q / np.linalg.norm(q)
-    return -q if float(np.dot(q, reference_xyzw)) < 0 else q
-
-
-def rotation_angle_between(Ra: np.ndarray, Rb: np.ndarray) -> float:
-    c = (np.trace(Ra.T @ Rb) - 1.0) / 2.0
-    return float(math.acos(max(-1.0, min(1.0, c))))
 
 
 def _text(exc: BaseException) -> str:

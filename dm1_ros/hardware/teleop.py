@@ -103,14 +103,19 @@ class KeyboardMapping:
         return np.clip(out, -1.0, 1.0)
 
 
+KEYBOARD_BACKENDS = ("auto", "pynput", "terminal", "none")
+
+
 class KeyboardTeleop(TeleopDevice):
-    """backend: "pynput" (a desktop session: true press/release), "terminal" (raw stdin, works over ssh), or
-    "auto" (pynput when a display is set, else the terminal)."""
+    """backend: "pynput" (a desktop session: true press/release), "terminal" (raw stdin, works over ssh), "none"
+    (no reader of its own: keys arrive through press(), e.g. from the ROS topic /dm1/teleop/keys), or "auto":
+    pynput when a display is set and pynput works, else the terminal when stdin is one, else none (under
+    `ros2 launch` a node has neither). `active_backend` says which one start() took."""
 
     def __init__(self, mapping: KeyboardMapping | None = None, backend: str = "auto", clock=time.monotonic):
         super().__init__()
-        if backend not in ("auto", "pynput", "terminal"):
-            raise ValueError(f"keyboard backend {backend!r}: choose auto, pynput or terminal")
+        if backend not in KEYBOARD_BACKENDS:
+            raise ValueError(f"keyboard backend {backend!r}: choose {', '.join(KEYBOARD_BACKENDS)}")
         self.mapping = mapping or KeyboardMapping()
         self.backend = backend
         self.clock = clock
@@ -118,6 +123,7 @@ class KeyboardTeleop(TeleopDevice):
         self._stop = threading.Event()
         self._listener = None
         self._thread: threading.Thread | None = None
+        self.active_backend: str | None = None
 
     # Event entry points, also used by tests and by the ROS teleop node's key topic.
     def press(self, key: str, tap: bool = False) -> None:
@@ -145,11 +151,21 @@ class KeyboardTeleop(TeleopDevice):
     def start(self) -> "KeyboardTeleop":
         backend = self.backend
         if backend == "auto":
-            backend = "pynput" if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") else "terminal"
-        if backend == "pynput":
+            backend = "none"
+            if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+                try:
+                    self._start_pynput()
+                    backend = "pynput"
+                except TeleopError:
+                    pass
+            if backend == "none" and sys.stdin is not None and sys.stdin.isatty():
+                self._start_terminal()
+                backend = "terminal"
+        elif backend == "pynput":
             self._start_pynput()
-        else:
+        elif backend == "terminal":
             self._start_terminal()
+        self.active_backend = backend
         return self
 
     def stop(self) -> None:

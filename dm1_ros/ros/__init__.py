@@ -1,7 +1,8 @@
-"""dm1_ros.ros: ROS 2 nodes (thin shells over runtime/, hardware/ and sim/) and their ROS-free helpers.
+"""dm1_ros.ros: ROS 2 nodes, thin shells over the pipeline in runtime/ (Planner, CommandExecutor) and over
+hardware/ and sim/: parameters, topics, services, lifecycle, message conversions, nothing else.
 
-Only the *_node.py modules and node_base.py import rclpy; conversions.py imports message packages only;
-topics, arrays, assembler, policy_runner, executor, recorder and bag import neither. See docs/ros.md.
+Only the *_node.py modules, node_base.py and robot_bridge.py import rclpy; conversions.py and assembler.py import
+message packages only (messages are read by field name); topics.py imports neither. See docs/ros.md.
 """
 
 # console_scripts name -> target (setup.py entry_points); `ros2 run dm1_ros <name>`.

@@ -1,7 +1,9 @@
 """camera_node: RealSense / OpenCV / .db3 replay -> sensor_msgs/Image (rgb8) + CameraInfo on realsense-ros topics.
 
 configure opens the camera (a missing device fails the transition with the connected serials in the message),
-activate publishes. Frames are published from the camera's own thread the moment they arrive, stamped with the
+activate publishes. serial_no follows realsense-ros: `serial_no:=_123456789012` (a leading underscore keeps the
+digits a string; quotes are stripped too). CameraInfo carries the driver's intrinsics (RealSense and its
+recordings), zeros (uncalibrated) otherwise. Frames are published from the camera's own thread the moment they arrive, stamped with the
 ROS time of their arrival. Diagnostics: achieved vs declared fps, frames, errors, reconnects, staleness.
 """
 from __future__ import annotations
@@ -10,7 +12,7 @@ import time
 
 from sensor_msgs.msg import CameraInfo, Image
 
-from dm1_ros.ros.arrays import parse_size
+from dm1_ros.runtime.images import parse_size
 from dm1_ros.ros.conversions import array_to_image, camera_info
 from dm1_ros.ros.node_base import SENSOR_QOS, Dm1Node, Param, run
 from dm1_ros.ros.topics import CAMERA_IMAGE, CAMERA_INFO
@@ -21,7 +23,8 @@ KINDS = ("realsense", "opencv", "replay")
 class CameraNode(Dm1Node):
     PARAMETERS = (
         Param("camera", "realsense", "camera kind: realsense | opencv | replay", configure_only=True),
-        Param("serial_no", "", "RealSense serial number ('' = the only one connected)", configure_only=True),
+        Param("serial_no", "", "RealSense serial number ('' = the only one connected); _123456789012 keeps digits "
+              "a string (realsense-ros convention)", configure_only=True),
         Param("color_profile", "640x480x30", "WIDTHxHEIGHTxFPS as realsense-ros spells it", configure_only=True),
         Param("device", "0", "OpenCV device index, /dev/videoN or a video file", configure_only=True),
         Param("replay_path", "", "librealsense recording (.db3/.bag) for camera:=replay", configure_only=True),
@@ -39,7 +42,7 @@ class CameraNode(Dm1Node):
         super().__init__("camera", **kwargs)
         self.camera_factory = camera_factory
         self.camera = None
-        self.k = None
+        self.intrinsics = None
         self.published = 0
         self.image_pub = self.create_publisher(Image, self.p("image_topic"), SENSOR_QOS)
         self.info_pub = self.create_publisher(CameraInfo, self.p("camera_info_topic"), SENSOR_QOS)
@@ -68,7 +71,7 @@ class CameraNode(Dm1Node):
         size = parse_size(self.p("resize"))
         common = dict(resize=size, max_age_s=self.p("max_age_s"), on_frame=self._on_frame)
         if kind == "realsense":
-            kwargs = dict(serial_no=self.p("serial_no") or None, color_profile=self.p("color_profile"),
+            kwargs = dict(serial_no=self.p("serial_no"), color_profile=self.p("color_profile"),
                           warmup_frames=self.p("warmup_frames"), **common)
         elif kind == "opencv":
             kwargs = dict(device=self.p("device"), profile=self.p("color_profile"), **common)
@@ -79,29 +82,13 @@ class CameraNode(Dm1Node):
         factory = self.camera_factory or (lambda **kw: make_camera(kind, **kw))
         self.camera = factory(**kwargs)
         self.camera.start()  # opens the device here: a missing camera fails configure, loudly
-        self.k = self._intrinsics()
+        self.intrinsics = self.camera.intrinsics()  # the driver's (RealSense, recordings); None: uncalibrated
         self.get_logger().info(f"camera {self.camera.name} started ({self.p('color_profile')})")
 
     def cleanup(self) -> None:
         camera, self.camera = self.camera, None
         if camera is not None:
             camera.stop()
-
-    def _intrinsics(self):
-        """RealSense color intrinsics (scaled to the published size), else None (CameraInfo all zeros)."""
-        pipe = getattr(self.camera, "_pipe", None)
-        if pipe is None:
-            return None
-        try:
-            import pyrealsense2 as rs
-
-            intr = pipe.get_active_profile().get_stream(rs.stream.color).as_video_stream_profile().get_intrinsics()
-            sx = sy = 1.0
-            if self.camera.resize is not None:
-                sx, sy = self.camera.resize[0] / intr.width, self.camera.resize[1] / intr.height
-            return [intr.fx * sx, 0.0, intr.ppx * sx, 0.0, intr.fy * sy, intr.ppy * sy, 0.0, 0.0, 1.0]
-        except Exception:  # noqa: BLE001 - intrinsics are a nicety
-            return None
 
     # --- frames (camera thread) --------------------------------------------------------------------------------
     def _on_frame(self, frame) -> None:
@@ -112,7 +99,9 @@ class CameraNode(Dm1Node):
         msg = array_to_image(frame.image, stamp, frame_id)
         h, w = frame.image.shape[:2]
         self.image_pub.publish(msg)
-        self.info_pub.publish(camera_info(w, h, stamp, frame_id, self.k))
+        intr = self.intrinsics
+        k, d = (None, None) if intr is None else (intr.k, list(intr.coeffs))
+        self.info_pub.publish(camera_info(w, h, stamp, frame_id, k, d))
         self.published += 1
 
     # --- diagnostics -------------------------------------------------------------------------------------------

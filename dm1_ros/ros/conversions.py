@@ -9,7 +9,9 @@ Choices (docs/ros.md has the tables):
   from. joint_names = ["eef", "gripper"]; point k is meant for stamp + time_from_start (k / rate). transforms[0]
   = end-effector delta (translation = [dx dy dz] * pos_scale metres, rotation = quaternion of the axis-angle
   [drx dry drz] * rot_scale rad, in the base frame); transforms[1].translation.x = gripper command (-1 open ..
-  +1 closed). The raw chunk goes out as Float64MultiArray with dims ("action", Ta) x ("dim", Da).
+  +1 closed). A trajectory with no points is a hold: the actions sent before must not run (stale input, a
+  failed model), the robot holds until the next command. The raw chunk goes out as Float64MultiArray with dims
+  ("action", Ta) x ("dim", Da).
 """
 from __future__ import annotations
 
@@ -23,14 +25,20 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 from trajectory_msgs.msg import MultiDOFJointTrajectory, MultiDOFJointTrajectoryPoint
 
-from dm1_ros.ros.arrays import axis_angle_to_quat, quat_to_axis_angle, split_seconds
 from dm1_ros.ros.topics import EEF_JOINT, FINGER_JOINTS, GRIPPER_JOINT
+from dm1_ros.runtime.rotations import quat_to_rotvec, rotvec_to_quat
 
 LEVELS = {"OK": DiagnosticStatus.OK, "WARN": DiagnosticStatus.WARN, "ERROR": DiagnosticStatus.ERROR,
           "STALE": DiagnosticStatus.STALE}
 
 
 # --- time -----------------------------------------------------------------------------------------------------
+def split_seconds(seconds: float) -> tuple[int, int]:
+    """float seconds -> (sec, nanosec) as builtin_interfaces/Time wants them."""
+    ns = int(round(seconds * 1e9))
+    return ns // 10**9, ns % 10**9
+
+
 def to_sec(stamp) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
 
@@ -154,8 +162,8 @@ def proprio_from_state(pose: PoseStamped, joints: JointState, finger_names=FINGE
 # --- actions --------------------------------------------------------------------------------------------------
 def actions_to_trajectory(actions: np.ndarray, stamp: float, rate_hz: float, pos_scale: float, rot_scale: float,
                           frame_id: str) -> MultiDOFJointTrajectory:
-    """(Ta, 7) policy-unit actions -> MultiDOFJointTrajectory (see the module doc for the layout)."""
-    a = np.asarray(actions, np.float64)
+    """(Ta, 7) policy-unit actions -> MultiDOFJointTrajectory (see the module doc for the layout); (0, 7) is a hold."""
+    a = np.asarray(actions, np.float64).reshape(-1, 7) if np.size(actions) == 0 else np.asarray(actions, np.float64)
     if a.ndim != 2 or a.shape[1] != 7:
         raise ValueError(f"actions must have shape (Ta, 7), got {a.shape}")
     msg = MultiDOFJointTrajectory(joint_names=[EEF_JOINT, GRIPPER_JOINT])
@@ -165,7 +173,7 @@ def actions_to_trajectory(actions: np.ndarray, stamp: float, rate_hz: float, pos
     for k, row in enumerate(a):
         eef = Transform()
         eef.translation.x, eef.translation.y, eef.translation.z = (float(v) for v in row[:3] * pos_scale)
-        qx, qy, qz, qw = axis_angle_to_quat(row[3:6] * rot_scale)
+        qx, qy, qz, qw = rotvec_to_quat(row[3:6] * rot_scale)
         eef.rotation.x, eef.rotation.y, eef.rotation.z, eef.rotation.w = float(qx), float(qy), float(qz), float(qw)
         grip = Transform()
         grip.translation.x = float(row[6])
@@ -175,19 +183,20 @@ def actions_to_trajectory(actions: np.ndarray, stamp: float, rate_hz: float, pos
 
 
 def trajectory_to_actions(msg: MultiDOFJointTrajectory, pos_scale: float, rot_scale: float):
-    """-> (actions (N, 7) float32 in policy units, stamp seconds, spacing seconds or None for one point)."""
+    """-> (actions (N, 7) float32 in policy units, stamp seconds, spacing seconds or None for one point); N = 0 is a
+    hold. Raises ValueError naming what is malformed."""
     names = list(msg.joint_names)
     if EEF_JOINT not in names or GRIPPER_JOINT not in names:
         raise ValueError(f"trajectory joint_names {names} must contain '{EEF_JOINT}' and '{GRIPPER_JOINT}'")
     ie, ig = names.index(EEF_JOINT), names.index(GRIPPER_JOINT)
-    if not msg.points:
-        raise ValueError("trajectory has no points")
+    if not msg.points:  # a hold
+        return np.zeros((0, 7), np.float32), to_sec(msg.header.stamp), None
     rows, times = [], []
     for k, pt in enumerate(msg.points):
         if len(pt.transforms) != len(names):
             raise ValueError(f"trajectory point {k} has {len(pt.transforms)} transforms for {len(names)} joints")
         t = pt.transforms[ie]
-        rot = quat_to_axis_angle([t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w])
+        rot = quat_to_rotvec([t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w])
         grip = pt.transforms[ig].translation.x
         rows.append([t.translation.x / pos_scale, t.translation.y / pos_scale, t.translation.z / pos_scale,
                      *(rot / rot_scale), grip])
@@ -200,7 +209,10 @@ def trajectory_to_actions(msg: MultiDOFJointTrajectory, pos_scale: float, rot_sc
         spacing = float(d[0])
         if abs(times[0]) > 1e-9:
             raise ValueError(f"the first trajectory point must be at time_from_start 0, got {times[0]}")
-    return np.asarray(rows, np.float32), to_sec(msg.header.stamp), spacing
+    actions = np.asarray(rows, np.float32)
+    if not np.all(np.isfinite(actions)):
+        raise ValueError(f"trajectory has NaN or Inf values (point {int(np.argwhere(~np.isfinite(actions))[0, 0])})")
+    return actions, to_sec(msg.header.stamp), spacing
 
 
 def chunk_to_array_msg(actions: np.ndarray) -> Float64MultiArray:

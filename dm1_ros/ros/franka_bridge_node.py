@@ -1,8 +1,10 @@
 """franka_bridge_node: the Franka (FrankaBridge, franky) behind the dm1 command and state topics.
 
-configure loads the robot configuration (config/robot/franka.yaml; robot_ip, realtime and control_rate override
-it) and connects; activate executes commands. FrankaBridge.apply runs every action through its own SafetyFilter
-(workspace box in the robot base frame, per-step and velocity limits), so the executor adds no second filter.
+configure loads the robot configuration (config/robot/franka.yaml; robot_ip, realtime, policy_rate and control_rate
+override it) and connects; activate executes commands: control_rate ticks a second (say 200), each sending the
+action of the newest command meant for that instant (interpolated between the policy_rate actions). FrankaBridge
+runs every action through its own SafetyFilter (workspace box in the robot base frame, per-step and velocity limits
+per policy period), the only one in the pipeline.
 A fault (reflex, lost connection, force reaction) holds the robot until /dm1/robot/recover succeeds;
 /dm1/robot/stop halts and refuses motion until recover or reset; /dm1/robot/reset moves to home_q (blocking).
 """
@@ -17,6 +19,8 @@ from dm1_ros.ros.robot_bridge import BRIDGE_PARAMETERS, RobotBridgeNode
 class FrankaBridgeNode(RobotBridgeNode):
     PARAMETERS = BRIDGE_PARAMETERS + (
         Param("robot_ip", "172.16.0.2", "robot (FCI) address", configure_only=True),
+        Param("policy_rate", 20.0, "control rate of the model whose actions arrive, Hz (an action is a delta over "
+              "1 / policy_rate; control_rate may be higher: commands are then interpolated)", configure_only=True),
         Param("robot_config", "", "FrankaConfig YAML ('' = the packaged config/robot/franka.yaml)",
               configure_only=True),
         Param("realtime", "", "enforce | ignore ('' = the config's; ignore only without an RT kernel)",
@@ -30,36 +34,23 @@ class FrankaBridgeNode(RobotBridgeNode):
         self.config = None
 
     def validate(self, name, value):
+        if name == "policy_rate" and value <= 0:
+            return "must be positive"
         if name == "realtime" and value not in ("", "enforce", "ignore"):
             return f"{value!r}: choose enforce, ignore or '' (the config's)"
         return super().validate(name, value)
 
     def load_config(self):
-        from pathlib import Path
-
         from dm1_ros.configuration import load_yaml
-
         from dm1_ros.hardware.franka import FrankaConfig  # lazy: franky itself is imported only at connect
+        from dm1_ros.paths import default_config_path
 
-        path = self.p("robot_config")
-        if not path:
-            here = Path(__file__).resolve().parents[2] / "config" / "robot" / "franka.yaml"
-            if here.is_file():
-                path = str(here)
-            else:
-                try:
-                    from ament_index_python.packages import get_package_share_directory
-
-                    path = str(Path(get_package_share_directory("dm1_ros")) / "config" / "robot" / "franka.yaml")
-                except Exception:  # noqa: BLE001 - no file: the dataclass defaults
-                    path = ""
-        overrides = [f"robot_ip={self.p('robot_ip')}", f"rate_hz={self.p('control_rate')}"]
+        path = self.p("robot_config") or str(default_config_path("robot/franka.yaml"))
+        overrides = [f"robot_ip={self.p('robot_ip')}", f"rate_hz={self.p('policy_rate')}",
+                     f"command_rate_hz={self.p('control_rate')}"]
         if self.p("realtime"):
             overrides.append(f"realtime={self.p('realtime')}")
-        if path:
-            return load_yaml(FrankaConfig, path, overrides=overrides)
-        return FrankaConfig(robot_ip=self.p("robot_ip"), rate_hz=self.p("control_rate"),
-                            realtime=self.p("realtime") or "enforce")
+        return load_yaml(FrankaConfig, path, overrides=overrides)
 
     def make_robot(self):
         from dm1_ros.hardware.franka import FrankaBridge
@@ -69,6 +60,9 @@ class FrankaBridgeNode(RobotBridgeNode):
         robot = factory(self.config)
         self.get_logger().info(f"connected to the Franka at {self.config.robot_ip}")
         return robot
+
+    def policy_rate(self) -> float:
+        return float(self.p("policy_rate"))
 
     def scales(self):
         return self.config.safety.pos_scale, self.config.safety.rot_scale

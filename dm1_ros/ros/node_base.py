@@ -7,16 +7,27 @@ configure-time parameters while the node is configured (with the reason), publis
 deactivate() / cleanup() hooks that raise on failure (the reason is logged, kept in `last_error` and shown in
 the diagnostics). With autostart (default) `run()` configures and activates at startup; with autostart:=false a
 lifecycle manager (or `ros2 lifecycle set`) drives the node.
+
+Threads: everything a node does on its own (subscriptions, timers, its services, lifecycle transitions) runs in one
+mutually exclusive callback group, `control_group`, so no two of them ever overlap; only the parameter services
+(rclpy's own, in the default group) may run beside them, on the worker thread of a ControlExecutor, which is what
+lets policy_node load and check a new model inside `ros2 param set` while the old one keeps planning.
 """
 from __future__ import annotations
 
+import signal
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import (ConditionReachedException, ExternalShutdownException, MultiThreadedExecutor,
+                             ShutdownException, SingleThreadedExecutor, TimeoutException)
+from rclpy.lifecycle import LifecycleNode, LifecycleNodeMixin, TransitionCallbackReturn
+from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_srvs.srv import Trigger
 
@@ -51,12 +62,18 @@ class Dm1Node(LifecycleNode):
     COMMON = (
         Param("autostart", True, "configure and activate at startup; false: wait for a lifecycle manager", True),
         Param("diagnostics_period_s", 1.0, "period of the DiagnosticArray on /diagnostics (s)", True),
+        Param("executor", "", "rclpy executor: single | control (control callbacks inline, parameter changes on a "
+              "worker thread) | multi (rclpy's MultiThreadedExecutor, 2 threads); '' = the node's choice", True),
     )
 
     def __init__(self, node_name: str, **kwargs):
-        super().__init__(node_name, **kwargs)
+        # LifecycleNode.__init__, with the lifecycle services in the control group (see the module doc)
+        Node.__init__(self, node_name, **kwargs)
+        self.control_group = MutuallyExclusiveCallbackGroup()
+        LifecycleNodeMixin.__init__(self, enable_communication_interface=True, callback_group=self.control_group)
         self.state = "unconfigured"
         self.last_error = ""
+        self.declaring = True  # validate() may skip expensive checks of launch-time values (configure does them)
         self._dm1_params = {p.name: p for p in (*self.COMMON, *self.PARAMETERS)}
         for p in self._dm1_params.values():
             floaty = isinstance(p.default, float)
@@ -66,9 +83,11 @@ class Dm1Node(LifecycleNode):
             reason = self._check(p.name, self.get_parameter(p.name).value)
             if reason:
                 raise ValueError(f"parameter {p.name}: {reason}")
+        self.declaring = False
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
-        self.diagnostics_timer = self.create_timer(self.p("diagnostics_period_s"), self.publish_diagnostics)
+        self.diagnostics_timer = self.create_timer(self.p("diagnostics_period_s"), self.publish_diagnostics,
+                                                   callback_group=self.control_group)
 
     # --- parameters --------------------------------------------------------------------------------------------
     def p(self, name: str):
@@ -85,6 +104,10 @@ class Dm1Node(LifecycleNode):
             return None
         if isinstance(spec.default, float) and not _is_number(value):
             return f"expected a number, got {type(value).__name__} {value!r}"
+        if name == "executor" and value not in EXECUTORS:
+            return f"{value!r}: choose one of {', '.join(repr(e) for e in EXECUTORS)}"
+        if name == "diagnostics_period_s" and not value > 0:
+            return "must be positive"
         return self.validate(name, value)
 
     def validate(self, name: str, value) -> str | None:
@@ -186,6 +209,12 @@ class Dm1Node(LifecycleNode):
                 self.get_logger().warning(f"cleanup at close: {exc}")
         self.state = "finalized" if self.state != "unconfigured" else "unconfigured"
 
+    def destroy_node(self) -> None:
+        super().destroy_node()
+        # rclpy's lifecycle state machine holds the node's handle: drop it, or the node stays in the ROS graph for as
+        # long as anything still references this Python object
+        self._state_machine = None
+
     # --- helpers -----------------------------------------------------------------------------------------------
     def now(self) -> float:
         """ROS time in seconds (the clock every stamp of the stack uses)."""
@@ -200,10 +229,22 @@ class Dm1Node(LifecycleNode):
                 ok, message = False, f"{type(exc).__name__}: {exc}"
             response.success = bool(ok)
             response.message = str(message)
-            (self.get_logger().info if ok else self.get_logger().warning)(f"{name}: {message}")
+            # rclpy refuses one logging call site used at two severities: one call per severity
+            if ok:
+                self.get_logger().info(f"{name}: {message}")
+            else:
+                self.get_logger().warning(f"{name}: {message}")
             return response
 
-        return self.create_service(Trigger, name, callback)
+        return self.create_service(Trigger, name, callback, callback_group=self.control_group)
+
+    def subscribe(self, msg_type, topic: str, callback, qos):
+        """A subscription in the control group."""
+        return self.create_subscription(msg_type, topic, callback, qos, callback_group=self.control_group)
+
+    def every(self, period_s: float, callback):
+        """A timer in the control group."""
+        return self.create_timer(period_s, callback, callback_group=self.control_group)
 
     def diagnostics(self) -> list[tuple[str, str, str, dict]]:
         """(name, level, message, values) per status; the default reports the lifecycle state."""
@@ -219,12 +260,51 @@ class Dm1Node(LifecycleNode):
         self.diagnostics_pub.publish(diagnostic_array(self.now(), statuses))
 
 
-def run(node_class, args=None) -> int:
-    """console_scripts entry: init, build the node, autostart, spin until Ctrl-C, release, shut down."""
-    try:
-        from rclpy.executors import ExternalShutdownException
-    except ImportError:  # older rclpy
-        ExternalShutdownException = KeyboardInterrupt  # noqa: N806
+EXECUTORS = ("", "single", "control", "multi")
+
+
+class ControlExecutor(SingleThreadedExecutor):
+    """Callbacks of the nodes' control groups run on the spinning thread, exactly as a single-threaded executor
+    runs them (no hand-off to a pool); everything else, which for dm1 nodes is rclpy's parameter services, runs on
+    one worker thread, so a slow parameter change (policy_node loading and checking a model inside `ros2 param
+    set`) never stalls planning. Measured against rclpy's MultiThreadedExecutor in bench/ros_loop.py."""
+
+    def __init__(self, *, context=None):
+        super().__init__(context=context)
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="dm1-parameters")
+        self._pending: list = []
+
+    def _spin_once_impl(self, timeout_sec=None, wait_condition=lambda: False):
+        try:
+            handler, entity, node = self.wait_for_ready_callbacks(timeout_sec, None, wait_condition)
+        except (ShutdownException, TimeoutException, ConditionReachedException, ExternalShutdownException):
+            return
+        if getattr(entity, "callback_group", None) is getattr(node, "control_group", None):
+            handler()
+            handler.result()  # raise any exception
+        else:
+            self._pending.append(self._worker.submit(handler))
+        for future in [f for f in self._pending if f.done()]:
+            self._pending.remove(future)
+            future.result()
+
+    def shutdown(self, timeout_sec=None) -> bool:
+        done = super().shutdown(timeout_sec)
+        self._worker.shutdown(wait=False)
+        return done
+
+
+def make_executor(kind: str):
+    if kind == "multi":
+        return MultiThreadedExecutor(num_threads=2)
+    if kind == "control":
+        return ControlExecutor()
+    return SingleThreadedExecutor()
+
+
+def run(node_class, args=None, executor: str = "single") -> int:
+    """console_scripts entry: init, build the node, autostart, spin until Ctrl-C, release, shut down.
+    executor: the node's choice of EXECUTORS (its `executor` parameter overrides it)."""
     rclpy.init(args=args)
     node = None
     code = 0
@@ -236,13 +316,22 @@ def run(node_class, args=None) -> int:
             else:
                 node.get_logger().error(f"not configured ({node.last_error}); fix it and run "
                                         f"`ros2 lifecycle set {node.get_fully_qualified_name()} configure`")
-        rclpy.spin(node)
+        spinner = make_executor(node.p("executor") or executor)
+        spinner.add_node(node)
+        try:
+            spinner.spin()
+        finally:
+            spinner.shutdown()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception as exc:  # noqa: BLE001 - a clear last word instead of a bare traceback
-        print(f"{node_class.__name__}: {type(exc).__name__}: {exc}")
+        print(f"{node_class.__name__}: {type(exc).__name__}: {exc}", flush=True)
         code = 1
     finally:
+        # A second Ctrl-C (ros2 launch forwards one, a terminal may send another) must not cut the release short:
+        # closing writes what is being recorded and stops the robot.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if node is not None:
             node.close()
             node.destroy_node()

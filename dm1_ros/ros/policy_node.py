@@ -1,19 +1,22 @@
-"""policy_node: camera image(s) + robot state -> OnnxPolicy -> action trajectory and raw chunk.
+"""policy_node: camera image(s) + robot state -> Planner (OnnxPolicy, blending, hot swap) -> commands.
 
 Subscribes to image_topics (one per camera of the model, in manifest order; sensor QoS), /dm1/joint_states and
-/dm1/eef_pose. A timer at `rate` Hz builds an Observation stamped with the image header stamp (once per new image;
-stale or missing inputs are skipped and counted), runs the policy and publishes
-  /dm1/action_trajectory  MultiDOFJointTrajectory stamped with the observation time (the blended command)
-  /dm1/action_chunk       Float64MultiArray (Ta, Da): the model's raw output
-configure loads the bundle (warm-up included) and checks it; activate starts planning. `model_path` hot-swaps:
-validated in the set-parameters callback (a bad path is refused with the reason), loaded on a worker thread,
-swapped between ticks (blended actions of the old model dropped); if loading fails the old model keeps running
-and model_path is set back to it. Services /dm1/policy/{start,stop,reset}.
+/dm1/eef_pose. Planning is driven by the images: when the first camera's image arrives, an Observation is built
+(stamped with the image header stamp) and the Planner runs (at most once per image, at most `rate` times a
+second when rate > 0); its command goes out at once:
+  /dm1/action_trajectory  MultiDOFJointTrajectory stamped with the observation time (the blended command); a
+                          trajectory with no points when the robot must hold (stale image, model failure, NaN)
+  /dm1/action_chunk       Float64MultiArray (Ta, Da): the model's raw output, when the model ran
+configure loads the bundle (warm-up included) and checks it; activate starts planning. Setting `model_path`
+hot-swaps: the new bundle is loaded, warmed up and checked inside the set-parameters call (its ControlExecutor runs
+parameter changes on a worker thread, so the old model keeps planning meanwhile), so a bad bundle is refused with the reason and the parameter
+keeps naming the model that runs; a good one takes over before the next plan (blended actions of the old model
+dropped). Services /dm1/policy/{start,stop,reset}.
 """
 from __future__ import annotations
 
+import numpy as np
 from geometry_msgs.msg import PoseStamped
-from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import MultiDOFJointTrajectory
@@ -21,15 +24,9 @@ from trajectory_msgs.msg import MultiDOFJointTrajectory
 from dm1_ros.ros.assembler import ObservationAssembler
 from dm1_ros.ros.conversions import actions_to_trajectory, chunk_to_array_msg
 from dm1_ros.ros.node_base import COMMAND_QOS, LATEST_QOS, Dm1Node, Param, run
-from dm1_ros.ros.policy_runner import BLENDING
 from dm1_ros.ros.topics import (ACTION_CHUNK, ACTION_TRAJECTORY, CAMERA_IMAGE, EEF_POSE, FINGER_JOINTS,
                                 JOINT_STATES, POLICY_RESET, POLICY_START, POLICY_STOP)
-
-
-def _default_model() -> str:
-    from dm1_ros.cli import default_model_path
-
-    return str(default_model_path())
+from dm1_ros.runtime.planner import BLENDING, SAME_OBSERVATION
 
 
 class PolicyNode(Dm1Node):
@@ -39,7 +36,7 @@ class PolicyNode(Dm1Node):
         Param("providers", ["auto"], "onnxruntime execution providers: [auto] or e.g. "
               "[CUDAExecutionProvider, CPUExecutionProvider]", configure_only=True),
         Param("threads", 0, "intra-op threads of the CPU provider (0 = onnxruntime's choice)", configure_only=True),
-        Param("rate", 0.0, "planning rate, Hz (0 = the model's control rate)", configure_only=True),
+        Param("rate", 0.0, "most plans per second (0 = one per image)", configure_only=True),
         Param("sampling_steps", 0, "expected sampling steps (0 = the bundle's); baked into the ONNX graph at "
               "export, so a bundle that differs is refused", read_only=True),
         Param("blending", "model", "model | latest | ensemble | chunk (how chunks become the published command; "
@@ -53,7 +50,7 @@ class PolicyNode(Dm1Node):
         Param("resize_images", True, "resize images to the model's size (false: refuse other sizes)",
               configure_only=True),
         Param("finger_joints", list(FINGER_JOINTS), "joint_states names of the two fingers", configure_only=True),
-        Param("max_observation_age_s", 0.25, "skip planning when an image or the state is older than this (s)"),
+        Param("max_observation_age_s", 0.25, "hold (publish a hold) when the image or the state is older than this (s)"),
         Param("pos_scale", 0.05, "metres per unit of dx dy dz (trajectory translation = action * pos_scale)"),
         Param("rot_scale", 0.5, "radians per unit of drx dry drz"),
         Param("base_frame", "panda_link0", "frame_id of the published trajectory"),
@@ -63,30 +60,32 @@ class PolicyNode(Dm1Node):
     )
 
     def __init__(self, **kwargs):
+        self.planner = None
+        self._prepared: tuple[str, object] | None = None
         super().__init__("policy", **kwargs)
-        self.runner = None
         self.assembler = None
         self.running = False
-        self.timer = None
         self.cadence = None
         self.skipped: dict[str, int] = {}
-        self.errors = 0
+        self.holds: dict[str, int] = {}
         self.plans = 0
-        self.last_planned_stamp = None
+        self.commands = 0
+        self.last_plan_wall: float | None = None
         self._image_subs = []
-        self._reverting = False
         self.trajectory_pub = self.create_publisher(MultiDOFJointTrajectory, ACTION_TRAJECTORY, COMMAND_QOS)
         self.chunk_pub = self.create_publisher(Float64MultiArray, ACTION_CHUNK, COMMAND_QOS)
-        self.create_subscription(JointState, JOINT_STATES, self._on_joints, LATEST_QOS)
-        self.create_subscription(PoseStamped, EEF_POSE, self._on_pose, LATEST_QOS)
+        self.subscribe(JointState, JOINT_STATES, self._on_joints, LATEST_QOS)
+        self.subscribe(PoseStamped, EEF_POSE, self._on_pose, LATEST_QOS)
         self.trigger_service(POLICY_START, self._start)
         self.trigger_service(POLICY_STOP, self._stop)
         self.trigger_service(POLICY_RESET, self._reset)
 
     # --- parameters --------------------------------------------------------------------------------------------
     def model_path(self, value: str | None = None) -> str:
+        from dm1_ros.paths import default_model_path
+
         value = self.p("model_path") if value is None else value
-        return value or _default_model()
+        return value or str(default_model_path())
 
     def validate(self, name, value):
         if name == "blending" and value not in BLENDING:
@@ -97,79 +96,87 @@ class PolicyNode(Dm1Node):
             return "must be positive"
         if name == "image_topics" and not value:
             return "needs one topic per camera of the model"
-        if name == "model_path" and self._params_ready() and not self._reverting:
-            from dm1_ros.runtime.bundle import BundleError, read_manifest
-
-            path = self.model_path(value)
-            try:
-                if self.runner is not None:
-                    self.runner.check_bundle(path)
-                else:
-                    read_manifest(path)
-            except BundleError as exc:
-                return f"refused, keeping {self.runner.model_id if self.runner else 'no model'}: {exc}"
+        if name == "model_path" and not self.declaring:
+            return self._prepare_model(self.model_path(value))
         return None
 
-    def _params_ready(self) -> bool:
-        return hasattr(self, "runner")
+    def _prepare_model(self, path: str) -> str | None:
+        """A new model_path: while configured, load and check it completely now (the answer to the set-parameters
+        call says whether it will run); while unconfigured, read its manifest (configure loads it)."""
+        from dm1_ros.runtime.bundle import BundleError, read_manifest
+
+        planner = self.planner
+        try:
+            if planner is None:
+                read_manifest(path)
+            else:
+                self._prepared = (path, planner.load(path))
+        except Exception as exc:  # noqa: BLE001 - BundleError, onnxruntime's own: the reason goes back to the caller
+            kind = "" if isinstance(exc, BundleError) else f"{type(exc).__name__}: "
+            running = planner.model_id if planner is not None else "no model"
+            return f"refused, keeping {running}: {kind}{exc}"
+        return None
 
     def on_parameter(self, name, value):
-        if self.runner is None:
+        planner = self.planner
+        if planner is None:
             return
-        if name == "model_path" and not self._reverting:
-            self.runner.request_swap(self.model_path(value))
-            self.get_logger().info(f"loading {self.model_path(value)} in the background; "
-                                   f"{self.runner.model_id} keeps running until it is ready")
+        if name == "model_path" and self._prepared is not None:
+            path, policy = self._prepared
+            self._prepared = None
+            planner.stage(policy, path)
+            self.get_logger().info(f"model {policy.model_id} from {path} loaded and checked; it takes over from "
+                                   f"{planner.model_id} before the next plan")
         elif name == "blending":
-            self.runner.set_blending(value)
-        elif name == "max_observation_age_s" and self.assembler is not None:
-            self.assembler.max_age_s = float(value)
+            planner.set_blending(value)
+        elif name == "max_observation_age_s":
+            planner.watchdog.timeout_s = float(value)
+            if self.assembler is not None:
+                self.assembler.max_state_age_s = float(value)
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
     def configure(self) -> None:
         from dm1_ros.runtime.cadence import CadenceMonitor
-        from dm1_ros.ros.policy_runner import PolicyRunner
+        from dm1_ros.runtime.onnx_policy import OnnxPolicy
+        from dm1_ros.runtime.planner import Planner
 
         providers = self.p("providers")
-        self.runner = PolicyRunner(
-            self.model_path(), providers="auto" if providers in ([], ["auto"]) else providers,
-            threads=self.p("threads") or None, blending=self.p("blending"), sampling_steps=self.p("sampling_steps"),
-            warmup=self.p("warmup"), noise_seed=None if self.p("noise_seed") < 0 else self.p("noise_seed"),
-            ensemble_decay=self.p("ensemble_decay"), plan_ahead_s=self.p("plan_ahead_s"))
-        spec = self.runner.manifest.observation
+        policy_kwargs = dict(providers="auto" if providers in ([], ["auto"]) else providers,
+                             threads=self.p("threads") or None, warmup=self.p("warmup"),
+                             noise_seed=None if self.p("noise_seed") < 0 else self.p("noise_seed"))
+        policy = OnnxPolicy(self.model_path(), **policy_kwargs)
+        planner = Planner(policy, self.p("blending"), max_observation_age_s=self.p("max_observation_age_s"),
+                          ensemble_decay=self.p("ensemble_decay"), plan_ahead_s=self.p("plan_ahead_s"),
+                          sampling_steps=self.p("sampling_steps"), **policy_kwargs)
+        spec = planner.manifest.observation
         topics = self.p("image_topics")
         if len(topics) != len(spec.images):
-            raise ValueError(f"model {self.runner.model_id} has {len(spec.images)} camera(s) "
+            raise ValueError(f"model {planner.model_id} has {len(spec.images)} camera(s) "
                              f"{[s.name for s in spec.images]}; image_topics lists {len(topics)}: {topics}")
         self.assembler = ObservationAssembler(
             [s.name for s in spec.images], {s.name: (s.height, s.width) for s in spec.images},
-            max_age_s=self.p("max_observation_age_s"), finger_names=self.p("finger_joints"),
+            max_state_age_s=self.p("max_observation_age_s"), finger_names=self.p("finger_joints"),
             resize=self.p("resize_images"))
-        for topic, image in zip(topics, spec.images):
-            self._image_subs.append(self.create_subscription(
-                Image, topic, lambda msg, key=image.name: self.assembler.set_image(key, msg), LATEST_QOS))
-        rate = self.p("rate") or self.runner.manifest.control_rate_hz
-        self.cadence = CadenceMonitor(rate)
-        self.timer = self.create_timer(1.0 / rate, self.tick)
-        self.get_logger().info(f"policy {self.runner.model_id} on {self.runner.policy.provider}, "
-                               f"{self.runner.manifest.sampling_steps} step(s), planning at {rate:.0f} Hz, "
-                               f"blending {self.runner.blender.mode}")
+        for i, (topic, image) in enumerate(zip(topics, spec.images)):
+            self._image_subs.append(self.subscribe(
+                Image, topic, lambda msg, key=image.name, first=i == 0: self._on_image(key, msg, first), LATEST_QOS))
+        self.cadence = CadenceMonitor(self.p("rate") or planner.manifest.control_rate_hz)
+        self.planner = planner
+        self.get_logger().info(f"policy {planner.model_id} on {policy.provider}, {planner.manifest.sampling_steps} "
+                               f"step(s), planning on every image of {topics[0]}, blending {planner.mode}")
 
     def activate(self) -> None:
         self.running = bool(self.p("start_on_activate"))
-        self.runner.reset()
-        self.last_planned_stamp = None
+        self.planner.reset()
 
     def deactivate(self) -> None:
         self.running = False
 
     def cleanup(self) -> None:
-        if self.timer is not None:
-            self.destroy_timer(self.timer)
         for sub in self._image_subs:
             self.destroy_subscription(sub)
         self._image_subs = []
-        self.timer = self.runner = self.assembler = None
+        self.planner = self.assembler = None
 
     # --- inputs ------------------------------------------------------------------------------------------------
     def _on_joints(self, msg) -> None:
@@ -180,95 +187,107 @@ class PolicyNode(Dm1Node):
         if self.assembler is not None:
             self.assembler.set_pose(msg)
 
+    def _on_image(self, key: str, msg, first: bool) -> None:
+        if self.assembler is None:
+            return
+        self.assembler.set_image(key, msg)
+        if first:
+            self.plan()
+
     # --- services ----------------------------------------------------------------------------------------------
     def _start(self):
         if self.state != "active":
             return False, f"node is {self.state}; activate it first"
         self.running = True
-        return True, f"planning with {self.runner.model_id}"
+        return True, f"planning with {self.planner.model_id}"
 
     def _stop(self):
         self.running = False
-        return True, "planning stopped; the robot holds once the published actions run out"
+        self.publish_hold("stopped")
+        return True, "planning stopped; the robot holds"
 
     def _reset(self):
-        if self.runner is None:
+        if self.planner is None:
             return False, "not configured"
-        self.runner.reset()
-        self.last_planned_stamp = None
+        self.planner.reset()
         self.skipped.clear()
         return True, "blending history cleared"
 
-    # --- the tick ----------------------------------------------------------------------------------------------
-    def _skip(self, reason: str) -> None:
-        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+    # --- planning ----------------------------------------------------------------------------------------------
+    def _count(self, table: dict, reason: str) -> None:
+        table[reason] = table.get(reason, 0) + 1
 
-    def tick(self) -> None:
-        if self.runner is None:
-            return
-        for event in self.runner.poll_swap():  # between ticks
+    def poll_swap(self) -> None:
+        for event in self.planner.poll_swap():
             if event.ok:
-                self.last_planned_stamp = None
                 self.get_logger().info(f"model swapped: {event.message}")
             else:
-                self.get_logger().error(f"model swap failed, keeping {self.runner.model_id}: {event.message}")
-                self._reverting = True
-                try:
-                    self.set_parameters([Parameter("model_path", value=self.runner.bundle_dir)])
-                finally:
-                    self._reverting = False
-        if self.state != "active" or not self.running:
+                self.get_logger().error(f"model swap failed, keeping {self.planner.model_id}: {event.message}")
+
+    def publish_hold(self, reason: str) -> None:
+        """A command with no actions: the robot drops what it was sent and holds."""
+        if self.planner is None:
             return
-        stamp = self.assembler.image_stamp()
-        if stamp is None or stamp == self.last_planned_stamp:
-            return  # plan once per image
+        self._count(self.holds, reason)
+        self.trajectory_pub.publish(actions_to_trajectory(np.zeros((0, 7)), self.now(), 1.0, 1.0, 1.0,
+                                                          self.p("base_frame")))
+
+    def plan(self) -> None:
+        """Observation -> Planner -> published command (once per image)."""
+        if self.planner is None or self.state != "active" or not self.running:
+            return
+        self.poll_swap()
+        rate = self.p("rate")
+        if rate > 0 and self.last_plan_wall is not None and self.now() - self.last_plan_wall < 0.999 / rate:
+            return
         now = self.now()
         with self.cadence.tick():
             with self.cadence.stage("observe"):
                 obs, reason = self.assembler.build(now)
             if obs is None:
-                self._skip(reason)
-                return
-            blender = self.runner.blender
-            if not blender.needs_plan(obs.stamp):
-                actions, chunk_stamp = blender.current  # chunk blending: the running chunk again
-                with self.cadence.stage("send"):
-                    self.trajectory_pub.publish(self._trajectory(actions, chunk_stamp))
-                self.last_planned_stamp = stamp
+                self._count(self.skipped, reason)
+                if reason not in ("no_image", "no_state"):
+                    self.publish_hold(reason)
                 return
             with self.cadence.stage("infer"):
-                try:
-                    raw, actions = self.runner.plan(obs)
-                except Exception as exc:  # bad input or a failing model: publish nothing, the robot holds
-                    self.errors += 1
-                    self.get_logger().error(f"policy failed: {exc}", throttle_duration_sec=1.0)
-                    return
+                plan = self.planner.step(obs, now)
+            if plan.hold:
+                self.publish_hold(plan.reason)
+                return
+            if plan.command is None:
+                if plan.reason != SAME_OBSERVATION:
+                    self._count(self.skipped, plan.reason)
+                return
             with self.cadence.stage("send"):
-                self.trajectory_pub.publish(self._trajectory(actions, obs.stamp))
-                self.chunk_pub.publish(chunk_to_array_msg(raw.actions))
-            self.last_planned_stamp = stamp
-            self.plans += 1
+                self.trajectory_pub.publish(self._trajectory(plan.command))
+                if plan.raw is not None:
+                    self.chunk_pub.publish(chunk_to_array_msg(plan.raw.actions))
+            self.commands += 1
+            self.plans += int(plan.planned)
+            self.last_plan_wall = now
 
-    def _trajectory(self, actions, stamp):
-        return actions_to_trajectory(actions, stamp, self.runner.manifest.control_rate_hz, self.p("pos_scale"),
-                                     self.p("rot_scale"), self.p("base_frame"))
+    def _trajectory(self, command):
+        return actions_to_trajectory(command.actions, command.stamp, self.planner.manifest.control_rate_hz,
+                                     self.p("pos_scale"), self.p("rot_scale"), self.p("base_frame"))
 
     # --- diagnostics -------------------------------------------------------------------------------------------
     def diagnostics(self):
-        if self.runner is None:
+        if self.planner is None:
             return super().diagnostics()
-        r, m = self.runner, self.runner.manifest
+        self.poll_swap()  # a staged model takes over even while no image arrives
+        r, m = self.planner, self.planner.manifest
         s = self.cadence.summary()
         values = {"state": self.state, "running": self.running, "model_id": r.model_id, "model_path": r.bundle_dir,
-                  "provider": r.policy.provider, "sampling_steps": m.sampling_steps, "blending": r.blender.mode,
-                  "target_hz": s["target_hz"], "achieved_hz": s["achieved_hz"], "plans": self.plans,
-                  "overruns": s["overruns"], "errors": self.errors, "swaps": r.swaps, "failed_swaps": r.failed_swaps,
-                  "swapping": r.swapping, "last_swap_error": r.last_swap_error}
+                  "provider": getattr(r.policy, "provider", ""), "sampling_steps": m.sampling_steps,
+                  "blending": r.mode, "target_hz": s["target_hz"], "achieved_hz": s["achieved_hz"],
+                  "plans": self.plans, "commands": self.commands, "overruns": s["overruns"], "swaps": r.swaps,
+                  "failed_swaps": r.failed_swaps, "last_error": r.last_error}
         values.update({f"skipped_{k}": v for k, v in sorted(self.skipped.items())})
+        values.update({f"hold_{k}": v for k, v in sorted(self.holds.items())})
         for name, st in s["stages"].items():
             values[f"{name}_p50_ms"] = st["p50_ms"]
             values[f"{name}_p99_ms"] = st["p99_ms"]
-        if self.errors or r.last_swap_error:
+        if self.holds:
             level = "WARN"
         elif self.state == "active" and self.running and s["ticks"] > 10 and s["achieved_hz"] < 0.9 * s["target_hz"]:
             level = "WARN"
@@ -279,7 +298,7 @@ class PolicyNode(Dm1Node):
 
 
 def main(args=None) -> int:
-    return run(PolicyNode, args)
+    return run(PolicyNode, args, executor="control")
 
 
 if __name__ == "__main__":

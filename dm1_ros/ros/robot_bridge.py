@@ -1,10 +1,13 @@
 """RobotBridgeNode: what franka_bridge_node and sim_bridge_node share.
 
-Subscribes to /dm1/action_trajectory (the policy's or the teleop's commands) and executes them at its own
-control rate through CommandExecutor (ActionScheduler latest mode with latency compensation and interpolation,
-Watchdog: a command link silent for command_timeout_s holds the robot, SafetyFilter). Publishes the robot state
-every tick (/dm1/joint_states, /dm1/eef_pose, /dm1/gripper_state). Services /dm1/robot/{stop,recover,reset}.
-configure connects (make_robot), activate executes; while inactive nothing moves and nothing is published.
+Subscribes to /dm1/action_trajectory (the policy's or the teleop's commands; one with no points means hold) and
+executes them at its own control rate through the runtime's CommandExecutor, the same object `dm1 run` uses
+(ActionScheduler latest mode with latency compensation and interpolation; a command link silent for
+command_timeout_s holds the robot; robot errors are faults that hold until /dm1/robot/recover). The robot filters
+every action itself (FrankaBridge, SimRobot: workspace box and limits in the robot's frame). Publishes the robot
+state every tick (/dm1/joint_states, /dm1/eef_pose, /dm1/gripper_state). Services /dm1/robot/{stop,recover,reset}.
+configure connects (make_robot), activate executes; while inactive nothing moves and nothing is published. A
+fault takes the node out of active (lifecycle deactivate) with the reason on /diagnostics; recover brings it back.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from trajectory_msgs.msg import MultiDOFJointTrajectory
 
 from dm1_ros.ros.conversions import state_messages, trajectory_to_actions
 from dm1_ros.ros.node_base import COMMAND_QOS, STATE_QOS, Dm1Node, Param
+from dm1_ros.runtime.contract import ActionChunk
 from dm1_ros.ros.topics import (ACTION_TRAJECTORY, EEF_POSE, GRIPPER_STATE, JOINT_STATES, ROBOT_RECOVER,
                                 ROBOT_RESET, ROBOT_STOP)
 
@@ -29,6 +33,8 @@ BRIDGE_PARAMETERS = (
     Param("interpolate", True, "interpolate between a command's points when the loop outruns them",
           configure_only=True),
     Param("base_frame", "panda_link0", "frame_id of the published pose and joint states"),
+    Param("state_rate", 50.0, "robot state published at most this often, Hz (0 = every tick): the policy needs it "
+          "once per image, and three messages a tick at 200 Hz cost its subscribers more than they are worth"),
 )
 
 
@@ -43,10 +49,12 @@ class RobotBridgeNode(Dm1Node):
         self.ignored_commands = 0
         self.bad_commands = 0
         self.last_command_error = ""
+        self.deactivated_by_fault = False
+        self._last_state = float("-inf")
         self.joints_pub = self.create_publisher(JointState, JOINT_STATES, STATE_QOS)
         self.pose_pub = self.create_publisher(PoseStamped, EEF_POSE, STATE_QOS)
         self.gripper_pub = self.create_publisher(Float64MultiArray, GRIPPER_STATE, STATE_QOS)
-        self.create_subscription(MultiDOFJointTrajectory, ACTION_TRAJECTORY, self._on_command, COMMAND_QOS)
+        self.subscribe(MultiDOFJointTrajectory, ACTION_TRAJECTORY, self._on_command, COMMAND_QOS)
         self.trigger_service(ROBOT_STOP, self._stop)
         self.trigger_service(ROBOT_RECOVER, self._recover)
         self.trigger_service(ROBOT_RESET, self._reset)
@@ -54,7 +62,7 @@ class RobotBridgeNode(Dm1Node):
     def validate(self, name, value):
         if name in ("control_rate", "command_timeout_s") and value <= 0:
             return "must be positive"
-        if name in ("camera_latency_s", "actuation_latency_s") and value < 0:
+        if name in ("camera_latency_s", "actuation_latency_s", "state_rate") and value < 0:
             return "must not be negative"
         return None
 
@@ -62,9 +70,9 @@ class RobotBridgeNode(Dm1Node):
     def make_robot(self):
         raise NotImplementedError
 
-    def make_safety(self):
-        """A SafetyFilter, or None when the robot filters every action itself."""
-        return None
+    def policy_rate(self) -> float:
+        """Hz of the actions in a command (their spacing); an action is a delta over one such period."""
+        return float(self.p("control_rate"))
 
     def scales(self) -> tuple[float, float]:
         """(pos_scale m, rot_scale rad) per action unit: trajectory metres/radians -> policy units."""
@@ -78,8 +86,10 @@ class RobotBridgeNode(Dm1Node):
         return True, None
 
     def after_tick(self, tick, now: float) -> None:
-        if tick.observation is not None:
+        rate = self.p("state_rate")
+        if tick.observation is not None and (rate <= 0 or now - self._last_state >= 0.999 / rate):
             self.publish_state(tick.observation.proprio, now)
+            self._last_state = now
 
     def arm_joints(self):
         return None
@@ -103,20 +113,18 @@ class RobotBridgeNode(Dm1Node):
     # --- lifecycle ---------------------------------------------------------------------------------------------
     def configure(self) -> None:
         from dm1_ros.runtime.cadence import CadenceMonitor
-        from dm1_ros.runtime.safety import Watchdog
+        from dm1_ros.runtime.executor import CommandExecutor
         from dm1_ros.runtime.scheduler import ActionScheduler, SchedulerConfig
-        from dm1_ros.ros.executor import CommandExecutor
 
         self.robot = self.make_robot()
         rate = self.p("control_rate")
         scheduler = ActionScheduler(SchedulerConfig(
-            mode="latest", rate_hz=float(getattr(self.robot, "rate_hz", rate)),
+            mode="latest", rate_hz=self.policy_rate(),
             camera_latency_s=self.p("camera_latency_s"), actuation_latency_s=self.p("actuation_latency_s"),
             interpolate=self.p("interpolate")))
-        watchdog = Watchdog(observation_timeout_s=max(1.0, 5.0 / rate), command_timeout_s=self.p("command_timeout_s"))
-        self.control = CommandExecutor(self.robot, scheduler, self.make_safety(), watchdog, CadenceMonitor(rate),
-                                        errors=self.robot_errors())
-        self.timer = self.create_timer(1.0 / rate, self.tick)
+        self.control = CommandExecutor(self.robot, scheduler, command_timeout_s=self.p("command_timeout_s"),
+                                       cadence=CadenceMonitor(rate), errors=self.robot_errors())
+        self.timer = self.every(1.0 / rate, self.tick)
 
     def activate(self) -> None:
         self.control.reset()
@@ -142,7 +150,18 @@ class RobotBridgeNode(Dm1Node):
             self.last_command_error = str(exc)
             self.get_logger().error(f"command refused: {exc}", throttle_duration_sec=1.0)
             return
-        self.control.command(actions, stamp, self.now(), spacing, schedule_time=self.schedule_time())
+        if spacing is not None and abs(spacing * self.policy_rate() - 1.0) > 1e-3:
+            self.bad_commands += 1
+            self.last_command_error = (f"command actions are {spacing:.4g} s apart ({1 / spacing:.4g} Hz) but this "
+                                       f"bridge executes actions of a {self.policy_rate():.4g} Hz policy; set its "
+                                       "policy rate to the model's control rate")
+            self.get_logger().error(f"command refused: {self.last_command_error}", throttle_duration_sec=1.0)
+            return
+        now = self.now()
+        if len(actions) == 0:
+            self.control.hold_now("commanded_hold", now)
+        else:
+            self.control.command(ActionChunk(actions, stamp, "command"), now, schedule_time=self.schedule_time())
         self.commands_since_obs += 1
 
     def tick(self) -> None:
@@ -152,8 +171,14 @@ class RobotBridgeNode(Dm1Node):
         proceed, hold_reason = self.before_tick(now)
         if not proceed:
             return
-        tick = self.control.tick(now, schedule_time=self.schedule_time(), hold_reason=hold_reason)
+        with self.control.cadence.tick():
+            tick = self.control.tick(now, schedule_time=self.schedule_time(), hold_reason=hold_reason)
         self.after_tick(tick, now)
+        if self.control.fault and self.state == "active":
+            self.get_logger().error(f"robot fault, holding and leaving active: {self.control.fault}; "
+                                    "call /dm1/robot/recover to go on")
+            self.trigger_deactivate()
+            self.deactivated_by_fault = True
 
     def publish_state(self, proprio, stamp: float) -> None:
         joints, pose, gripper = state_messages(np.asarray(proprio), stamp, self.p("base_frame"),
@@ -175,7 +200,10 @@ class RobotBridgeNode(Dm1Node):
             return False, f"not configured ({self.state})"
         self.recover_robot()
         self.control.resume()
-        return True, "recovered: executing commands again"
+        if self.deactivated_by_fault and self.state == "inactive":
+            self.trigger_activate()  # the fault took the node out of active; the recovery brings it back
+        self.deactivated_by_fault = False
+        return True, f"recovered: executing commands again ({self.state})"
 
     def _reset(self):
         if self.control is None:

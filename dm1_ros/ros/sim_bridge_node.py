@@ -86,12 +86,6 @@ class SimBridgeNode(RobotBridgeNode):
         self.episode = 0
         return robot
 
-    def make_safety(self):
-        from dm1_ros.runtime.safety import SafetyFilter
-        from dm1_ros.sim.robot import sim_safety_config
-
-        return SafetyFilter(sim_safety_config())
-
     def reset_robot(self) -> None:
         self.episode += 1
         self.robot.reset(seed=self.p("seed") + self.episode)
@@ -119,7 +113,7 @@ class SimBridgeNode(RobotBridgeNode):
         if self.commands_since_obs > 0:
             # A command for the frozen world's current state arrived: the link is alive, however long the policy
             # took in wall-clock time (the watchdog's timeout is for the free-running mode).
-            self.control.watchdog.command(now)
+            self.control.watchdog.feed(now)
             return True, None
         if now - self.last_obs_wall < self.p("lockstep_timeout_s"):
             self.lockstep_waits += 1

@@ -26,6 +26,7 @@ from dm1_ros.ros.node_base import COMMAND_QOS, LATEST_QOS, STATE_QOS, Dm1Node, P
 from dm1_ros.ros.topics import (ACTION_TRAJECTORY, CAMERA_IMAGE, EEF_POSE, FINGER_JOINTS, GRIPPER_STATE,
                                 JOINT_STATES, SIM_SUCCESS, TELEOP_DISCARD, TELEOP_KEYS, TELEOP_START, TELEOP_STOP,
                                 info_topic)
+from dm1_ros.runtime.safety import Watchdog
 
 DEVICES = ("keyboard", "spacemouse")
 
@@ -33,7 +34,8 @@ DEVICES = ("keyboard", "spacemouse")
 class TeleopNode(Dm1Node):
     PARAMETERS = (
         Param("device", "keyboard", "keyboard | spacemouse", configure_only=True),
-        Param("keyboard_backend", "auto", "auto | pynput | terminal | topic (only /dm1/teleop/keys taps)",
+        Param("keyboard_backend", "auto", "auto | pynput | terminal | topic (only /dm1/teleop/keys taps); auto "
+              "takes pynput on a desktop, the terminal when there is one, else the topic",
               configure_only=True),
         Param("rate", 20.0, "command and recording rate, Hz (the dataset's control rate)", configure_only=True),
         Param("output", "data/teleop.hdf5", "robomimic HDF5 to write (episode shards in <output>.parts/)",
@@ -75,10 +77,10 @@ class TeleopNode(Dm1Node):
         self._pending = None  # (obs, action) waiting for its reward: the success seen at the next observation
         self._dm1_subs = []
         self.command_pub = self.create_publisher(MultiDOFJointTrajectory, ACTION_TRAJECTORY, COMMAND_QOS)
-        self.create_subscription(JointState, JOINT_STATES, self._on_joints, LATEST_QOS)
-        self.create_subscription(PoseStamped, EEF_POSE, self._on_pose, LATEST_QOS)
-        self.create_subscription(Bool, SIM_SUCCESS, self._on_success, STATE_QOS)
-        self.create_subscription(String, TELEOP_KEYS, self._on_key, 10)
+        self.subscribe(JointState, JOINT_STATES, self._on_joints, LATEST_QOS)
+        self.subscribe(PoseStamped, EEF_POSE, self._on_pose, LATEST_QOS)
+        self.subscribe(Bool, SIM_SUCCESS, self._on_success, STATE_QOS)
+        self.subscribe(String, TELEOP_KEYS, self._on_key, 10)
         self.trigger_service(TELEOP_START, self._start)
         self.trigger_service(TELEOP_STOP, self._stop)
         self.trigger_service(TELEOP_DISCARD, self._discard)
@@ -106,46 +108,49 @@ class TeleopNode(Dm1Node):
 
     def on_parameter(self, name, value):
         if name == "max_observation_age_s" and self.assembler is not None:
-            self.assembler.max_age_s = float(value)
+            self.assembler.max_state_age_s = float(value)
+            self.image_watchdog.timeout_s = float(value)
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
     def configure(self) -> None:
         from dm1_ros.hardware.teleop import KeyboardTeleop, SpaceMouseTeleop
-        from dm1_ros.ros.recorder import DemoRecorder
+        from dm1_ros.data.recorder import DemoRecorder
 
         topics, names = self.p("image_topics"), self.p("camera_names")
         if len(topics) != len(names):
             raise ValueError(f"image_topics {topics} and camera_names {names} must pair up one to one")
         size = self.p("record_image_size")
-        self.assembler = ObservationAssembler(names, max_age_s=self.p("max_observation_age_s"),
+        self.assembler = ObservationAssembler(names, max_state_age_s=self.p("max_observation_age_s"),
                                               finger_names=self.p("finger_joints"))
+        self.image_watchdog = Watchdog(self.p("max_observation_age_s"), "image")
         env_args = json.loads(self.p("env_args")) if self.p("env_args") else None
         self.recorder = DemoRecorder(self.p("output"), env_args, image_size=tuple(size) if min(size) > 0 else None,
                                      valid_fraction=self.p("valid_fraction"),
                                      assemble_every_episode=self.p("assemble_every_episode"))
         if self.p("bag_path"):
-            from dm1_ros.ros.bag import BagRecorder
+            from dm1_ros.data.rosbag import BagRecorder
 
             self.bag = BagRecorder(self.p("bag_path"), storage=self.p("bag_storage"))
             for topic in topics:
-                self._dm1_subs.append(self.create_subscription(
+                self._dm1_subs.append(self.subscribe(
                     CameraInfo, info_topic(topic), lambda m, t=info_topic(topic): self._to_bag(t, m), LATEST_QOS))
-            self._dm1_subs.append(self.create_subscription(
+            self._dm1_subs.append(self.subscribe(
                 Float64MultiArray, GRIPPER_STATE, lambda m: self._to_bag(GRIPPER_STATE, m), LATEST_QOS))
         for topic, name in zip(topics, names):
-            self._dm1_subs.append(self.create_subscription(
+            self._dm1_subs.append(self.subscribe(
                 Image, topic, lambda m, k=name, t=topic: self._on_image(k, t, m), LATEST_QOS))
         if self.injected_device is not None:
             self.device = self.injected_device
         elif self.p("device") == "keyboard":
             backend = self.p("keyboard_backend")
-            self.device = KeyboardTeleop(backend="auto" if backend == "topic" else backend)
+            self.device = KeyboardTeleop(backend="none" if backend == "topic" else backend)
         else:
             self.device = SpaceMouseTeleop()
-        if not (isinstance(self.device, KeyboardTeleop) and self.p("keyboard_backend") == "topic"):
-            self.device.start()  # a missing device fails configure with the reason
-        self.timer = self.create_timer(1.0 / self.p("rate"), self.tick)
-        self.get_logger().info(f"teleop with {type(self.device).__name__}, recording to {self.p('output')}")
+        self.device.start()  # a missing device fails configure with the reason
+        self.timer = self.every(1.0 / self.p("rate"), self.tick)
+        keys = getattr(self.device, "active_backend", None)
+        how = f" (keys: {'only from ' + TELEOP_KEYS if keys == 'none' else keys})" if keys else ""
+        self.get_logger().info(f"teleop with {type(self.device).__name__}{how}, recording to {self.p('output')}")
 
     def activate(self) -> None:
         self.last_stamp = None
@@ -240,7 +245,12 @@ class TeleopNode(Dm1Node):
         stamp = self.assembler.image_stamp() if self.assembler.image_keys else self.assembler.state_stamp()
         if stamp is None or stamp == self.last_stamp:
             return  # one command (and one recorded step) per observation
-        obs, reason = self.assembler.build(self.now())
+        now = self.now()
+        obs, reason = self.assembler.build(now)
+        if obs is not None:
+            self.image_watchdog.feed(obs.stamp)
+            reason = self.image_watchdog.check(now)
+            obs = None if reason else obs
         if obs is None:
             self.skipped[reason] = self.skipped.get(reason, 0) + 1
             return

@@ -35,10 +35,14 @@ class Robot(Protocol):
     """What the control loop drives; SimRobot (robosuite) and FrankaBridge (franky) both provide it.
 
     apply() takes one 7-d delta action (OSC: dx dy dz in m / 0.05, axis-angle rotation / 0.5, gripper -1 open
-    .. +1 closed); hold() keeps the current pose; observe() returns the latest Observation.
+    .. +1 closed) and runs it through the robot's own safety filter (`safety`, limits and workspace box in the
+    robot's coordinates) before it moves anything; hold() keeps the current pose; observe() returns the latest
+    Observation; observation_spec says what observe() provides. A robot that can fault on its own (FrankaBridge:
+    a reflex, a lost connection) says so in `fault` (None when fine) and raises RuntimeError from apply().
     """
 
     rate_hz: float
+    safety: "SafetyFilter"  # noqa: F821 - dm1_ros.runtime.safety.SafetyFilter
 
     def observe(self) -> Observation: ...
 

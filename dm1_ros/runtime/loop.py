@@ -1,13 +1,16 @@
-"""ControlLoop: observe -> policy -> scheduler -> safety -> robot, one tick at a time; holds on any doubt.
+"""ControlLoop: the control pipeline in one process, observe -> Planner -> CommandExecutor -> robot, a tick at a time.
 
-The same object drives robosuite (SimRobot, simulated time) and the Franka (wall-clock time). Model swaps load on
-a worker thread and take effect between ticks; queued actions of the old model are dropped; a bundle that fails
-to load leaves the running model in place.
+    loop = control_loop(robot, OnnxPolicy("models/lift_image"))   # blending from the bundle's manifest
+    loop.tick()                                                      # or loop.run(n, realtime=True)
+
+`dm1 run`, `dm1 eval` and `dm1 demo` drive the robot (SimRobot in simulated time, FrankaBridge in wall-clock
+time) through it; the ROS nodes cut the same two objects apart at the /dm1/action_trajectory topic (policy_node
+runs the Planner, the robot bridges the CommandExecutor). Model swaps load on a worker thread and take effect
+between ticks; a bundle that fails to load leaves the running model in place.
 """
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -15,19 +18,19 @@ from typing import Callable
 import numpy as np
 
 from dm1_ros.runtime.cadence import CadenceMonitor
-from dm1_ros.runtime.onnx_policy import OnnxPolicy
-from dm1_ros.runtime.safety import SafetyFilter, Watchdog
-from dm1_ros.runtime.scheduler import ActionScheduler
+from dm1_ros.runtime.executor import CommandExecutor
+from dm1_ros.runtime.planner import Planner
+from dm1_ros.runtime.scheduler import ActionScheduler, SchedulerConfig
 
 log = logging.getLogger("dm1_ros.loop")
 
 
 @dataclass
 class TickResult:
-    action: np.ndarray
+    action: np.ndarray | None  # what went to the robot (before its safety filter); None when held
     held: bool
     reason: str | None = None
-    planned: bool = False
+    planned: bool = False  # the model ran this tick
 
 
 @dataclass
@@ -39,109 +42,74 @@ class LoopStats:
 
 
 class ControlLoop:
-    def __init__(self, robot, policy: OnnxPolicy, scheduler: ActionScheduler, safety: SafetyFilter,
-                 watchdog: Watchdog | None = None, cadence: CadenceMonitor | None = None,
-                 clock: Callable[[], float] | None = None):
-        """clock: seconds on the same time base as observation stamps; None uses the observation's own stamp
+    def __init__(self, robot, planner: Planner, executor: CommandExecutor | None = None,
+                 cadence: CadenceMonitor | None = None, clock: Callable[[], float] | None = None):
+        """clock: seconds on the time base of observation stamps; None uses each observation's own stamp
         (simulation: time advances one control period per tick)."""
         self.robot = robot
-        self.policy = policy
-        self.scheduler = scheduler
-        self.safety = safety
-        self.watchdog = watchdog
+        self.planner = planner
         self.cadence = cadence or CadenceMonitor(robot.rate_hz)
+        self.executor = executor or CommandExecutor(
+            robot, ActionScheduler(SchedulerConfig(rate_hz=planner.manifest.control_rate_hz)), cadence=self.cadence)
+        self.executor.cadence = self.cadence
         self.clock = clock
-        self.stats = LoopStats()
-        self._pending: OnnxPolicy | None = None
-        self._planned_stamp: float | None = None  # the observation the current plan came from
-        self._lock = threading.Lock()
-        self.swap_errors: list[str] = []
+        self.ticks = 0
+        self.swap_events: list = []  # SwapEvents since the caller last emptied the list
 
-    # --- model swap -------------------------------------------------------------------------------------------
-    def request_swap(self, bundle_dir: str, **policy_kwargs) -> threading.Thread:
+    # --- nouns ----------------------------------------------------------------------------------------------
+    @property
+    def policy(self):
+        return self.planner.policy
+
+    @property
+    def safety(self):
+        """The robot's safety filter (the only one in the pipeline)."""
+        return self.robot.safety
+
+    @property
+    def stats(self) -> LoopStats:
+        return LoopStats(self.ticks, dict(self.executor.holds), self.planner.swaps, self.planner.failed_swaps)
+
+    @property
+    def fault(self) -> str | None:
+        return self.executor.fault
+
+    # --- verbs ----------------------------------------------------------------------------------------------
+    def request_swap(self, bundle_dir: str):
         """Load `bundle_dir` on a worker thread; it replaces the policy between two ticks once loaded."""
-        def load():
-            try:
-                new = OnnxPolicy(bundle_dir, **policy_kwargs)
-                new.manifest.check_observation_spec(self.robot.observation_spec)
-            except Exception as exc:  # the old model keeps running
-                self.stats.failed_swaps += 1
-                self.swap_errors.append(f"{bundle_dir}: {exc}")
-                log.error("model swap refused, keeping %s: %s", self.policy.model_id, exc)
-                return
-            with self._lock:
-                self._pending = new
-
-        thread = threading.Thread(target=load, name="model-swap", daemon=True)
-        thread.start()
-        return thread
-
-    def _apply_pending_swap(self) -> None:
-        with self._lock:
-            new, self._pending = self._pending, None
-        if new is not None:
-            log.info("model swap: %s -> %s", self.policy.model_id, new.model_id)
-            self.policy = new
-            self.scheduler.clear()
-            self._planned_stamp = None
-            self.stats.swaps += 1
+        return self.planner.request_swap(bundle_dir)
 
     def reset(self) -> None:
         """Forget queued actions and the last plan (a new episode, or after a stop)."""
-        self.scheduler.clear()
-        self._planned_stamp = None
-
-    # --- one tick -----------------------------------------------------------------------------------------------
-    def _hold(self, reason: str) -> TickResult:
-        self.stats.holds[reason] = self.stats.holds.get(reason, 0) + 1
-        with self.cadence.stage("send"):
-            self.robot.hold()
-        return TickResult(self.safety.hold_action(), held=True, reason=reason)
+        self.planner.reset()
+        self.executor.reset()
 
     def tick(self) -> TickResult:
         with self.cadence.tick():
-            self._apply_pending_swap()
-            self.stats.ticks += 1
+            self.swap_events += self.planner.poll_swap()
+            self.ticks += 1
             with self.cadence.stage("observe"):
-                obs = self.robot.observe()
+                obs = self.executor.observe()
+            if obs is None:  # a robot that cannot be read: a fault, hold
+                return TickResult(None, True, self.executor.hold("fault").reason)
             now = self.clock() if self.clock else obs.stamp
-            if self.watchdog is not None:
-                self.watchdog.observation(obs.stamp)
-                reason = self.watchdog.check(now)
-                if reason:
-                    return self._hold(reason)
-            planned = False
-            # Plan once per observation: commands may run faster than the camera (200 Hz vs 30 fps), and
-            # re-running the policy on the same frame only costs time.
-            if self.scheduler.needs_plan(now) and obs.stamp != self._planned_stamp:
-                with self.cadence.stage("infer"):
-                    try:
-                        chunk = self.policy.predict(obs)
-                    except Exception as exc:  # bad input or a failing model: hold and report
-                        log.error("policy failed: %s", exc)
-                        return self._hold("policy_error")
-                if not np.all(np.isfinite(chunk.actions)):
-                    return self._hold("nonfinite_policy_output")
-                self.scheduler.add(chunk, now if self.clock else obs.stamp)
-                self._planned_stamp = obs.stamp
-                planned = True
-            with self.cadence.stage("schedule"):
-                action = self.scheduler.action(now)
-            if action is None:
-                return self._hold("no_valid_action")
-            # An action is a delta over one policy period (the chunk's spacing), however often commands go out.
-            action = self.safety.filter(action, obs.proprio[:3], 1.0 / self.scheduler.config.rate_hz)
-            if self.watchdog is not None:
-                self.watchdog.command(now)
-            with self.cadence.stage("send"):
-                self.robot.apply(action)
-            return TickResult(action, held=False, planned=planned)
+            start = time.perf_counter()
+            plan = self.planner.step(obs, now)
+            if plan.planned:  # "infer" counts the ticks that ran the model
+                self.cadence.record("infer", time.perf_counter() - start)
+            if plan.hold:
+                self.executor.hold_now(plan.reason, now)
+            elif plan.command is not None:
+                self.executor.command(plan.command, now)
+            tick = self.executor.tick(now, obs)
+            return TickResult(tick.action, tick.held, tick.reason, plan.planned)
 
     def run(self, max_ticks: int, realtime: bool = False, stop: Callable[[], bool] | None = None) -> LoopStats:
+        """Up to max_ticks ticks (realtime: paced at the robot's rate); ends early on `stop()` or a robot fault."""
         period = 1.0 / self.robot.rate_hz
         next_tick = time.perf_counter()
         for _ in range(max_ticks):
-            if stop is not None and stop():
+            if (stop is not None and stop()) or self.executor.fault:
                 break
             self.tick()
             if realtime:
@@ -152,3 +120,18 @@ class ControlLoop:
                 else:
                     next_tick = time.perf_counter()  # overran: do not try to catch up in a burst
         return self.stats
+
+
+def control_loop(robot, policy, blending: str = "model", *, interpolate: bool = True, stale_after_s: float | None = None,
+                 command_timeout_s: float = 0.3, camera_latency_s: float = 0.0, clock: Callable[[], float] | None = None,
+                 cadence: CadenceMonitor | None = None, **planner_kwargs) -> ControlLoop:
+    """The usual wiring: a Planner over `policy` checked against the robot's observation spec, and an executor
+    whose scheduler places the policy's actions at its control rate (interpolated between them when the robot
+    commands faster). stale_after_s: hold when the newest observation is older (wall-clock loops)."""
+    planner = Planner(policy, blending, observation_spec=robot.observation_spec, max_observation_age_s=stale_after_s,
+                      **planner_kwargs)
+    cadence = cadence or CadenceMonitor(robot.rate_hz)
+    scheduler = ActionScheduler(SchedulerConfig(rate_hz=planner.manifest.control_rate_hz, interpolate=interpolate,
+                                                camera_latency_s=camera_latency_s))
+    executor = CommandExecutor(robot, scheduler, command_timeout_s=command_timeout_s, cadence=cadence)
+    return ControlLoop(robot, planner, executor, cadence=cadence, clock=clock)

@@ -1,7 +1,8 @@
 """SimRobot: robosuite behind the same interface as the Franka bridge (observe, apply, hold, reset, close).
 
 The control loop and the ROS nodes cannot tell it from the real robot. Time is simulated: one apply() advances
-the world by one control period, and observation stamps are simulation seconds.
+the world by one control period, and observation stamps are simulation seconds. Like FrankaBridge it owns the
+safety filter (`self.safety`, workspace box in robosuite's world frame): every action goes through it in apply().
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 from dm1_ros.runtime.bundle import ObservationSpec
 from dm1_ros.runtime.contract import Observation
 from dm1_ros.runtime.gripper import GripperLatch
-from dm1_ros.runtime.safety import SafetyConfig
+from dm1_ros.runtime.safety import SafetyConfig, SafetyFilter
 from dm1_ros.sim.env import SimConfig, SimEnv
 
 
@@ -22,9 +23,12 @@ def sim_safety_config() -> SafetyConfig:
 
 
 class SimRobot:
-    def __init__(self, config: SimConfig | None = None, gripper_latch: GripperLatch | None = None):
-        """gripper_latch: hysteresis on the gripper channel, as on the Franka (None: the default latch)."""
+    def __init__(self, config: SimConfig | None = None, gripper_latch: GripperLatch | None = None,
+                 safety: SafetyConfig | None = None):
+        """gripper_latch: hysteresis on the gripper channel, as on the Franka (None: the default latch).
+        safety: the filter's limits (None: sim_safety_config())."""
         self.env = SimEnv(config)
+        self.safety = SafetyFilter(safety or sim_safety_config())
         self.gripper_latch = gripper_latch or GripperLatch()
         self.rate_hz = self.env.config.control_rate_hz
         self._obs: Observation | None = None
@@ -41,6 +45,7 @@ class SimRobot:
         self.done = self.success = False
         self.gripper = -1.0
         self.gripper_latch.reset()
+        self.safety.last_gripper = -1.0
         return self._obs
 
     def observe(self) -> Observation:
@@ -49,7 +54,8 @@ class SimRobot:
         return self._obs
 
     def apply(self, action: np.ndarray) -> None:
-        action = np.array(action, np.float64)
+        """One 7-d OSC delta through the safety filter (limits per control period), then one simulation step."""
+        action = np.array(self.safety.filter(action, self.observe().proprio[:3], 1.0 / self.rate_hz), np.float64)
         action[6] = self.gripper_latch(float(action[6]))
         self._obs, _, self.done, info = self.env.step(action)
         self.success = bool(info["success"])

@@ -81,18 +81,16 @@ def execute_of(manifest) -> str:
 
 
 def run_episode(robot, policy, seed: int, execute: str = "", video=None) -> dict:
-    """One seeded episode through the control loop the real robot uses (scheduler, safety filter, holds)."""
-    from dm1_ros.runtime.loop import ControlLoop
-    from dm1_ros.runtime.safety import SafetyFilter
-    from dm1_ros.runtime.scheduler import ActionScheduler, SchedulerConfig
-    from dm1_ros.sim.robot import sim_safety_config
+    """One seeded episode through the control loop the real robot uses (planner, executor, the robot's safety
+    filter, holds)."""
+    from dm1_ros.runtime.loop import control_loop
     from dm1_ros.sim.video import side_by_side
 
     execute = execute or execute_of(policy.manifest)
     policy.rng = np.random.default_rng(seed)  # reproducible sampling noise per episode
-    scheduler = ActionScheduler(SchedulerConfig(mode=EXECUTE_MODES[execute], rate_hz=robot.rate_hz, interpolate=False))
-    loop = ControlLoop(robot, policy, scheduler, SafetyFilter(sim_safety_config()))
+    loop = control_loop(robot, policy, EXECUTE_MODES[execute], interpolate=False)
     robot.reset(seed=seed)
+    robot.safety.interventions.clear()
     steps, tick_ms = 0, []
     while not robot.done:
         start = time.perf_counter()
@@ -102,7 +100,7 @@ def run_episode(robot, policy, seed: int, execute: str = "", video=None) -> dict
         tick_ms.append((time.perf_counter() - start) * 1e3)
         steps += 1
     return {"seed": seed, "success": robot.success, "steps": steps, "tick_ms": float(np.mean(tick_ms)),
-            "holds": dict(loop.stats.holds), "interventions": dict(loop.safety.interventions),
+            "holds": dict(loop.stats.holds), "interventions": dict(robot.safety.interventions),
             "cadence": loop.cadence.summary()["stages"]}
 
 

@@ -1,0 +1,82 @@
+"""The robot side of every dm1_ros stack: the camera and the Franka bridge, or robosuite in their place.
+
+    ros2 launch dm1_ros robot.launch.py robot_ip:=172.16.0.2 serial_no:=_123456789012
+    ros2 launch dm1_ros robot.launch.py use_sim:=true task:=can
+
+panda_policy.launch.py and teleop_record.launch.py include this file and add the policy or the teleop node; it
+is the one place the camera_node, franka_bridge_node and sim_bridge_node are declared. Node parameters come from
+config/ros/*.yaml; the arguments below override them. serial_no follows realsense-ros: a leading underscore keeps a
+digits-only serial a string (`serial_no:=_123456789012`); a plain `serial_no:=123456789012` works in these launch
+files too.
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition, UnlessCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+
+# name: (default, description, choices); None defaults are filled in from the package share below
+ARGUMENTS = {
+    "use_sim": ("false", "true: robosuite (sim_bridge_node) instead of the camera and the Franka", ["true", "false"]),
+    "autostart": ("true", "configure and activate the nodes at start (false: drive them with `ros2 lifecycle set`)",
+                  ["true", "false"]),
+    "control_rate": ("20.0", "robot bridge ticks per second (the Franka may command faster than the policy)", None),
+    "policy_rate": ("20.0", "Franka: control rate of the model whose actions arrive, Hz", None),
+    "robot_ip": ("172.16.0.2", "Franka control (FCI) address", None),
+    "robot_config": (None, "FrankaConfig YAML (default: config/robot/franka.yaml of this package)", None),
+    "realtime": ("", "Franka: enforce | ignore ('' = the robot config's; ignore only without an RT kernel)", None),
+    "camera": ("realsense", "camera kind: realsense | opencv | replay", ["realsense", "opencv", "replay"]),
+    "serial_no": ("", "RealSense serial ('' = the only one connected); _123456789012 keeps digits a string", None),
+    "color_profile": ("640x480x30", "RealSense WIDTHxHEIGHTxFPS", None),
+    "replay_path": ("", "camera:=replay: a librealsense recording (.db3 / .bag)", None),
+    "task": ("lift", "simulated task when use_sim is true: lift | can | square", ["lift", "can", "square"]),
+    "seed": ("400000", "simulation: seed of the first episode (reset uses seed + episode index)", None),
+    "auto_reset": ("true", "simulation: start the next episode when one is done", ["true", "false"]),
+}
+
+
+def declare(names=None):
+    """DeclareLaunchArgument actions for `names` (default: all), for files that include this one."""
+    names = None if names is None else set(names)
+    share = FindPackageShare("dm1_ros")
+    defaults = {"robot_config": PathJoinSubstitution([share, "config", "robot", "franka.yaml"])}
+    out = []
+    for name, (default, text, choices) in ARGUMENTS.items():
+        if names is None or name in names:
+            extra = {"choices": choices} if choices else {}
+            out.append(DeclareLaunchArgument(name, default_value=defaults.get(name, default), description=text, **extra))
+    return out
+
+
+def generate_launch_description():
+    share = FindPackageShare("dm1_ros")
+    arg = LaunchConfiguration
+
+    def params_file(name):
+        return PathJoinSubstitution([share, "config", "ros", name])
+
+    def value(name, kind):
+        return ParameterValue(arg(name), value_type=kind)
+
+    use_sim = arg("use_sim")
+    common = {"autostart": value("autostart", bool)}
+    camera = Node(package="dm1_ros", executable="camera_node", name="camera", output="screen",
+                  parameters=[params_file("camera.yaml"),
+                              {**common, "camera": value("camera", str), "serial_no": value("serial_no", str),
+                               "color_profile": value("color_profile", str),
+                               "replay_path": value("replay_path", str)}],
+                  condition=UnlessCondition(use_sim))
+    franka = Node(package="dm1_ros", executable="franka_bridge_node", name="franka_bridge", output="screen",
+                  parameters=[params_file("franka_bridge.yaml"),
+                              {**common, "robot_ip": value("robot_ip", str), "robot_config": value("robot_config", str),
+                               "realtime": value("realtime", str), "control_rate": value("control_rate", float),
+                               "policy_rate": value("policy_rate", float)}],
+                  condition=UnlessCondition(use_sim))
+    sim = Node(package="dm1_ros", executable="sim_bridge_node", name="sim_bridge", output="screen",
+               parameters=[params_file("sim_bridge.yaml"),
+                           {**common, "task": value("task", str), "control_rate": value("control_rate", float),
+                            "seed": value("seed", int), "auto_reset": value("auto_reset", bool)}],
+               condition=IfCondition(use_sim))
+    return LaunchDescription([*declare(), camera, franka, sim])
