@@ -7,9 +7,6 @@ robot.launch.py (camera_node + franka_bridge_node, or sim_bridge_node) + policy_
 config/ros/*.yaml; the arguments below override them. `ros2 launch dm1_ros panda_policy.launch.py --show-args`
 lists them all.
 """
-import importlib.util
-from pathlib import Path
-
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
@@ -18,30 +15,23 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
-
-def _robot_launch():
-    """robot.launch.py beside this file, as a module (its argument table)."""
-    spec = importlib.util.spec_from_file_location("dm1_robot_launch", Path(__file__).with_name("robot.launch.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from dm1_ros.ros.launch_arguments import ROBOT_ARGUMENTS, declare
 
 
 def generate_launch_description():
     share = FindPackageShare("dm1_ros")
     arg = LaunchConfiguration
-    robot = _robot_launch()
     args = [
         DeclareLaunchArgument("model_path", default_value=PathJoinSubstitution([share, "models", "lift_image"]),
                               description="model bundle directory (model.onnx + manifest.yaml); default: the shipped "
                               "lift model"),
         DeclareLaunchArgument("blending", default_value="model", choices=["model", "latest", "ensemble", "chunk"],
                               description="model (the bundle's manifest execution) | latest | ensemble | chunk"),
-        *robot.declare(),
+        *declare(),
     ]
     include = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(PathJoinSubstitution([share, "launch", "robot.launch.py"])),
-        launch_arguments={name: arg(name) for name in robot.ARGUMENTS}.items())
+        launch_arguments={name: arg(name) for name in ROBOT_ARGUMENTS}.items())
     policy = Node(package="dm1_ros", executable="policy_node", name="policy", output="screen",
                   parameters=[PathJoinSubstitution([share, "config", "ros", "policy.yaml"]),
                               {"model_path": ParameterValue(arg("model_path"), value_type=str),

@@ -10,9 +10,6 @@ the keyboard is read from the desktop (pynput) when there is one, else key taps 
 /dm1/robot/reset between episodes. Episodes are written in the background; the dataset file is assembled when the
 teleop node shuts down (Ctrl-C) or is cleaned up.
 """
-import importlib.util
-from pathlib import Path
-
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
@@ -21,18 +18,12 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
-
-def _robot_launch():
-    spec = importlib.util.spec_from_file_location("dm1_robot_launch", Path(__file__).with_name("robot.launch.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from dm1_ros.ros.launch_arguments import ROBOT_ARGUMENTS, declare
 
 
 def generate_launch_description():
     share = FindPackageShare("dm1_ros")
     arg = LaunchConfiguration
-    robot = _robot_launch()
     args = [
         DeclareLaunchArgument("device", default_value="keyboard", choices=["keyboard", "spacemouse"],
                               description="keyboard | spacemouse"),
@@ -41,11 +32,11 @@ def generate_launch_description():
         DeclareLaunchArgument("output", default_value="data/teleop.hdf5",
                               description="robomimic HDF5 to write (relative to the directory ros2 launch runs in)"),
         DeclareLaunchArgument("bag_path", default_value="", description="also record the raw topics here (MCAP)"),
-        *robot.declare(name for name in robot.ARGUMENTS if name != "auto_reset"),
+        *declare(name for name in ROBOT_ARGUMENTS if name != "auto_reset"),
     ]
     include = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(PathJoinSubstitution([share, "launch", "robot.launch.py"])),
-        launch_arguments={**{name: arg(name) for name in robot.ARGUMENTS if name != "auto_reset"},
+        launch_arguments={**{name: arg(name) for name in ROBOT_ARGUMENTS if name != "auto_reset"},
                           "auto_reset": "false"}.items())
     teleop = Node(package="dm1_ros", executable="teleop_node", name="teleop", output="screen", emulate_tty=True,
                   parameters=[PathJoinSubstitution([share, "config", "ros", "teleop.yaml"]),

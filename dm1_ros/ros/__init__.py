@@ -2,7 +2,8 @@
 hardware/ and sim/: parameters, topics, services, lifecycle, message conversions, nothing else.
 
 Only the *_node.py modules, node_base.py and robot_bridge.py import rclpy; conversions.py and assembler.py import
-message packages only (messages are read by field name); topics.py imports neither. See docs/ros.md.
+message packages only (messages are read by field name); launch_arguments.py imports launch; topics.py imports
+neither. See docs/ros.md.
 """
 
 # console_scripts name -> target (setup.py entry_points); `ros2 run dm1_ros <name>`.
