@@ -186,6 +186,61 @@ def ros_section(b, e) -> list[str]:
     return out or ["_not measured yet: run `tools/with_ros2 python bench/ros_loop.py` and `bench/ros_eval.py`_"]
 
 
+def closed_loop_section(latency) -> list[str]:
+    out = []
+    runs = sorted((ROOT / "results" / "closed_loop").glob("*.json"))
+    if runs:
+        out += ["Re-planning every tick on the shipped lift model, 20 seeded episodes (seeds 100000-100019), by the "
+                "sampling noise across re-plans (`dm1 eval --execute first --noise fresh|shifted`):", "",
+                "| run | execution | noise | success | 95% CI |", "|---|---|---|---|---|"]
+        for path in runs:
+            r = load(path)
+            out.append(f"| {path.stem} | {r['execute']} | {r.get('noise', 'fresh')} | {r['successes']}/{r['episodes']} | "
+                       f"{r['ci95'][0]:.0%}-{r['ci95'][1]:.0%} |")
+    if latency:
+        out += ["", "Success against observation latency (`python bench/latency_curve.py`, `dm1 eval --delay-ms D`: the "
+                "observation the policy sees is D ms old when its actions start; same seeds and noise in every cell):",
+                "", "| model | task | execution | delay ms | success | 95% CI |", "|---|---|---|---:|---|---|"]
+        for c in sorted(latency["cells"], key=lambda c: (c["model"], c["execute"], c["delay_ms"])):
+            out.append(f"| {c['model']} | {c['task']} | {c['execute']} | {c['delay_ms']:g} | {c['successes']}/"
+                       f"{c['episodes']} | {c['ci95'][0]:.0%}-{c['ci95'][1]:.0%} |")
+    return out or ["_not measured yet: run `python bench/latency_curve.py`_"]
+
+
+def hardening_section(f, soak, smooth) -> list[str]:
+    out = []
+    if f:
+        c = f["counts"]
+        out += [f"Fault campaign (`python bench/faults.py`): {c['held']} held, {c['clear error']} clear errors, "
+                f"{c['crash']} crashes, {c['silent']} silent. Runtime faults: the shipped lift bundle on robosuite with "
+                "the observation or the robot corrupted from tick 20 of 60; 'moved' is how far the hand ended from "
+                "where it was when the fault began. The Franka faults (reflex, external force, lost connection) run "
+                "against franky-sim in test/test_franka.py and test/test_ros_launch.py.", "",
+                "| fault | outcome | what happened |", "|---|---|---|"]
+        out += [f"| {r['fault']} | {r['outcome']} | {r['detail'].replace('|', '/')} |" for r in f["rows"]]
+    if soak:
+        w = soak["windows"]
+        out += ["", f"Soak (`python bench/soak.py --minutes {soak['minutes']:.0f}`): the `dm1 run --robot sim` loop on "
+                f"the shipped model for {soak['minutes']} min, a swap request every 30 s ({soak['swap_requests']} in all, "
+                f"every fifth to a truncated bundle): {soak['swaps']} swaps done, {soak['refused']} refused (expected "
+                f"{soak['expected_refusals']}), {soak['episodes']} episodes, {soak['successes']} successes, "
+                f"{soak['ticks']} ticks, errors: {', '.join(soak['errors']) or 'none'}; resident memory "
+                f"{soak['rss_mb_start']} -> {soak['rss_mb_end']} MB.", "",
+                "| window start, s | ticks | episodes | successes | swaps / refused | policy p50 / p99 ms | RSS MB |",
+                "|---:|---:|---:|---:|---|---|---:|"]
+        out += [f"| {x['start_s']:.0f} | {x['ticks']} | {x['episodes']} | {x['successes']} | {x['swaps']} / "
+                f"{x['refused']} | {x['policy_p50_ms']} / {x['policy_p99_ms']} | {x['rss_mb']} |" for x in w]
+    if smooth:
+        out += ["", f"Smoothness on franky-sim (`python bench/franka_smooth.py`): {smooth['description']}", "",
+                "| streaming | minutes | targets | velocity p99 / max m/s | accel p99 / max m/s² | jerk p99 m/s³ | "
+                "planner errors | faults |", "|---|---:|---:|---|---|---:|---:|---:|"]
+        for name, r in smooth["rows"].items():
+            out.append(f"| {name} | {r['minutes']:.1f} | {r['targets']} | {r['vel_p99']:.3f} / {r['vel_max']:.3f} | "
+                       f"{r['acc_p99']:.2f} / {r['acc_max']:.2f} | {r['jerk_p99']:.1f} | {r['planner_errors']} | "
+                       f"{r['faults']} |")
+    return out or ["_not measured yet: run `python bench/faults.py` and `python bench/soak.py`_"]
+
+
 def main():
     rows = [(p.stem, load(p)) for p in sorted((ROOT / "results").glob("*.json"))]
     narrative = (DOCS / "results_notes.md").read_text() if (DOCS / "results_notes.md").is_file() else ""
@@ -195,6 +250,10 @@ def main():
              "## Inference latency", "", *inference_section(load(DOCS / "bench_inference.json")), "",
              "## Control loop", "", *loop_section(load(DOCS / "bench_loop.json")), "",
              "## Through ROS 2", "", *ros_section(load(DOCS / "bench_ros_loop.json"), load(DOCS / "bench_ros_eval.json")), "",
+             "## Closed loop and latency", "", *closed_loop_section(load(DOCS / "bench_latency.json")), "",
+             "## Hardening: faults, soak, smoothness", "",
+             *hardening_section(load(DOCS / "bench_faults.json"), load(DOCS / "bench_soak.json"),
+                                load(DOCS / "bench_franka_smooth.json")), "",
              "## RL fine-tuning (PPO, one step)", "", *finetune_section(), "",
              "## One step on a multimodal toy task", "", *toy_section(load(DOCS / "toy.json")), "",
              "## Scripted demonstrations", "", *experts_section(load(DOCS / "experts.json"), load(DOCS / "collection.json")), "",

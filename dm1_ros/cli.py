@@ -16,7 +16,45 @@ import json
 import logging
 import sys
 
+from dm1_ros.errors import Dm1Error
 from dm1_ros.paths import default_config_path, default_model_path
+
+
+class UsageError(Dm1Error, ValueError):
+    """Options that do not go together."""
+
+
+def _step_list(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        steps = [int(k) for k in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--steps {text!r}: expected whole numbers separated by commas, e.g. 1,2,5") from None
+    if any(k < 1 for k in steps):
+        raise UsageError(f"--steps {text!r}: sampling steps are >= 1")
+    return steps
+
+
+def _number(kind, minimum, what: str, strict: bool = False):
+    """argparse type: a finite `kind` >= minimum (> minimum when strict), refused with a message naming the rule."""
+    import math
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if (isinstance(value, float) and not math.isfinite(value)) or value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"{text!r}: must be {'>' if strict else '>='} {minimum}")
+        return value
+    return parse
+
+
+positive_int = _number(int, 1, "a whole number")
+natural_int = _number(int, 0, "a whole number")
+positive_float = _number(float, 0.0, "a number", strict=True)
+natural_float = _number(float, 0.0, "a number")
 
 
 def cmd_demo(args) -> int:
@@ -42,39 +80,36 @@ def cmd_toy(args) -> int:
 def cmd_eval(args) -> int:
     from pathlib import Path
 
-    from dm1_ros.runtime.bundle import BundleError
-    from dm1_ros.train.evaluate import EvalArgs, MARKDOWN_HEADER, evaluate, export_variants, markdown_row, write_summary
+    from dm1_ros.train.evaluate import (EvalArgs, MARKDOWN_HEADER, claim_summary, evaluate, export_variants, markdown_row,
+                                        summary_files, write_summary)
 
     model = Path(args.model)
-    steps = [int(k) for k in args.steps.split(",")] if args.steps else None
-    try:
-        if model.is_file():  # a checkpoint: export one bundle per step count
-            bundles = export_variants(str(model), steps or [1])
-        else:
-            from dm1_ros.runtime.bundle import read_manifest
+    steps = _step_list(args.steps)
+    if not model.is_file():
+        from dm1_ros.runtime.bundle import read_manifest
 
-            baked = read_manifest(model).sampling_steps
-            if steps and steps != [baked]:
-                print(f"dm1 eval: bundle {model} samples in {baked} step(s); pass a checkpoint (.pt) to evaluate "
-                      f"--steps {args.steps}", file=sys.stderr)
-                return 2
-            bundles = {baked: str(model)}
-        rows = []
-        for k, bundle in bundles.items():
-            summary = evaluate(EvalArgs(model=bundle, task=args.task, episodes=args.episodes, execute=args.execute or "",
-                                        workers=args.workers, video=args.video if k == min(bundles) else None,
-                                        seed_base=args.seed_base))
-            summary["model"] = str(model)
-            if args.out:
-                out = Path(args.out)
-                write_summary(summary, out.with_name(f"{out.stem}_k{k}{out.suffix or '.json'}") if len(bundles) > 1 else out)
-            rows.append(markdown_row(summary))
-            print(f"{args.task} {summary['method']} {k} step(s): {summary['successes']}/{summary['episodes']} success "
-                  f"(95% CI {summary['ci95'][0]:.0%}-{summary['ci95'][1]:.0%}), mean length {summary['mean_steps']:.0f}, "
-                  f"policy p50 {summary['policy_latency_ms']['p50']:.2f} ms", flush=True)
-    except BundleError as exc:
-        print(f"dm1 eval: {exc}", file=sys.stderr)
-        return 1
+        baked = read_manifest(model).sampling_steps
+        if steps and steps != [baked]:
+            raise UsageError(f"bundle {model} samples in {baked} step(s); pass a checkpoint (.pt) to evaluate "
+                             f"--steps {args.steps}")
+        steps = [baked]
+    steps = steps or [1]
+    outputs = summary_files(args.out, steps) if args.out else {}
+    for path in outputs.values():  # refused before the evaluation, not after it
+        claim_summary(path, args.force)
+    bundles = export_variants(str(model), steps) if model.is_file() else {steps[0]: str(model)}
+    rows = []
+    for k, bundle in bundles.items():
+        summary = evaluate(EvalArgs(model=bundle, task=args.task, episodes=args.episodes, execute=args.execute or "",
+                                    workers=args.workers, video=args.video if k == min(bundles) else None,
+                                    seed_base=args.seed_base, delay_ms=args.delay_ms, noise=args.noise))
+        summary["model"] = str(model)
+        if outputs:
+            write_summary(summary, outputs[k], force=args.force)
+        rows.append(markdown_row(summary))
+        print(f"{args.task} {summary['method']} {k} step(s): {summary['successes']}/{summary['episodes']} success "
+              f"(95% CI {summary['ci95'][0]:.0%}-{summary['ci95'][1]:.0%}), mean length {summary['mean_steps']:.0f}, "
+              f"policy p50 {summary['policy_latency_ms']['p50']:.2f} ms", flush=True)
     print("\n" + MARKDOWN_HEADER + "\n" + "\n".join(rows))
     return 0
 
@@ -82,9 +117,6 @@ def cmd_eval(args) -> int:
 def cmd_bench(args) -> int:
     from dm1_ros.policy.benchmark import bench_inference, format_table
 
-    if args.what != "inference":
-        print(f"unknown benchmark {args.what!r}; available: inference", file=sys.stderr)
-        return 2
     if not args.json:
         print("measuring (variants interleaved in rounds; a minute or two on 2 cores)...", file=sys.stderr, flush=True)
     result = bench_inference(model=args.model, iters=args.iters, train_iters=args.train_iters)
@@ -101,8 +133,7 @@ def cmd_collect(args) -> int:
         if args.episodes <= 0 or args.out is None:
             return 0
     if args.out is None:
-        print("dm1 collect: --out is required (unless only --video is asked for)", file=sys.stderr)
-        return 2
+        raise UsageError("--out is required (unless only --video is asked for)")
     cargs = CollectArgs(task=args.task, episodes=args.episodes, out=args.out, workers=args.workers, images=not args.no_images,
                         image_size=args.image_size, cameras=tuple(args.cameras), seed=args.seed, keep_failures=args.keep_failures)
     try:
@@ -118,38 +149,29 @@ def cmd_collect(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from dm1_ros.configuration import ConfigError, load_yaml
-    from dm1_ros.policy.checkpoint import CheckpointError
-    from dm1_ros.train.dataset import DatasetError
+    from dm1_ros.configuration import load_yaml
     from dm1_ros.train.pretrain import TrainConfig, train
 
+    cfg = load_yaml(TrainConfig, args.config, args.set)
     try:
-        cfg = load_yaml(TrainConfig, args.config, args.set)
-        path = train(cfg, resume=args.resume, progress=not args.no_progress)
-    except (ConfigError, DatasetError, CheckpointError, ValueError) as exc:
-        print(f"dm1 train: {exc}", file=sys.stderr)
-        return 1
+        path = train(cfg, resume=args.resume, progress=not args.no_progress, force=args.force)
     except KeyboardInterrupt:
-        return 130
+        return 130  # train() said where the checkpoint is
     print(f"wrote {path}; export with: dm1 export {path} --out models/NAME")
     return 0
 
 
 def cmd_finetune(args) -> int:
-    from dm1_ros.configuration import ConfigError, load_yaml
+    from dm1_ros.configuration import load_yaml
     from dm1_ros.finetune.config import FinetuneConfig
     from dm1_ros.finetune.loop import finetune
-    from dm1_ros.policy.checkpoint import CheckpointError
 
     overrides = list(args.set) + ([f"init={args.init}"] if args.init else [])
+    cfg = load_yaml(FinetuneConfig, args.config, overrides)
     try:
-        cfg = load_yaml(FinetuneConfig, args.config, overrides)
-        summary = finetune(cfg, resume=args.resume, progress=not args.no_progress)
-    except (ConfigError, CheckpointError, ValueError) as exc:
-        print(f"dm1 finetune: {exc}", file=sys.stderr)
-        return 1
+        summary = finetune(cfg, resume=args.resume, progress=not args.no_progress, force=args.force)
     except KeyboardInterrupt:
-        return 130
+        return 130  # finetune() said where the checkpoint is
     evals = ", ".join(f"it {i}: {s:.0%}" for i, s in summary["evaluations"]) or "none"
     print(f"wrote {summary['checkpoint']} after {summary['iterations']} iterations, {summary['env_steps']} env steps, "
           f"{summary['seconds']:.0f} s; noise-free success {evals}" + (f"; bundle {summary['bundle']}" if "bundle" in summary else ""))
@@ -157,23 +179,16 @@ def cmd_finetune(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from dm1_ros.runtime.bundle import BundleError
     from dm1_ros.runtime.onnx_policy import OnnxPolicy
 
-    try:
-        policy = OnnxPolicy(args.model, threads=args.threads)
-    except BundleError as exc:
-        print(f"dm1 run: {exc}", file=sys.stderr)
-        return 1
-    if args.robot == "sim":
-        if args.camera != "sim":
-            print("dm1 run: --robot sim renders its own camera; use --camera sim", file=sys.stderr)
-            return 2
-        return run_sim(args, policy)
-    if args.camera == "sim":
-        print("dm1 run: --robot franka needs a real camera: --camera realsense|opencv|replay", file=sys.stderr)
-        return 2
-    return run_franka(args, policy)
+    if args.robot == "sim" and args.camera != "sim":
+        raise UsageError("--robot sim renders its own camera; use --camera sim")
+    if args.robot == "franka" and args.camera == "sim":
+        raise UsageError("--robot franka needs a real camera: --camera realsense|opencv|replay")
+    if args.camera == "replay" and not args.replay:
+        raise UsageError("--camera replay needs --replay FILE.db3")
+    policy = OnnxPolicy(args.model, threads=args.threads)
+    return run_sim(args, policy) if args.robot == "sim" else run_franka(args, policy)
 
 
 def _reload_on_sighup(loop, model: str) -> None:
@@ -197,7 +212,6 @@ def _report_swaps(loop) -> None:
 def run_sim(args, policy) -> int:
     import time
 
-    from dm1_ros.runtime.bundle import BundleError
     from dm1_ros.runtime.loop import control_loop
     from dm1_ros.sim.env import SimConfig
     from dm1_ros.sim.robot import SimRobot
@@ -205,10 +219,9 @@ def run_sim(args, policy) -> int:
     robot = SimRobot(SimConfig.matching(policy.manifest.observation, args.task))
     try:
         loop = control_loop(robot, policy, args.blend or "model")
-    except BundleError as exc:
-        print(f"dm1 run: {exc}", file=sys.stderr)
+    except BaseException:
         robot.close()
-        return 1
+        raise
     cadence = loop.cadence
     _reload_on_sighup(loop, args.model)
     try:
@@ -245,7 +258,6 @@ def run_franka(args, policy) -> int:
 
     from dm1_ros.hardware.franka import FrankaError
     from dm1_ros.hardware.rig import franka_rig
-    from dm1_ros.runtime.bundle import BundleError
     from dm1_ros.runtime.loop import control_loop
 
     manifest = policy.manifest
@@ -253,22 +265,17 @@ def run_franka(args, policy) -> int:
     camera_kwargs = {"realsense": {"serial_no": args.serial_no, "color_profile": args.color_profile},
                      "opencv": {"device": int(args.device) if args.device.isdigit() else args.device}, "replay": {"path": args.replay}}[args.camera]
     overrides = list(args.robot_set or []) + ([f"robot_ip={args.robot_ip}"] if args.robot_ip else [])
-    try:
-        robot = franka_rig(manifest, args.robot_config, args.camera, rate_hz=rate, overrides=overrides, **camera_kwargs)
-    except (FrankaError, FileNotFoundError, RuntimeError, ValueError) as exc:
-        print(f"dm1 run: {exc}", file=sys.stderr)
-        return 1
+    robot = franka_rig(manifest, args.robot_config, args.camera, rate_hz=rate, overrides=overrides, **camera_kwargs)
     try:
         for cam in robot.cameras.values():
             cam.wait_for_frame(timeout_s=5.0, after=-1)
         loop = control_loop(robot, policy, args.blend or "model", stale_after_s=args.stale_after,
                             camera_latency_s=args.camera_latency, clock=time.monotonic)
-    except (TimeoutError, BundleError) as exc:
-        print(f"dm1 run: {exc}", file=sys.stderr)
+    except BaseException:
         robot.close()
         for cam in robot.cameras.values():
             cam.stop()
-        return 1
+        raise
     cadence = loop.cadence
     _reload_on_sighup(loop, args.model)
     print(f"dm1 run: {policy.model_id} on {policy.provider}, Franka at {robot.config.robot_ip}, camera {args.camera}, "
@@ -302,21 +309,18 @@ def run_franka(args, policy) -> int:
 
 
 def cmd_export(args) -> int:
-    from dm1_ros.policy.checkpoint import CheckpointError, load_checkpoint
-    from dm1_ros.policy.export import ExportError, export_bundle
+    from dm1_ros.outputs import claim_bundle_dir
+    from dm1_ros.policy.checkpoint import load_checkpoint
+    from dm1_ros.policy.export import export_bundle
+    from dm1_ros.train.pretrain import command_line
 
-    try:
-        policy, payload = load_checkpoint(args.checkpoint, use_ema=not args.no_ema)
-        from dm1_ros.train.pretrain import command_line
-
-        training = {"checkpoint": str(args.checkpoint), **(payload.get("provenance") or {})}
-        if "command" in training:
-            training["command"] = command_line(training["command"])
-        manifest = export_bundle(policy, args.out, steps=args.steps, control_rate_hz=args.control_rate, training=training,
-                                 tolerance=args.tolerance, execution=args.execution)
-    except (CheckpointError, ExportError) as exc:
-        print(f"dm1 export: {exc}", file=sys.stderr)
-        return 1
+    claim_bundle_dir(args.out, args.force)  # before the export's minute of work
+    policy, payload = load_checkpoint(args.checkpoint, use_ema=not args.no_ema)
+    training = {"checkpoint": str(args.checkpoint), **(payload.get("provenance") or {})}
+    if "command" in training:
+        training["command"] = command_line(training["command"])
+    manifest = export_bundle(policy, args.out, steps=args.steps, control_rate_hz=args.control_rate, training=training,
+                             tolerance=args.tolerance, execution=args.execution, overwrite=args.force)
     print(f"wrote {args.out}: {manifest.model_id}, {manifest.sampling_steps} step(s), parity {manifest.parity.max_abs_diff:.2e}")
     return 0
 
@@ -325,22 +329,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dm1", description="One-step generative policies for real-time robot control.",
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument("--debug", action="store_true", help="let errors raise with their traceback")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", help="the main job on the embedded default: the shipped lift policy controls the Panda "
                        "in robosuite through the ONNX runtime; prints success, loop rate and policy latency; writes a video")
     p.add_argument("--model", default=str(default_model_path()), help="bundle directory (default: the shipped lift model)")
     p.add_argument("--task", default="lift", choices=["lift", "can", "square"])
-    p.add_argument("--episodes", type=int, default=5)
-    p.add_argument("--seed", type=int, default=200_000, help="first evaluation seed")
+    p.add_argument("--episodes", type=positive_int, default=5)
+    p.add_argument("--seed", type=natural_int, default=200_000, help="first evaluation seed")
     p.add_argument("--video", default="docs/demo_lift.mp4", help="video of the first episode ('' for none)")
     p.set_defaults(func=cmd_demo)
 
     text = ("train one-step MeanFlow and flow matching on a conditional multimodal toy task, compare 1 vs multi-step "
             "sampling, plot, and run the 1-step sampler through onnxruntime (about a minute and a half)")
     p = sub.add_parser("toy", help=text, description=text)
-    p.add_argument("--steps", type=int, default=1500, help="optimizer steps per method (default 1500)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=positive_int, default=1500, help="optimizer steps per method (default 1500)")
+    p.add_argument("--seed", type=natural_int, default=0)
     p.add_argument("--plot", default="docs/toy_onestep.png", help="where to write the scatter plot")
     p.set_defaults(func=cmd_toy)
 
@@ -349,15 +354,22 @@ def build_parser() -> argparse.ArgumentParser:
                        "seeded episodes (seeds from --seed-base, far from the demonstration seeds).")
     p.add_argument("--model", required=True, help="bundle directory or checkpoint (.pt)")
     p.add_argument("--task", default="lift", choices=["lift", "can", "square"])
-    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--episodes", type=positive_int, default=50)
     p.add_argument("--steps", help="sampling steps to evaluate, e.g. 1,2,5 (checkpoints only)")
     p.add_argument("--execute", choices=["first", "chunk", "ensemble"], default=None,
                    help="first: re-plan every tick; chunk: run each chunk open loop like the papers; "
                    "ensemble: temporal ensemble of overlapping chunks (default: the bundle's manifest execution)")
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--seed-base", type=int, default=100_000)
+    p.add_argument("--workers", type=positive_int, default=1)
+    p.add_argument("--seed-base", type=natural_int, default=100_000)
+    p.add_argument("--delay-ms", type=natural_float, default=0.0,
+                   help="observation latency: the policy sees observations this old when its actions start "
+                   "(rounded to control periods: 50 ms at 20 Hz)")
+    p.add_argument("--noise", choices=["fresh", "shifted"], default="fresh",
+                   help="sampling noise across re-plans: fresh draws, or shifted (each future instant keeps the noise "
+                   "it was first planned with)")
     p.add_argument("--video", help="record the first episode to this .mp4")
-    p.add_argument("--out", help="summary JSON (a .md table is written beside it)")
+    p.add_argument("--out", help="summary JSON (a .md table is written beside it); never overwritten without --force")
+    p.add_argument("--force", action="store_true", help="replace an existing --out summary")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="benchmarks that print figures and ratios measured side by side",
@@ -368,8 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["inference"], help="which benchmark")
     p.add_argument("--model", help="also time this bundle directory")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--iters", type=int, default=300, help="timed calls per variant (default 300)")
-    p.add_argument("--train-iters", type=int, default=8, help="timed training steps per method (default 8)")
+    p.add_argument("--iters", type=positive_int, default=300, help="timed calls per variant (default 300)")
+    p.add_argument("--train-iters", type=positive_int, default=8, help="timed training steps per method (default 8)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("collect", help="scripted demonstrations in robosuite -> robomimic HDF5 (resumable)",
@@ -377,13 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
                        "episodes until --episodes are in hand. Every finished episode is written at once (OUT.parts/); "
                        "an interrupted run keeps them and the same command resumes. --video renders one episode.")
     p.add_argument("--task", choices=["lift", "can", "square"], default="lift")
-    p.add_argument("--episodes", type=int, default=100)
+    p.add_argument("--episodes", type=natural_int, default=100)
     p.add_argument("--out", help="dataset file, e.g. data/lift.hdf5")
-    p.add_argument("--workers", type=int, default=1, help="parallel simulator processes")
+    p.add_argument("--workers", type=positive_int, default=1, help="parallel simulator processes")
     p.add_argument("--no-images", action="store_true", help="low-dimensional observations only (fast)")
-    p.add_argument("--image-size", type=int, default=96)
+    p.add_argument("--image-size", type=positive_int, default=96)
     p.add_argument("--cameras", nargs="+", default=["robot0_eye_in_hand"], help="robosuite camera names")
-    p.add_argument("--seed", type=int, default=0, help="first seed")
+    p.add_argument("--seed", type=natural_int, default=0, help="first seed")
     p.add_argument("--keep-failures", action="store_true", help="also keep episodes the expert failed")
     p.add_argument("--video", help="also write one episode (seed --seed) to this .mp4")
     p.set_defaults(func=cmd_collect)
@@ -396,6 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe key, e.g. --set steps=100 --set policy.method.name=flow_matching")
     p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt")
+    p.add_argument("--force", action="store_true", help="start over in an OUT_DIR that holds a run (the old run is moved "
+                   "aside to OUT_DIR.replaced-TIMESTAMP, not deleted)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
 
@@ -417,6 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe key, e.g. --set iterations=20 --set bc_coef_end=0")
     p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt at its iteration")
+    p.add_argument("--force", action="store_true", help="start over in an OUT_DIR that holds a run (the old run is moved "
+                   "aside to OUT_DIR.replaced-TIMESTAMP, not deleted)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_finetune)
 
@@ -429,15 +445,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--camera", choices=["sim", "realsense", "opencv", "replay"], default="sim")
     p.add_argument("--model", default=str(default_model_path()))
     p.add_argument("--task", default="lift", choices=["lift", "can", "square"], help="sim only")
-    p.add_argument("--rate", type=float, default=None, help="command rate, Hz (default: the model's control rate); "
+    p.add_argument("--rate", type=positive_float, default=None, help="command rate, Hz (default: the model's control rate); "
                    "franka only: faster commands interpolate along the chunk")
     p.add_argument("--realtime", action="store_true", help="sim: pace the simulated loop in wall-clock time")
     p.add_argument("--blend", choices=["latest", "ensemble", "chunk"], default=None,
                    help="how chunks become commands (default: the bundle's manifest execution)")
-    p.add_argument("--episodes", type=int, default=1, help="sim only")
-    p.add_argument("--seed", type=int, default=400_000, help="sim only")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--report-every", type=float, default=5.0, help="seconds between cadence lines")
+    p.add_argument("--episodes", type=positive_int, default=1, help="sim only")
+    p.add_argument("--seed", type=natural_int, default=400_000, help="sim only")
+    p.add_argument("--threads", type=positive_int, default=2)
+    p.add_argument("--report-every", type=positive_float, default=5.0, help="seconds between cadence lines")
     p.add_argument("--robot-config", default=str(default_config_path("robot/franka.yaml")), help="FrankaConfig YAML")
     p.add_argument("--robot-ip", default=None)
     p.add_argument("--robot-set", action="append", metavar="KEY=VALUE", help="override a FrankaConfig key")
@@ -445,18 +461,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--color-profile", default="640x480x30", help="RealSense WIDTHxHEIGHTxFPS")
     p.add_argument("--device", default="0", help="OpenCV device index, /dev/videoN or a video file")
     p.add_argument("--replay", default=None, help="a .db3 recorded by librealsense (--camera replay)")
-    p.add_argument("--camera-latency", type=float, default=0.0, help="seconds from exposure to frame arrival")
-    p.add_argument("--stale-after", type=float, default=0.2, help="hold when the newest frame is older, seconds")
-    p.add_argument("--duration", type=float, default=0.0, help="franka: stop after this many seconds (0: until Ctrl-C)")
+    p.add_argument("--camera-latency", type=natural_float, default=0.0, help="seconds from exposure to frame arrival")
+    p.add_argument("--stale-after", type=positive_float, default=0.2, help="hold when the newest frame is older, seconds")
+    p.add_argument("--duration", type=natural_float, default=0.0, help="franka: stop after this many seconds (0: until Ctrl-C)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("export", help="checkpoint -> ONNX bundle (model.onnx + manifest.yaml), refused unless "
                        "onnxruntime matches torch within --tolerance")
     p.add_argument("checkpoint")
-    p.add_argument("--out", required=True, help="bundle directory to write (replaced atomically)")
-    p.add_argument("--steps", type=int, default=None, help="sampling steps baked into the graph (default: the config's)")
-    p.add_argument("--control-rate", type=float, default=20.0, help="control rate the policy was trained for, Hz")
-    p.add_argument("--tolerance", type=float, default=1e-4, help="max |onnx - torch| accepted")
+    p.add_argument("--out", required=True, help="bundle directory to write; an existing bundle is replaced (atomically) "
+                   "only with --force, and a directory that is not a bundle never")
+    p.add_argument("--force", action="store_true", help="replace the bundle at --out")
+    p.add_argument("--steps", type=positive_int, default=None, help="sampling steps baked into the graph (default: the config's)")
+    p.add_argument("--control-rate", type=positive_float, default=20.0, help="control rate the policy was trained for, Hz")
+    p.add_argument("--tolerance", type=positive_float, default=1e-4, help="max |onnx - torch| accepted")
     p.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA ones")
     p.add_argument("--execution", choices=["latest", "chunk", "ensemble"], default="latest",
                    help="how the runtime runs this model's chunks unless told otherwise (written to the manifest): latest "
@@ -466,9 +484,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """A user's mistake (a Dm1Error, a missing or unwritable file) is one line naming it and exit status 1 (2 for
+    options that do not go together, as argparse does); any other exception is a bug, also one line with status 3
+    and a pointer to --debug, which shows the traceback."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print(f"\ndm1 {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (Dm1Error, OSError) as exc:
+        if args.debug:
+            raise
+        print(f"dm1 {args.command}: {_one_line(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, UsageError) else 1
+    except Exception as exc:  # noqa: BLE001 - a bug: say so in one line, the traceback is one flag away
+        if args.debug:
+            raise
+        print(f"dm1 {args.command}: internal error ({type(exc).__name__}: {_one_line(exc)}); this is a bug in dm1_ros: "
+              "rerun with --debug for the traceback and report it", file=sys.stderr)
+        return 3
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
+        text = f"{exc.filename}: {text}"
+    return text or type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -113,6 +113,12 @@ def ros2_cli(ws: dict, domain: int, *args: str, timeout: float = 30.0) -> subpro
     return subprocess.run(["ros2", *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def _default_sigint():
+    """In the child: SIGINT back to its default. A shell starts background jobs with SIGINT ignored and that is
+    inherited (pytest run as `make test &`, under nohup, by a CI runner); `ros2 launch` then never sees stop()."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Launched:
     """`ros2 launch dm1_ros FILE args...` in its own process group; output goes to a file; stop() ends it with
     SIGINT (what Ctrl-C sends), then SIGTERM / SIGKILL if it does not finish."""
@@ -123,10 +129,12 @@ class Launched:
         self._out = open(self.log, "w")
         full_env = {**ws["env"], "ROS_DOMAIN_ID": str(domain), **(env or {})}
         self.proc = subprocess.Popen(["ros2", "launch", "dm1_ros", launch_file, *args], env=full_env,
-                                     stdout=self._out, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True)
+                                     stdout=self._out, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True,
+                                     preexec_fn=_default_sigint)
 
     def text(self) -> str:
-        self._out.flush()
+        if not self._out.closed:
+            self._out.flush()
         return self.log.read_text(errors="replace")
 
     def wait_for(self, needle: str, timeout: float = 60.0) -> bool:
@@ -139,15 +147,17 @@ class Launched:
             time.sleep(0.2)
         return False
 
-    def stop(self, timeout: float = 30.0) -> int:
+    def stop(self, timeout: float = 120.0) -> int:
         """SIGINT to `ros2 launch` (it forwards it to every node, as on Ctrl-C); whatever is still running after
         `timeout` is terminated, then killed, with its whole process group. -> the exit code of ros2 launch."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
+            t0 = time.monotonic()
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 pass
+            self.stop_seconds = time.monotonic() - t0
         for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
                 os.killpg(self.proc.pid, sig)  # leftovers of a launch that did not end cleanly
@@ -296,7 +306,7 @@ class Probe:
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.lock = threading.Lock()
-        self._clients: dict = {}
+        self._clients: dict = {}  # (type, name) -> (client, when created)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
@@ -314,16 +324,29 @@ class Probe:
             self.node.create_subscription(msg_type, topic, got.append, qos or qos_profile_sensor_data)
         return got
 
-    def call(self, srv_type, name, request=None, timeout=20.0):
+    SETTLE_S = 1.0
+
+    def prepare(self, srv_type, *names):
+        """Create the clients of services called later, so that discovery runs both ways meanwhile: Cyclone DDS
+        drops a response when the server has not yet discovered the client's reply reader (rmw_cyclonedds waits
+        100 ms for it, then rclpy logs "failed to send response (timeout)"), which a loaded machine can exceed."""
+        for name in names:
+            self._client(srv_type, name)
+
+    def _client(self, srv_type, name):
         key = (srv_type, name)
         if key not in self._clients:  # one client per service: discovery happens once
             with self.lock:
-                self._clients[key] = self.node.create_client(srv_type, name)
-        client = self._clients[key]
+                self._clients[key] = (self.node.create_client(srv_type, name), time.monotonic())
+        return self._clients[key]
+
+    def call(self, srv_type, name, request=None, timeout=60.0):
+        client, created = self._client(srv_type, name)
         deadline = time.monotonic() + timeout
         while not client.service_is_ready() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert client.service_is_ready(), f"service {name} is not available"
+        time.sleep(max(0.0, created + self.SETTLE_S - time.monotonic()))  # a new client: let the server find it
         with self.lock:
             future = client.call_async(request or srv_type.Request())
         while not future.done() and time.monotonic() < deadline:

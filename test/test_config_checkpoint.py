@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from dm1_ros.configuration import ConfigError, from_dict, load_yaml, to_dict
-from dm1_ros.policy.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from dm1_ros.policy.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from dm1_ros.policy.config import PolicyConfig
 from dm1_ros.policy.model import GenerativePolicy
 
@@ -47,7 +47,7 @@ def test_checkpoint_round_trip(tiny_policy, tmp_path):
 
 def test_checkpoint_from_another_architecture_is_refused(tiny_policy, tmp_path):
     path = save_checkpoint(tmp_path / "ckpt.pt", tiny_policy)
-    payload = torch.load(path, weights_only=False)
+    payload = read_checkpoint(path)
     payload["config"]["head"]["hidden"] = 32  # config says one thing, weights another
     torch.save(payload, path)
     with pytest.raises(CheckpointError, match="another architecture: .*head.inp.weight has shape"):

@@ -68,3 +68,36 @@ def test_wilson_interval():
     assert hi == 1.0 and 0.92 < lo < 0.94
     lo, hi = wilson_interval(25, 50)
     assert lo < 0.5 < hi and hi - lo < 0.3
+
+
+def test_delayed_observations_are_the_world_of_n_ticks_ago_stamped_now():
+    from dm1_ros.sim.env import SimConfig
+    from dm1_ros.sim.latency import DelayedObservations
+    from dm1_ros.sim.robot import SimRobot
+    from dm1_ros.train.evaluate import delay_ticks
+
+    assert delay_ticks(100, 20.0) == 2 and delay_ticks(0, 20.0) == 0
+    with pytest.raises(ValueError, match="non-negative"):
+        delay_ticks(-50, 20.0)
+    robot = DelayedObservations(SimRobot(SimConfig(task="lift", use_images=False)), ticks=2)
+    try:
+        robot.reset(seed=1)
+        truth, seen = [], []
+        for _ in range(6):
+            truth.append(robot.robot.observe())
+            seen.append(robot.observe())
+            robot.apply(np.array([0.5, 0, 0, 0, 0, 0, -1.0]))  # the hand moves: each tick's proprio differs
+        for k in range(6):
+            assert seen[k].stamp == truth[k].stamp  # stamped now: its actions start at once
+            np.testing.assert_array_equal(seen[k].proprio, truth[max(0, k - 2)].proprio)  # the world 2 ticks ago
+        assert not np.array_equal(truth[0].proprio, truth[2].proprio)
+    finally:
+        robot.close()
+
+
+def test_eval_with_a_delay_records_it(tiny_bundle):
+    summary = evaluate(EvalArgs(model=str(tiny_bundle), task="lift", episodes=1, max_steps=6, delay_ms=100), progress=False)
+    assert summary["delay_ms"] == 100 and summary["mean_steps"] == 6
+    from dm1_ros.train.evaluate import markdown_row
+
+    assert "100 ms delay" in markdown_row(summary)

@@ -71,7 +71,9 @@ def test_export_refuses_a_bundle_that_fails_parity(tiny_policy, tmp_path, monkey
 
 def test_export_replaces_an_existing_bundle_atomically(tiny_policy, bundle):
     first = read_manifest(bundle).created
-    export.export_bundle(tiny_policy, bundle, steps=2)
+    with pytest.raises(FileExistsError, match="--force"):  # never without being asked
+        export.export_bundle(tiny_policy, bundle, steps=2)
+    export.export_bundle(tiny_policy, bundle, steps=2, overwrite=True)
     assert read_manifest(bundle).sampling_steps == 2 and first
     assert sorted(p.name for p in bundle.iterdir()) == ["manifest.yaml", "model.onnx"]
 

@@ -195,7 +195,7 @@ def test_unknown_config_key_fails_naming_it_and_shipped_recipes_load(tmp_path):
 
 def test_tiny_lowdim_finetune_runs_resumes_and_exports_a_deployable_bundle(tmp_path):
     from dm1_ros.finetune.loop import finetune
-    from dm1_ros.policy.checkpoint import load_checkpoint, save_checkpoint
+    from dm1_ros.policy.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
     from dm1_ros.runtime.contract import Observation
     from dm1_ros.runtime.onnx_policy import OnnxPolicy
     from dm1_ros.train.evaluate import EvalArgs, evaluate
@@ -208,7 +208,7 @@ def test_tiny_lowdim_finetune_runs_resumes_and_exports_a_deployable_bundle(tmp_p
     # subprocess environments (evaluation off here: spawning its environments too would double the start-up time)
     first = finetune(FinetuneConfig(**{**base, "eval_episodes": 0}, iterations=2, asynchronous=True), progress=False)
     assert first["iterations"] == 2 and first["env_steps"] == 2 * 3 * 2 * 4 and "bundle" not in first
-    payload = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    payload = read_checkpoint(tmp_path / "run" / "last.pt")
     assert payload["iteration"] == 2 and payload["noise_state_dict"] and payload["critic_state_dict"]
 
     # --resume through the command line continues at iteration 2, then exports the bundle

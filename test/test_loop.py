@@ -191,3 +191,32 @@ def test_blending_follows_the_manifest(execution, plans):
     loop = control_loop(robot, policy, interpolate=False)
     results = [loop.tick() for _ in range(6)]
     assert policy.calls == plans and sum(r.planned for r in results) == plans and not any(r.held for r in results)
+
+
+def test_shifted_noise_gives_each_future_instant_the_noise_it_was_first_planned_with():
+    """noise="shifted": re-planning every tick, action i of a chunk gets the noise action i + 1 got one tick earlier
+    (the same instant), and only the newest instant gets fresh noise; the real runtime takes it as its noise input."""
+    from dm1_ros.runtime.onnx_policy import OnnxPolicy
+
+    policy = OnnxPolicy(SHIPPED, noise_seed=0)
+    seen = []
+    original = policy.predict
+
+    def predict(obs, noise=None):
+        seen.append(None if noise is None else noise.copy())
+        return original(obs, noise)
+
+    policy.predict = predict
+    robot = PointRobot(size=policy.manifest.observation.images[0].height)
+    loop = control_loop(robot, policy, "latest", interpolate=False, noise="shifted")
+    for _ in range(4):
+        loop.tick()
+    assert len(seen) == 4 and all(n is not None and n.shape == policy.chunk_shape for n in seen)
+    for a, b in zip(seen, seen[1:]):
+        np.testing.assert_array_equal(b[:-1], a[1:])  # one tick later: shifted by one action
+        assert not np.array_equal(b[-1], a[-1])  # the new instant: fresh
+    loop.reset()  # a new episode forgets the old noise
+    loop.tick()
+    assert not np.array_equal(seen[-1][:-1], seen[-2][1:])
+    with pytest.raises(ValueError, match="unknown noise"):
+        control_loop(robot, policy, "latest", noise="frozen")

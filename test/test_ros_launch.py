@@ -208,12 +208,12 @@ def test_sim_policy_launch_closes_the_loop_and_hot_swaps(ros_ws, ros_domain, pro
         (good / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
         answer = ros2_cli(ros_ws, ros_domain, "param", "set", "--no-daemon", "/policy", "model_path", str(good))
         assert "Set parameter successful" in answer.stdout, answer.stdout + answer.stderr
-        swapped = probe.wait(lambda: diagnostics_values(diags, "policy").get("model_id") == "lift_image-v2", 20)
+        swapped = probe.wait(lambda: diagnostics_values(diags, "policy").get("model_id") == "lift_image-v2", 60)
         plans = int(diagnostics_values(diags, "policy")["plans"])
-        assert swapped and probe.wait(lambda: int(diagnostics_values(diags, "policy")["plans"]) > plans + 10, 20)
+        assert swapped and probe.wait(lambda: int(diagnostics_values(diags, "policy")["plans"]) > plans + 10, 60)
         assert diagnostics_values(diags, "policy")["swaps"] == "1"
     finally:
-        assert stack.stop() in (0, -2), stack.text()[-2000:]
+        assert stack.stop() in (0, -2), (getattr(stack, 'stop_seconds', None), stack.text()[-2000:])
 
 
 @pytest.fixture
@@ -244,6 +244,7 @@ def test_panda_policy_launch_on_franky_sim_with_a_recorded_camera(ros_ws, ros_do
     config.update(home_q=SIM_START_Q, relative_dynamics_factor=0.2, state_timeout_s=2.0, streaming="impedance")
     (tmp_path / "franky_sim.yaml").write_text(yaml.safe_dump(config))
     diags = probe.capture(DiagnosticArray, "/diagnostics", qos=50)
+    probe.prepare(Trigger, "/dm1/robot/stop", "/dm1/robot/recover", "/dm1/robot/reset")
     poses = probe.capture(PoseStamped, "/dm1/eef_pose", qos=10)
     stack = Launched(ros_ws, ros_domain, "panda_policy.launch.py", f"robot_ip:={franky_server.hostname}",
                      "realtime:=ignore", "camera:=replay", f"replay_path:={recording}", "control_rate:=50",
@@ -279,54 +280,58 @@ def test_panda_policy_launch_on_franky_sim_with_a_recorded_camera(ros_ws, ros_do
         for node in ("franka_bridge", "policy", "camera"):
             lifecycle_cli(node, "activate")
             assert state_of(node) == "active"
-        assert probe.wait(lambda: len(poses) > 10, 20)
-        start = poses[0].pose.position  # published since the bridge became active, before the policy could act
+        keys = ("commands", "franka_targets", "fault", "plans", "last_error")
+
+        def seen():
+            return {k: v for n in ("franka_bridge", "policy") for k, v in diagnostics_values(diags, n).items()
+                    if k in keys or k.startswith(("hold_", "skipped_", "safety_"))}
+
+        # condition waits, generous: on a loaded 2-core machine the first plan can take many seconds
+        assert probe.wait(lambda: int(robot().get("commands", 0)) > 5, 90), seen()  # the policy commands the arm
+        assert probe.wait(lambda: len(poses) > 0, 60)
+        start = poses[-1].pose.position
 
         def travelled():
             q = poses[-1].pose.position
             return float(np.linalg.norm([q.x - start.x, q.y - start.y, q.z - start.z]))
 
-        moved = probe.wait(lambda: travelled() > 0.005, 20)
-        keys = ("commands", "franka_targets", "fault", "plans", "last_error")
-        seen = {k: v for n in ("franka_bridge", "policy") for k, v in diagnostics_values(diags, n).items()
-                if k in keys or k.startswith(("hold_", "skipped_", "safety_"))}
-        assert moved and int(robot().get("commands", 0)) > 5, seen  # the policy's commands move the arm
+        assert probe.wait(lambda: travelled() > 0.005, 60), (travelled(), seen())  # ... and the arm moves
         held_before = int(robot().get("hold_stale_command", 0))
         lifecycle("camera", "deactivate")  # the camera stops
-        assert probe.wait(lambda: int(robot().get("hold_stale_command", 0)) > held_before + 25, 20), str(
+        assert probe.wait(lambda: int(robot().get("hold_stale_command", 0)) > held_before + 25, 60), str(
             (held_before, robot(), diagnostics_values(diags, "policy"), diagnostics_values(diags, "camera")))
         targets = robot()["franka_targets"]
         holding = int(robot()["hold_stale_command"])
-        assert probe.wait(lambda: int(robot()["hold_stale_command"]) > holding + 25, 20)
+        assert probe.wait(lambda: int(robot()["hold_stale_command"]) > holding + 25, 60)
         assert robot()["franka_targets"] == targets  # held: no new target streamed to the arm
 
         assert probe.call(Trigger, "/dm1/robot/stop").success
-        assert probe.wait(lambda: robot().get("stopped") == "True", 10)
+        assert probe.wait(lambda: robot().get("stopped") == "True", 30)
         assert probe.call(Trigger, "/dm1/robot/recover").success
         response = probe.call(Trigger, "/dm1/robot/reset", timeout=60)
         assert response.success, response.message
         lifecycle("camera", "activate")
         commands = int(robot()["commands"])
-        assert probe.wait(lambda: int(robot()["commands"]) > commands + 10, 20)  # planning again
+        assert probe.wait(lambda: int(robot()["commands"]) > commands + 10, 60)  # planning again
 
         franky_server.trigger_reflex()
-        assert probe.wait(lambda: state_of("franka_bridge") == "inactive", 30)
-        assert probe.wait(lambda: "cartesian_reflex" in robot().get("_message", ""), 10), robot()
+        assert probe.wait(lambda: state_of("franka_bridge") == "inactive", 90)
+        assert probe.wait(lambda: "cartesian_reflex" in robot().get("_message", ""), 30), robot()
         from dm1_ros.ros.conversions import LEVELS
 
         assert robot()["_level"] == LEVELS["ERROR"]  # with the reason on /diagnostics
-        response = probe.call(Trigger, "/dm1/robot/recover", timeout=30)
+        response = probe.call(Trigger, "/dm1/robot/recover", timeout=90)
         assert response.success, response.message
         assert state_of("franka_bridge") == "active"  # back without restarting anything
         commands = int(robot()["commands"])
-        assert probe.wait(lambda: int(robot()["commands"]) > commands + 10, 20)
+        assert probe.wait(lambda: int(robot()["commands"]) > commands + 10, 60)
 
         for node in ("franka_bridge", "policy", "camera"):  # the arm first: it holds while the others go down
             lifecycle(node, "deactivate")
             lifecycle(node, "cleanup")
             assert state_of(node) == "unconfigured"
     finally:
-        assert stack.stop() in (0, -2), stack.text()[-2000:]
+        assert stack.stop() in (0, -2), (getattr(stack, 'stop_seconds', None), stack.text()[-2000:])
 
 
 @pytest.mark.skipif(not ROS2, reason=HOW)
@@ -347,6 +352,7 @@ def test_teleop_record_launch_as_the_docs_show_it(ros_ws, ros_domain, probe, tmp
     from sensor_msgs.msg import Image
 
     images = probe.capture(Image, "/camera/camera/color/image_raw")
+    probe.prepare(Trigger, "/dm1/teleop/start", "/dm1/teleop/stop", "/dm1/teleop/discard", "/dm1/robot/reset")
     try:
         assert stack.wait_for("keys: only from /dm1/teleop/keys", 60), stack.text()[-3000:]
         assert probe.wait(lambda: images, 60), stack.text()[-3000:]  # robosuite is up
@@ -363,7 +369,7 @@ def test_teleop_record_launch_as_the_docs_show_it(ros_ws, ros_domain, probe, tmp
         time.sleep(0.5)
         assert probe.call(Trigger, "/dm1/teleop/discard").success
     finally:
-        assert stack.stop() in (0, -2), stack.text()[-2000:]
+        assert stack.stop() in (0, -2), (getattr(stack, 'stop_seconds', None), stack.text()[-2000:])
     ds = RobomimicDataset(out, image_keys=["robot0_eye_in_hand_image"], chunk=4, split=None)
     assert ds.demos == ["demo_0"] and len(ds) == steps
     assert ds.images["robot0_eye_in_hand_image"].shape[1:] == (96, 96, 3)

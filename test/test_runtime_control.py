@@ -100,6 +100,19 @@ def test_watchdog_holds_on_old_future_backwards_and_nonfinite_stamps():
         Watchdog(float("nan"))
 
 
+def test_a_frame_seen_ahead_of_the_clock_stays_untrusted_when_the_clock_catches_up():
+    """The camera sends one frame stamped 1 s ahead and freezes: once the clock passes that stamp the frame would
+    look 0.0 s old; it must not be planned on."""
+    w = Watchdog(0.2, "observation", future_tolerance_s=0.05)
+    w.feed(10.0)
+    assert w.check(10.0) is None
+    w.feed(11.0)
+    assert w.check(10.05) == "stale_observation"  # ahead
+    assert w.check(11.05) == "stale_observation" and "not trusted" in w.problem(11.05)  # caught up: still refused
+    w.feed(11.1)  # a new, honest frame
+    assert w.check(11.12) is None
+
+
 @pytest.mark.parametrize("field, value", [("max_translation_per_tick_m", float("nan")), ("max_linear_velocity_mps", -0.5),
                                           ("workspace_max", [0.8, float("nan"), 0.7]), ("pos_scale", 0.0)])
 def test_safety_config_refuses_limits_that_would_switch_the_filter_off(field, value):

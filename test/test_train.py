@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from dm1_ros.configuration import ConfigError, from_dict, load_yaml
-from dm1_ros.policy.checkpoint import CheckpointError, load_checkpoint
+from dm1_ros.policy.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from dm1_ros.policy.config import HeadConfig, PolicyConfig, VisionConfig
 from dm1_ros.train.augment import random_shift
 from dm1_ros.train.dataset import RobomimicDataset
-from dm1_ros.train.pretrain import TrainConfig, lr_at, to_torch, train, validation_loss
+from dm1_ros.train.pretrain import TrainConfig, lr_at, train, validation_loss
 
 
 def tiny_recipe(data, out, **kw):
@@ -47,7 +47,7 @@ def test_resume_continues_exactly(fake_dataset, tmp_path):
     straight = train(tiny_recipe(fake_dataset, tmp_path / "a", steps=12, lr=1e-3, ema_decay=0.9), progress=False)
     train(tiny_recipe(fake_dataset, tmp_path / "b", steps=6, lr=1e-3, ema_decay=0.9), progress=False)
     resumed = train(tiny_recipe(fake_dataset, tmp_path / "b", steps=12, lr=1e-3, ema_decay=0.9), resume=True, progress=False)
-    a, b = torch.load(straight, weights_only=False), torch.load(resumed, weights_only=False)
+    a, b = read_checkpoint(straight), read_checkpoint(resumed)
     assert b["step"] == 12
     for k, v in a["state_dict"].items():
         assert torch.allclose(v, b["state_dict"][k], atol=1e-6), k
@@ -67,8 +67,8 @@ def test_resume_refuses_another_architecture(fake_dataset, tmp_path):
 
 
 def test_same_seed_same_weights(fake_dataset, tmp_path):
-    a = torch.load(train(tiny_recipe(fake_dataset, tmp_path / "a", steps=3), progress=False), weights_only=False)
-    b = torch.load(train(tiny_recipe(fake_dataset, tmp_path / "b", steps=3), progress=False), weights_only=False)
+    a = read_checkpoint(train(tiny_recipe(fake_dataset, tmp_path / "a", steps=3), progress=False))
+    b = read_checkpoint(train(tiny_recipe(fake_dataset, tmp_path / "b", steps=3), progress=False))
     for k, v in a["state_dict"].items():
         assert torch.equal(v, b["state_dict"][k]), k
 

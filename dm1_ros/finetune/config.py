@@ -77,3 +77,10 @@ class FinetuneConfig:
                 raise ConfigError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if min(self.bc_coef_start, self.bc_coef_end) < 0:
             raise ConfigError("bc_coef_start and bc_coef_end must be >= 0")
+        for name in ("actor_lr", "noise_lr", "critic_lr", "control_rate_hz", "critic_hidden", "critic_layers"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("shaping_weight", "max_steps", "critic_warmup_iters", "target_kl", "value_coef", "entropy_coef",
+                     "grad_clip", "bc_decay_iters", "eval_every", "eval_episodes", "threads"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must not be negative, got {getattr(self, name)}")

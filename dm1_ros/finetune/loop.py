@@ -35,7 +35,8 @@ from dm1_ros.finetune.chain import ChainPolicy, bc_loss
 from dm1_ros.finetune.config import FinetuneConfig
 from dm1_ros.finetune.critic import Critic
 from dm1_ros.finetune.ppo import RewardScaler, gae, linear, ppo_actor_loss
-from dm1_ros.policy.checkpoint import CheckpointError, load_checkpoint, load_state_strict, save_checkpoint
+from dm1_ros.outputs import claim_run_dir
+from dm1_ros.policy.checkpoint import CheckpointError, load_checkpoint, load_state_strict, read_checkpoint, save_checkpoint
 from dm1_ros.policy.model import GenerativePolicy
 from dm1_ros.train.interrupt import signals_ignored, stop_on_sigterm
 
@@ -168,7 +169,8 @@ def plot_finetune(csv_path: Path, png_path: Path, title: str = "") -> None:
     plt.close(fig)
 
 
-def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True, command: str | None = None) -> dict:
+def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True, command: str | None = None,
+             force: bool = False) -> dict:
     """Runs the recipe; returns a summary (paths, final success rates, env steps, seconds)."""
     from tqdm import tqdm
 
@@ -177,8 +179,7 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True, c
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_run_dir(cfg.out_dir, resume=resume, force=force)  # a run there is resumed, moved aside or refused
     last = out / "last.pt"
     if not cfg.init:
         raise CheckpointError("no initial checkpoint: pass --init CHECKPOINT or set init in the recipe")
@@ -201,7 +202,7 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True, c
     if resume:
         if not last.is_file():
             raise CheckpointError(f"--resume: no checkpoint at {last}")
-        payload = torch.load(last, map_location="cpu", weights_only=False)
+        payload = read_checkpoint(last)
         if payload.get("config") != to_dict(pc) or payload.get("chain_steps") != cfg.chain_steps:
             raise CheckpointError(f"--resume: {last} was fine-tuned with another policy config or chain; start a new out_dir")
         load_state_strict(policy.actor, payload["state_dict"], str(last))
@@ -347,8 +348,9 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True, c
                 plot_finetune(out / "log.csv", out / "curves.png", f"{cfg.task} fine-tuning, K={cfg.chain_steps}")
     except KeyboardInterrupt:
         interrupted = True
-        with signals_ignored():
-            checkpoint(iteration, time.perf_counter() - t0)
+        if iteration > start_iter:  # before the first iteration there is nothing new to save
+            with signals_ignored():
+                checkpoint(iteration, time.perf_counter() - t0)
     finally:
         stop.close()
         bar.close()
@@ -369,7 +371,8 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True, c
         # deployed the way it was fine-tuned: whole chunks open loop when every rollout decision ran its whole chunk
         execution = "chunk" if cfg.act_steps >= policy.actor.config.chunk else "latest"
         manifest = export_bundle(copy.deepcopy(policy.actor).eval(), bundle, steps=cfg.chain_steps,
-                                 control_rate_hz=cfg.control_rate_hz, training=training, execution=execution)
+                                 control_rate_hz=cfg.control_rate_hz, training=training, execution=execution,
+                                 overwrite=force or bundle.parent == out)  # the run's own bundle, or --force
         summary.update(bundle=str(bundle), model_id=manifest.model_id)
     if not math.isfinite(summary["seconds"]):
         summary["seconds"] = None

@@ -53,7 +53,7 @@ class RunningMeanStd:
         self.count = total
 
     def state(self) -> dict:
-        return {"mean": self.mean, "var": self.var, "count": self.count}
+        return {"mean": float(self.mean), "var": float(self.var), "count": float(self.count)}  # plain floats: weights-only loads
 
     def load(self, state: dict) -> None:
         self.mean, self.var, self.count = state["mean"], state["var"], state["count"]

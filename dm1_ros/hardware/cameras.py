@@ -27,6 +27,8 @@ from typing import Callable
 
 import numpy as np
 
+from dm1_ros.errors import Dm1Error
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -92,7 +94,7 @@ def _stream_intrinsics(pipe, resize) -> Intrinsics | None:
     return out.scaled(*resize) if resize is not None else out
 
 
-class CameraNotFoundError(RuntimeError):
+class CameraNotFoundError(Dm1Error, RuntimeError):
     """The requested camera is not connected (or cannot be opened)."""
 
 

@@ -49,6 +49,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from dm1_ros.errors import Dm1Error
 from dm1_ros.runtime.bundle import ImageSpec, ObservationSpec
 from dm1_ros.runtime.contract import PROPRIO_DIMS, PROPRIO_KEYS, Observation
 from dm1_ros.runtime.gripper import GripperLatch
@@ -63,7 +64,7 @@ ROBOSUITE_PANDA_HOME = [0.0, math.pi / 16, 0.0, -math.pi / 2 - math.pi / 3, 0.0,
 FRANKA_READY = [0.0, -math.pi / 4, 0.0, -3 * math.pi / 4, 0.0, math.pi / 2, math.pi / 4]
 
 
-class FrankaError(RuntimeError):
+class FrankaError(Dm1Error, RuntimeError):
     """A fault of the Franka arm or hand, or of the connection to them; the message says what happened.
 
     kind: "connection", "reflex" (libfranka ControlException), "planner", "force", "gripper", "refused",

@@ -23,10 +23,12 @@ from typing import Callable
 
 import numpy as np
 
+from dm1_ros.errors import Dm1Error
+
 EVENTS = ("toggle_episode", "discard")
 
 
-class TeleopError(RuntimeError):
+class TeleopError(Dm1Error, RuntimeError):
     pass
 
 

@@ -2,18 +2,21 @@
 from __future__ import annotations
 
 import os
+import pickle
+import re
 from pathlib import Path
 
 import torch
 
 from dm1_ros.configuration import ConfigError, from_dict, to_dict
+from dm1_ros.errors import Dm1Error
 from dm1_ros.policy.config import PolicyConfig
 from dm1_ros.policy.model import GenerativePolicy
 
 CHECKPOINT_FORMAT = "dm1_ros.policy/1"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(Dm1Error, RuntimeError):
     pass
 
 
@@ -38,18 +41,32 @@ def save_checkpoint(path: str | Path, policy: GenerativePolicy, ema: GenerativeP
     return path
 
 
-def load_checkpoint(path: str | Path, use_ema: bool = True) -> tuple[GenerativePolicy, dict]:
-    """-> (policy in eval mode with EMA weights when present, the whole payload)."""
+def read_checkpoint(path: str | Path) -> dict:
+    """The payload of a checkpoint file, read with torch's weights-only unpickler: tensors and plain Python types
+    only, so a crafted file cannot run code (`dm1 export`, `dm1 eval`, `dm1 train --resume`, `dm1 finetune --init`
+    all read through here). Raises CheckpointError naming the file and the problem."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        culprit = re.search(r"(?i)unsupported GLOBAL [\w.]+", str(exc))
+        if culprit is None:  # not a pickle stream torch wrote (garbage, truncation): unreadable, not hostile
+            raise CheckpointError(f"{path} is not a readable checkpoint: {exc}") from None
+        raise CheckpointError(f"{path} holds objects other than tensors and plain values, refused (loading them could "
+                              f"run code; a dm1_ros checkpoint never needs them): {culprit.group(0)}") from None
     except Exception as exc:
         raise CheckpointError(f"{path} is not a readable checkpoint: {exc}") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         got = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path}: checkpoint format {got!r} is not {CHECKPOINT_FORMAT!r}")
+    return payload
+
+
+def load_checkpoint(path: str | Path, use_ema: bool = True) -> tuple[GenerativePolicy, dict]:
+    """-> (policy in eval mode with EMA weights when present, the whole payload)."""
+    payload = read_checkpoint(path)
     try:
         config = from_dict(PolicyConfig, payload["config"])
     except (ConfigError, ValueError) as exc:

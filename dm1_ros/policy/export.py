@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import math
 import shutil
 import tempfile
 import warnings
@@ -18,6 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from dm1_ros.errors import Dm1Error
+from dm1_ros.outputs import claim_bundle_dir
 from dm1_ros.policy.model import GenerativePolicy
 from dm1_ros.runtime.bundle import (
     MANIFEST_FORMAT_VERSION,
@@ -37,7 +40,7 @@ from dm1_ros.runtime.scheduler import MODES
 OPSET = 17
 
 
-class ExportError(RuntimeError):
+class ExportError(Dm1Error, RuntimeError):
     pass
 
 
@@ -112,14 +115,23 @@ def export_bundle(
     model_id: str | None = None,
     tolerance: float = 1e-4,
     execution: str = "latest",
+    overwrite: bool = False,
 ) -> Manifest:
-    """Write `out_dir/model.onnx` + `out_dir/manifest.yaml`; refuse (ExportError) when parity > tolerance."""
+    """Write `out_dir/model.onnx` + `out_dir/manifest.yaml`; refuse (ExportError) when parity > tolerance.
+    An existing `out_dir` is replaced (atomically) only when it is a bundle and `overwrite` is set
+    (dm1_ros/outputs.py); anything else there is never touched."""
     if execution not in MODES:
         raise ExportError(f"execution {execution!r} is not one of {', '.join(MODES)}")
     policy = policy.eval()
     cfg = policy.config
-    steps = steps or cfg.method.sampling_steps
-    out_dir = Path(out_dir)
+    steps = cfg.method.sampling_steps if steps is None else steps
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ExportError(f"steps must be a whole number >= 1 (sampling steps baked into the graph), got {steps!r}")
+    if not (isinstance(control_rate_hz, (int, float)) and math.isfinite(control_rate_hz) and control_rate_hz > 0):
+        raise ExportError(f"control rate must be a positive number of Hz, got {control_rate_hz!r}")
+    if not (math.isfinite(tolerance) and tolerance > 0):
+        raise ExportError(f"tolerance must be a positive number, got {tolerance!r}")
+    out_dir = claim_bundle_dir(out_dir, force=overwrite)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     staging.chmod(0o755)

@@ -281,7 +281,8 @@ class PolicyNode(Dm1Node):
                   "provider": getattr(r.policy, "provider", ""), "sampling_steps": m.sampling_steps,
                   "blending": r.mode, "target_hz": s["target_hz"], "achieved_hz": s["achieved_hz"],
                   "plans": self.plans, "commands": self.commands, "overruns": s["overruns"], "swaps": r.swaps,
-                  "failed_swaps": r.failed_swaps, "last_error": r.last_error}
+                  "failed_swaps": r.failed_swaps, "last_error": r.last_error,
+                  "proprio_out_of_range": getattr(r.policy, "proprio_out_of_range", 0)}
         values.update({f"skipped_{k}": v for k, v in sorted(self.skipped.items())})
         values.update({f"hold_{k}": v for k, v in sorted(self.holds.items())})
         for name, st in s["stages"].items():

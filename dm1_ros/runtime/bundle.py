@@ -6,6 +6,7 @@ action layout), how it was made (training recipe, data hash) and how closely ONN
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import yaml
 
 from dm1_ros.configuration import ConfigError, from_dict, to_dict
+from dm1_ros.errors import Dm1Error
 from dm1_ros.runtime.scheduler import MODES
 
 MANIFEST_FORMAT_VERSION = 1
@@ -20,7 +22,11 @@ MANIFEST_NAME = "manifest.yaml"
 ONNX_NAME = "model.onnx"
 
 
-class BundleError(RuntimeError):
+MAX_SIZE = 1024  # chunk, action and proprio dimensions, sampling steps: far above any policy, far below a crash
+MAX_IMAGE_SIDE = 4096
+
+
+class BundleError(Dm1Error, RuntimeError):
     """A bundle that cannot be used; the message names the file and the problem."""
 
 
@@ -99,6 +105,41 @@ class Manifest:
     training: dict[str, Any] = field(default_factory=dict)
     created: str = ""
 
+    def check(self) -> None:
+        """Refuse values no model can have (ValueError naming the field): they would reach onnxruntime or numpy as
+        a crash, or the robot as a silently wrong command."""
+        if not (self.control_rate_hz > 0 and math.isfinite(self.control_rate_hz)):
+            raise ValueError(f"control_rate_hz must be a positive number of Hz, got {self.control_rate_hz}")
+        if not 1 <= self.sampling_steps <= MAX_SIZE:
+            raise ValueError(f"sampling_steps must be between 1 and {MAX_SIZE}, got {self.sampling_steps}")
+        a, o, n = self.action, self.observation, self.normalization
+        if not (1 <= a.dim <= MAX_SIZE and 1 <= a.chunk <= MAX_SIZE):
+            raise ValueError(f"action.dim and action.chunk must be between 1 and {MAX_SIZE}, got {a.dim} and {a.chunk}")
+        if a.names and len(a.names) != a.dim:
+            raise ValueError(f"action.names lists {len(a.names)} names for {a.dim} dimensions")
+        for image in o.images:
+            if not (1 <= image.height <= MAX_IMAGE_SIDE and 1 <= image.width <= MAX_IMAGE_SIDE) or image.channels != 3:
+                raise ValueError(f"observation image {image.name!r}: {image.height}x{image.width}x{image.channels} "
+                                 "is not an H x W x 3 image")
+        if len(o.proprio_keys) != len(o.proprio_dims) or any(not 1 <= d <= MAX_SIZE for d in o.proprio_dims):
+            raise ValueError(f"observation.proprio_keys {o.proprio_keys} and proprio_dims {o.proprio_dims} do not pair "
+                             "up with positive sizes")
+        for name, want in (("action_min", a.dim), ("action_max", a.dim), ("proprio_min", o.proprio_dim),
+                           ("proprio_max", o.proprio_dim)):
+            if len(getattr(n, name)) != want:
+                raise ValueError(f"normalization.{name} has {len(getattr(n, name))} values for {want} dimensions")
+        for kind in ("action", "proprio"):
+            lo, hi = getattr(n, f"{kind}_min"), getattr(n, f"{kind}_max")
+            if not all(math.isfinite(x) for x in (*lo, *hi)):
+                raise ValueError(f"normalization.{kind}_min/{kind}_max hold a value that is not finite")
+            if any(x > y for x, y in zip(lo, hi)):
+                raise ValueError(f"normalization.{kind}_min exceeds {kind}_max")
+        name = self.onnx.file
+        if not name or Path(name).name != name or name in (".", ".."):
+            raise ValueError(f"onnx.file {name!r} must name a file inside the bundle directory")
+        if self.parity.max_abs_diff < 0:
+            raise ValueError(f"parity.max_abs_diff must not be negative, got {self.parity.max_abs_diff}")
+
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / MANIFEST_NAME
         tmp = path.with_suffix(".yaml.tmp")
@@ -157,6 +198,10 @@ def read_manifest(bundle_dir: str | Path) -> Manifest:
         raise BundleError(f"{path}: {exc}") from None
     if manifest.execution not in MODES:
         raise BundleError(f"{path}: execution {manifest.execution!r} is not one of {', '.join(MODES)}")
+    try:
+        manifest.check()
+    except ValueError as exc:
+        raise BundleError(f"{path}: {exc}") from None
     return manifest
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from dm1_ros.errors import Dm1Error
 from dm1_ros.runtime.bundle import BundleError, Manifest, load_bundle
 from dm1_ros.runtime.contract import ActionChunk, Observation
 
@@ -22,7 +23,7 @@ log = logging.getLogger("dm1_ros.onnx_policy")
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
 
-class PolicyInputError(ValueError):
+class PolicyInputError(Dm1Error, ValueError):
     """An observation the model cannot take; the message names the key and the expected shape."""
 
 
@@ -89,6 +90,12 @@ class OnnxPolicy:
         self.rng = np.random.default_rng(noise_seed)
         self.latencies_ms: deque[float] = deque(maxlen=10_000)
         self.last_latency_ms = 0.0
+        self.proprio_out_of_range = 0  # observations whose proprio lies far outside the training data's range
+        lo = np.asarray(self.manifest.normalization.proprio_min, np.float32)
+        hi = np.asarray(self.manifest.normalization.proprio_max, np.float32)
+        margin = 0.5 * np.maximum(hi - lo, 1e-3)  # "far": beyond half the training range past either end
+        self._proprio_bounds = (lo - margin, hi + margin)
+        self._check_output()
         for _ in range(warmup):
             self.predict(self.dummy_observation())
         self.latencies_ms.clear()
@@ -106,6 +113,21 @@ class OnnxPolicy:
         expected = [s.name for s in self.manifest.observation.images] + ["proprio", "noise"]
         if sorted(names) != sorted(expected):
             raise BundleError(f"{self.bundle_dir}: model.onnx inputs {names} do not match the manifest's {expected}")
+
+    def _check_output(self) -> None:
+        """One inference on a neutral observation: the output must have the manifest's chunk shape and be finite, or
+        the bundle is refused here (at load, and so at every hot swap) instead of reaching the robot."""
+        obs = self.dummy_observation()
+        try:
+            out = self.predict_batch({k: v[None] for k, v in obs.images.items()}, obs.proprio[None])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's own error types
+            raise BundleError(f"{self.bundle_dir}: model.onnx fails on a neutral observation: {exc}") from None
+        want = (1, *self.chunk_shape)
+        if tuple(out.shape) != want:
+            raise BundleError(f"{self.bundle_dir}: model.onnx returns actions of shape {tuple(out.shape)}, the manifest "
+                              f"says {want} (batch, chunk, action dim)")
+        if not np.all(np.isfinite(out)):
+            raise BundleError(f"{self.bundle_dir}: model.onnx returns NaN or Inf on a neutral observation")
 
     def dummy_observation(self) -> Observation:
         spec = self.manifest.observation
@@ -131,6 +153,18 @@ class OnnxPolicy:
             raise PolicyInputError(f"proprio has shape {proprio.shape}, model expects {want}")
         if not np.all(np.isfinite(proprio)):
             raise PolicyInputError("proprio contains NaN or Inf")
+        low, high = self._proprio_bounds
+        outside = (proprio < low) | (proprio > high)
+        if np.any(outside):
+            self.proprio_out_of_range += 1
+            if self.proprio_out_of_range in (1, 10, 100) or self.proprio_out_of_range % 1000 == 0:
+                keys = [f"{k}[{i}]" for k, d in zip(self.manifest.observation.proprio_keys, self.manifest.observation.proprio_dims)
+                        for i in range(d)]
+                n = self.manifest.normalization
+                bad = [f"{keys[i]}={proprio[i]:.3g} (trained on {n.proprio_min[i]:.3g}..{n.proprio_max[i]:.3g})"
+                       for i in np.flatnonzero(outside)]
+                log.warning("policy %s: proprio far outside its training range (%d times so far): %s; its actions "
+                            "there are extrapolation", self.model_id, self.proprio_out_of_range, ", ".join(bad[:3]))
 
     def sample_noise(self, batch: int = 1) -> np.ndarray:
         return self.rng.standard_normal((batch, *self.chunk_shape), dtype=np.float32)

@@ -38,6 +38,9 @@ log = logging.getLogger("dm1_ros.planner")
 
 MODEL_BLENDING = "model"
 BLENDING = (MODEL_BLENDING, *MODES)
+# sampling noise across re-plans: fresh draws each plan, or "shifted": each future control instant keeps the noise
+# it was first given (the previous plan's noise advanced by the ticks elapsed, fresh noise for the new instants)
+NOISE_MODES = ("fresh", "shifted")
 # Reasons a plan carries when there is no new command.
 SAME_OBSERVATION = "same_observation"  # planned on this observation already: nothing new to send
 STALE_OBSERVATION = "stale_observation"
@@ -106,7 +109,7 @@ class SwapEvent:
 class Planner:
     def __init__(self, policy, blending: str = MODEL_BLENDING, *, observation_spec: ObservationSpec | None = None,
                  max_observation_age_s: float | None = None, ensemble_decay: float = 0.5, plan_ahead_s: float = 0.0,
-                 sampling_steps: int = 0, loader=None, **policy_kwargs):
+                 sampling_steps: int = 0, loader=None, noise: str = "fresh", **policy_kwargs):
         """policy: a loaded OnnxPolicy (or anything with predict/manifest/model_id).
         observation_spec: what the robot provides (default: what `policy` takes); a swapped-in model must take it.
         max_observation_age_s: hold when the observation is older than this at `now` (None: no check, as in
@@ -114,6 +117,10 @@ class Planner:
         loader(path, **policy_kwargs): how load() builds a policy (default OnnxPolicy)."""
         if blending not in BLENDING:
             raise ValueError(f"unknown blending {blending!r}; choose one of {', '.join(BLENDING)}")
+        if noise not in NOISE_MODES:
+            raise ValueError(f"unknown noise {noise!r}; choose one of {', '.join(NOISE_MODES)}")
+        self.noise = noise
+        self._noise: tuple[float, np.ndarray] | None = None  # (stamp, noise) of the last plan
         self.policy = policy
         self.blending = blending
         self.observation_spec = observation_spec or policy.manifest.observation
@@ -238,11 +245,25 @@ class Planner:
             self.blending = blending
             self.blender = self._new_blender()
 
+    def _plan_noise(self, stamp: float) -> np.ndarray:
+        """The noise for a plan at `stamp` in "shifted" mode: action i of this chunk is meant for the same instant as
+        action i + k of the plan k ticks ago, and gets the noise that one got; instants new to this plan get fresh
+        noise. One network evaluation as always: only the noise input differs."""
+        fresh = self.policy.sample_noise()[0]
+        if self._noise is not None:
+            last_stamp, last = self._noise
+            k = int(round((stamp - last_stamp) * self.manifest.control_rate_hz))
+            if 0 <= k < len(last):
+                fresh[: len(last) - k] = last[k:]
+        self._noise = (stamp, fresh)
+        return fresh
+
     def reset(self) -> None:
         """Forget the blending history and the last observation (a new episode, after a stop)."""
         with self._lock:
             self.blender.clear()
             self._last_stamp = None
+            self._noise = None
             if self.watchdog is not None:
                 self.watchdog.clear()
 
@@ -262,7 +283,8 @@ class Planner:
                 self._last_stamp = obs.stamp
                 return Plan(command=self.blender.current)  # open loop: the running chunk again
             try:
-                raw = self.policy.predict(obs)
+                noise = self._plan_noise(obs.stamp) if self.noise == "shifted" else None
+                raw = self.policy.predict(obs) if noise is None else self.policy.predict(obs, noise)
             except Exception as exc:  # noqa: BLE001 - bad input or a failing model: hold and report
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.error("policy %s failed: %s", self.model_id, self.last_error)

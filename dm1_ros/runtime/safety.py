@@ -104,7 +104,9 @@ class Watchdog:
     """Says when what it watches is not fresh, so the robot holds: the newest stamp fed to it (the capture time of
     an observation, the arrival time of a command) is older than `timeout_s` at `now`, lies ahead of `now` by more
     than `future_tolerance_s` (one frame stamped in the future must not blind the age check), is not finite, or
-    went backwards (a clock or a recording that jumped). The reason is 'stale_<name>'; trips are counted."""
+    went backwards (a clock or a recording that jumped). A stamp once seen ahead of the clock stays untrusted when
+    the clock catches up with it (a camera that froze after one such frame would otherwise look fresh again).
+    The reason is 'stale_<name>'; trips are counted."""
 
     def __init__(self, timeout_s: float = 0.2, name: str = "observation", future_tolerance_s: float = 0.05):
         if not (math.isfinite(timeout_s) and timeout_s > 0):
@@ -120,6 +122,7 @@ class Watchdog:
         self.last: float | None = None
         self.newest: float | None = None
         self._went_back = False
+        self._ahead: float | None = None  # the last stamp seen ahead of the clock
 
     def feed(self, stamp: float) -> None:
         stamp = float(stamp)
@@ -140,7 +143,10 @@ class Watchdog:
             return f"{self.name} stamp went back from {self.newest:.3f} to {self.last:.3f}"
         age = now - self.last
         if age < -self.future_tolerance_s:
+            self._ahead = self.last
             return f"{self.name} stamped {-age:.3f} s in the future"
+        if self.last == self._ahead:
+            return f"{self.name} stamp {self.last:.3f} was ahead of the clock when it arrived; it is not trusted"
         if age > self.timeout_s:
             return f"{self.name} {age:.3f} s old (limit {self.timeout_s} s)"
         return None

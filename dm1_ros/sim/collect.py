@@ -10,11 +10,11 @@ import concurrent.futures as cf
 import multiprocessing as mp
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from dm1_ros.data.episodes import Episode, EpisodeRecorder, EpisodeStore
+from dm1_ros.train.dataset import DatasetError
 
 _WORKER: dict = {}
 
@@ -38,6 +38,52 @@ def _make_env(args: CollectArgs):
 
     return SimEnv(SimConfig(task=args.task, cameras=list(args.cameras), image_size=[args.image_size] * 2,
                             use_images=args.images, fast_render=args.fast_render))
+
+
+def _first_episode(store: EpisodeStore) -> tuple[str, dict, dict] | None:
+    """(where, attrs, {obs key: shape of one step}) of one episode already in the shards or the dataset file."""
+    import h5py
+
+    names = store.shard_names()
+    if names:
+        where, path, group = f"{store.parts}/{names[0]}.hdf5", store.parts / f"{names[0]}.hdf5", "episode"
+    elif store.out.is_file():
+        where, path, group = str(store.out), store.out, None
+    else:
+        return None
+    try:
+        with h5py.File(path, "r") as f:
+            if group is None:
+                demos = sorted(f["data"].keys())
+                if not demos:
+                    return None
+                group = f"data/{demos[0]}"
+            g = f[group]
+            return where, dict(g.attrs), {k: tuple(g["obs"][k].shape[1:]) for k in g["obs"]}
+    except (OSError, KeyError) as exc:
+        raise DatasetError(f"{where} is not a dataset this command can extend: {exc}") from None
+
+
+def check_resumable(store: EpisodeStore, args: CollectArgs) -> None:
+    """Episodes already at --out must be of this task, cameras and image size; a resume never mixes datasets."""
+    found = _first_episode(store)
+    if found is None:
+        return
+    where, attrs, shapes = found
+    task = attrs.get("task")
+    task = task.decode() if isinstance(task, bytes) else task
+    images = {k: v for k, v in shapes.items() if k.endswith("_image")}
+    wanted = {f"{c}_image": (args.image_size, args.image_size, 3) for c in args.cameras} if args.images else {}
+    problems = []
+    if task != args.task:
+        problems.append(f"task {task!r}, not {args.task!r}")
+    if images != wanted:
+        have = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in sorted(images.items())) or "no images"
+        want = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in sorted(wanted.items())) or "no images"
+        problems.append(f"cameras {have}, not {want}")
+    if problems:
+        raise DatasetError(f"{args.out} already holds episodes of another collection ({where}: {'; '.join(problems)}); "
+                           "resuming would mix them: choose another --out, or repeat that collection's options")
 
 
 def _init_worker(args: CollectArgs):
@@ -70,6 +116,7 @@ def collect(args: CollectArgs, progress: bool = True) -> dict:
     from tqdm import tqdm
 
     store = EpisodeStore(args.out)
+    check_resumable(store, args)
     if store.out.is_file() and not store.parts.is_dir():
         with __import__("h5py").File(store.out, "r") as f:
             have = len(f["data"].keys())

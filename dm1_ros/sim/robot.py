@@ -15,6 +15,9 @@ from dm1_ros.runtime.safety import SafetyConfig, SafetyFilter
 from dm1_ros.sim.env import SimConfig, SimEnv
 
 
+OSC_POSITION_RANGE_M = 0.05  # robosuite OSC_POSE: an action of 1 moves the goal 5 cm
+
+
 def sim_safety_config() -> SafetyConfig:
     """robosuite world frame (table top at z = 0.8 m). Step limits equal the OSC action range, so the filter does
     not change what the policy learned from the experts; it still rejects NaN and keeps the hand over the table."""
@@ -35,6 +38,7 @@ class SimRobot:
         self.done = False
         self.success = False
         self.gripper = -1.0
+        self._hold_position: np.ndarray | None = None  # where the current hold began
 
     @property
     def observation_spec(self) -> ObservationSpec:
@@ -44,6 +48,7 @@ class SimRobot:
         self._obs = self.env.reset(seed=seed)
         self.done = self.success = False
         self.gripper = -1.0
+        self._hold_position = None
         self.gripper_latch.reset()
         self.safety.last_gripper = -1.0
         return self._obs
@@ -55,6 +60,10 @@ class SimRobot:
 
     def apply(self, action: np.ndarray) -> None:
         """One 7-d OSC delta through the safety filter (limits per control period), then one simulation step."""
+        self._hold_position = None
+        self._step(action)
+
+    def _step(self, action: np.ndarray) -> None:
         action = np.array(self.safety.filter(action, self.observe().proprio[:3], 1.0 / self.rate_hz), np.float64)
         action[6] = self.gripper_latch(float(action[6]))
         self._obs, _, self.done, info = self.env.step(action)
@@ -62,8 +71,14 @@ class SimRobot:
         self.gripper = float(action[6])
 
     def hold(self) -> None:
-        """Zero motion, gripper unchanged: the OSC controller keeps the current pose."""
-        self.apply(np.array([0, 0, 0, 0, 0, 0, self.gripper]))
+        """Keep the hand where the hold began, gripper unchanged: OSC deltas back to that position, as the Franka
+        holds its last target. (A zero delta only damps the motion: a moving hand drifted on 7-14 mm, measured by
+        bench/faults.py.)"""
+        position = self.eef_position()
+        if self._hold_position is None:
+            self._hold_position = position
+        delta = np.clip((self._hold_position - position) / OSC_POSITION_RANGE_M, -1.0, 1.0)
+        self._step(np.array([*delta, 0, 0, 0, self.gripper]))
 
     def eef_position(self) -> np.ndarray:
         return self.observe().proprio[:3].astype(np.float64)

@@ -14,10 +14,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from dm1_ros.errors import Dm1Error
 from dm1_ros.runtime.contract import PROPRIO_KEYS
 
 
-class DatasetError(ValueError):
+class DatasetError(Dm1Error, ValueError):
     """A dataset file that does not fit what training asks of it; the message names the file, demo and key."""
 
 

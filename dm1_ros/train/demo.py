@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 
 
 def run_demo(model: str, task: str = "lift", episodes: int = 5, video: str | None = "docs/demo_lift.mp4", seed: int = 200_000) -> dict:

@@ -36,6 +36,8 @@ class EvalArgs:
     threads: int = 1  # onnxruntime threads per worker
     video: str | None = None  # record the first episode
     max_steps: int = 0  # 0: the task's default
+    delay_ms: float = 0.0  # the observation the policy sees is this old when its actions start (rounded to ticks)
+    noise: str = "fresh"  # sampling noise across re-plans: fresh | shifted (runtime/planner.py)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -80,22 +82,35 @@ def execute_of(manifest) -> str:
     return {mode: name for name, mode in EXECUTE_MODES.items()}[manifest.execution]
 
 
-def run_episode(robot, policy, seed: int, execute: str = "", video=None) -> dict:
+def delay_ticks(delay_ms: float, rate_hz: float) -> int:
+    """Observation delay in whole control periods (the simulation advances one period per tick)."""
+    if not (math.isfinite(delay_ms) and delay_ms >= 0):
+        raise ValueError(f"delay must be a non-negative number of milliseconds, got {delay_ms}")
+    return int(round(delay_ms * 1e-3 * rate_hz))
+
+
+def run_episode(robot, policy, seed: int, execute: str = "", video=None, delay_ms: float = 0.0,
+                noise: str = "fresh") -> dict:
     """One seeded episode through the control loop the real robot uses (planner, executor, the robot's safety
-    filter, holds)."""
+    filter, holds); delay_ms: the policy sees observations that old (sim/latency.py)."""
     from dm1_ros.runtime.loop import control_loop
+    from dm1_ros.sim.latency import DelayedObservations
     from dm1_ros.sim.video import side_by_side
 
     execute = execute or execute_of(policy.manifest)
     policy.rng = np.random.default_rng(seed)  # reproducible sampling noise per episode
-    loop = control_loop(robot, policy, EXECUTE_MODES[execute], interpolate=False)
+    sim = robot
+    ticks = delay_ticks(delay_ms, robot.rate_hz)
+    if ticks:
+        robot = DelayedObservations(sim, ticks)
+    loop = control_loop(robot, policy, EXECUTE_MODES[execute], interpolate=False, noise=noise)
     robot.reset(seed=seed)
     robot.safety.interventions.clear()
     steps, tick_ms = 0, []
     while not robot.done:
         start = time.perf_counter()
         if video is not None:
-            video.add(side_by_side(robot.render("agentview", 256, 256), *robot.observe().images.values()))
+            video.add(side_by_side(sim.render("agentview", 256, 256), *robot.observe().images.values()))
         loop.tick()
         tick_ms.append((time.perf_counter() - start) * 1e3)
         steps += 1
@@ -110,7 +125,8 @@ def _init(args):
 
 
 def _work(seed):
-    r = run_episode(_WORKER["robot"], _WORKER["policy"], seed, _WORKER["args"].execute)
+    r = run_episode(_WORKER["robot"], _WORKER["policy"], seed, _WORKER["args"].execute,
+                    delay_ms=_WORKER["args"].delay_ms, noise=_WORKER["args"].noise)
     r["latencies"] = list(_WORKER["policy"].latencies_ms)
     _WORKER["policy"].latencies_ms.clear()
     return r
@@ -132,7 +148,8 @@ def evaluate(args: EvalArgs, progress: bool = True) -> dict:
         robot, policy = _setup(args)
         for i, seed in enumerate(seeds):
             with VideoWriter(args.video, fps=robot.rate_hz) if (i == 0 and args.video) else _Null() as video:
-                results.append(run_episode(robot, policy, seed, args.execute, video if args.video and i == 0 else None))
+                results.append(run_episode(robot, policy, seed, args.execute, video if args.video and i == 0 else None,
+                                           delay_ms=args.delay_ms, noise=args.noise))
             latencies += list(policy.latencies_ms)
             policy.latencies_ms.clear()
             bar.update(1)
@@ -143,7 +160,8 @@ def evaluate(args: EvalArgs, progress: bool = True) -> dict:
         if args.video:
             robot, policy = _setup(args)
             with VideoWriter(args.video, fps=robot.rate_hz) as video:
-                results.append(run_episode(robot, policy, seeds[0], args.execute, video))
+                results.append(run_episode(robot, policy, seeds[0], args.execute, video, delay_ms=args.delay_ms,
+                                           noise=args.noise))
             latencies += list(policy.latencies_ms)
             robot.close()
             seeds = seeds[1:]
@@ -166,7 +184,7 @@ def evaluate(args: EvalArgs, progress: bool = True) -> dict:
         "mean_steps_success": float(np.mean([r["steps"] for r in results if r["success"]])) if n_ok else None,
         "policy_latency_ms": {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))},
         "loop_tick_ms": float(np.mean([r["tick_ms"] for r in results])),
-        "execute": args.execute, "provider": provider, "seconds": time.perf_counter() - start,
+        "execute": args.execute, "delay_ms": args.delay_ms, "noise": args.noise, "provider": provider, "seconds": time.perf_counter() - start,
         "seeds": [args.seed_base, args.seed_base + args.episodes - 1], "per_episode": results, "args": asdict(args),
     }
 
@@ -195,7 +213,9 @@ def export_variants(checkpoint: str, steps: list[int], workdir: str | None = Non
 
 def markdown_row(s: dict) -> str:
     lo, hi = s["ci95"]
-    return (f"| {s['task']} | {s['method']} | {s['sampling_steps']} | {s['execute']} | {s['successes']}/{s['episodes']} "
+    execute = s["execute"] + (f", {s['delay_ms']:g} ms delay" if s.get("delay_ms") else "") + (
+        f", {s['noise']} noise" if s.get("noise", "fresh") != "fresh" else "")
+    return (f"| {s['task']} | {s['method']} | {s['sampling_steps']} | {execute} | {s['successes']}/{s['episodes']} "
             f"({s['success_rate']:.0%}, 95% CI {lo:.0%}-{hi:.0%}) | {s['mean_steps']:.0f} | "
             f"{s['policy_latency_ms']['p50']:.2f} / {s['policy_latency_ms']['p99']:.2f} |")
 
@@ -204,8 +224,25 @@ MARKDOWN_HEADER = ("| task | method | steps | execution | success | mean episode
                    "|---|---|---:|---|---|---:|---|")
 
 
-def write_summary(summary: dict, path: str | Path) -> None:
+def summary_files(out: str | Path, steps: list[int]) -> dict[int, Path]:
+    """Where the summary of each sampling-step count goes: OUT itself for one, OUT_k{steps} beside it for several."""
+    out = Path(out)
+    if len(steps) == 1:
+        return {steps[0]: out}
+    return {k: out.with_name(f"{out.stem}_k{k}{out.suffix or '.json'}") for k in steps}
+
+
+def claim_summary(path: str | Path, force: bool = False) -> None:
+    """The JSON summary and its .md table may be written (dm1_ros/outputs.py): new, or force."""
+    from dm1_ros.outputs import claim_file
+
+    claim_file(path, force, "evaluation summary")
+    claim_file(Path(path).with_suffix(".md"), force, "evaluation table")
+
+
+def write_summary(summary: dict, path: str | Path, force: bool = False) -> None:
     path = Path(path)
+    claim_summary(path, force)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=1) + "\n")
     path.with_suffix(".md").write_text(MARKDOWN_HEADER + "\n" + markdown_row(summary) + "\n")

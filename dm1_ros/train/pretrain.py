@@ -17,13 +17,15 @@ import shlex
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from dm1_ros.configuration import ConfigError, to_dict
-from dm1_ros.policy.checkpoint import CheckpointError, load_state_strict, save_checkpoint
+from dm1_ros.outputs import claim_run_dir
+from dm1_ros.policy.checkpoint import CheckpointError, load_state_strict, read_checkpoint, save_checkpoint
 from dm1_ros.policy.config import PolicyConfig
 from dm1_ros.policy.model import GenerativePolicy
 from dm1_ros.train.augment import random_shift
@@ -52,7 +54,7 @@ class TrainConfig:
     validate_every: int = 500
     log_every: int = 50
     threads: int = 0  # torch intra-op threads (0: torch's default)
-    device: str = "cpu"  # cpu, cuda, or auto (cuda when available); under torchrun each rank takes cuda:LOCAL_RANK
+    device: Literal["cpu", "cuda", "auto"] = "cpu"  # auto: cuda when available; under torchrun each rank takes cuda:LOCAL_RANK
     control_rate_hz: float = 20.0  # recorded in the exported manifest
 
     def __post_init__(self):
@@ -61,6 +63,19 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
+        for name in ("lr", "control_rate_hz"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("weight_decay", "warmup_steps", "lr_min", "grad_clip", "shift_pad", "threads"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.device == "cuda" and not _cuda_available():
+            raise ConfigError("device: cuda, but torch sees no CUDA device here (torch.cuda.is_available() is False); "
+                              "use cpu, or auto to take a GPU only where there is one")
+
+
+def _cuda_available() -> bool:
+    return torch.cuda.is_available()
 
 
 def command_line(argv: list[str] | str | None = None) -> str:
@@ -137,8 +152,10 @@ def plot_curves(csv_path: Path, png_path: Path) -> None:
     plt.close(fig)
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command: str | None = None) -> Path:
-    """Runs the whole recipe; returns the path of the final checkpoint (out_dir/last.pt)."""
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command: str | None = None,
+          force: bool = False) -> Path:
+    """Runs the whole recipe; returns the path of the final checkpoint (out_dir/last.pt). An out_dir that holds a
+    run is continued (resume), moved aside (force) or refused (dm1_ros/outputs.py)."""
     from tqdm import tqdm
 
     # --- processes: plain, or data-parallel under torchrun -----------------------------------------------------
@@ -158,7 +175,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
     out = Path(cfg.out_dir)
     is_main = rank == 0
     if is_main:
-        out.mkdir(parents=True, exist_ok=True)
+        claim_run_dir(out, resume=resume, force=force)
 
     # --- data --------------------------------------------------------------------------------------------------
     pc = cfg.policy
@@ -178,12 +195,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
     policy.to(device)
     ema = copy.deepcopy(policy).requires_grad_(False).eval()
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start_step, history_rows = 0, []
+    start_step = 0
     last = out / "last.pt"
     if resume:
         if not last.is_file():
             raise CheckpointError(f"--resume: no checkpoint at {last}")
-        payload = torch.load(last, map_location="cpu", weights_only=False)
+        payload = read_checkpoint(last)
         if payload.get("config") != to_dict(pc):
             raise CheckpointError(f"--resume: {last} was trained with another policy config; start a new out_dir")
         payload["state_dict"] = {k: v.to(device) for k, v in payload["state_dict"].items()}
@@ -199,9 +216,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
     provenance = {"command": command or command_line(), "data": str(cfg.data),
                   "data_hash": data_hash, "episodes": train_ds.num_episodes, "recipe": to_dict(cfg)}
 
+    saved_step = start_step  # the newest step on disk: a run that fails before its first step writes nothing
+
     def checkpoint(step: int) -> None:
-        if not is_main:
+        nonlocal saved_step
+        if not is_main or step == saved_step:
             return
+        saved_step = step
         save_checkpoint(last, _cpu_copy(policy), _cpu_copy(ema), step=step, optimizer=optimizer.state_dict(), numpy_rng=rng.bit_generator.state,
                         torch_generator=gen.get_state(), torch_rng=torch.get_rng_state(), provenance={**provenance, "steps": step})
         plot_curves(out / "log.csv", out / "curves.png")
@@ -261,7 +282,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
             if cfg.grad_clip > 0:
                 logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip))
             if not math.isfinite(float(loss.detach())):
-                raise FloatingPointError(f"loss became {float(loss.detach())} at step {step}; last checkpoint kept at {last}")
+                raise FloatingPointError(f"loss became {float(loss.detach())} at step {step}; the weights before it are "
+                                         f"saved in {last}")
             optimizer.step()
             ema_update(ema, policy, cfg.ema_decay)
             step += 1

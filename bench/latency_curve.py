@@ -1,0 +1,52 @@
+"""Success as a function of observation latency -> docs/bench_latency.json.
+
+    python bench/latency_curve.py [--model models/lift_image] [--task lift] [--episodes 20] [--delays 0 50 100 200]
+
+For each delay D and each execution (re-plan every tick, chunks open loop) the same seeded episodes run through
+`dm1 eval --delay-ms D` (the observation the policy sees is D ms old when its actions start; sim/latency.py).
+Same seeds and sampling noise in every cell, so the cells differ by the delay and the execution only.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(ROOT / "models" / "lift_image"))
+    parser.add_argument("--task", default="lift")
+    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--seed-base", type=int, default=100_000)
+    parser.add_argument("--delays", type=float, nargs="+", default=[0, 50, 100, 200])
+    parser.add_argument("--executions", nargs="+", default=["first", "chunk"])
+    parser.add_argument("--out", default=str(ROOT / "docs" / "bench_latency.json"))
+    args = parser.parse_args()
+    from dm1_ros.train.evaluate import EvalArgs, evaluate
+
+    model = Path(args.model).resolve()
+    args.model = str(model.relative_to(ROOT)) if model.is_relative_to(ROOT) else str(model)
+    out = Path(args.out)
+    result = json.loads(out.read_text()) if out.is_file() else {"cells": []}  # resumable: finished cells are kept
+    done = {(c["model"], c["task"], c["execute"], c["delay_ms"], c["episodes"]) for c in result["cells"]}
+    for execute in args.executions:
+        for delay in args.delays:
+            key = (args.model, args.task, execute, delay, args.episodes)
+            if key in done:
+                continue
+            s = evaluate(EvalArgs(model=str(ROOT / args.model), task=args.task, episodes=args.episodes, execute=execute,
+                                  delay_ms=delay, seed_base=args.seed_base), progress=False)
+            cell = {"model": args.model, "model_id": s["model_id"], "task": args.task, "execute": execute,
+                    "delay_ms": delay, "episodes": s["episodes"], "successes": s["successes"], "ci95": s["ci95"],
+                    "mean_steps": s["mean_steps"], "seeds": s["seeds"]}
+            result["cells"].append(cell)
+            out.write_text(json.dumps(result, indent=1) + "\n")
+            print(f"{args.task} {execute} delay {delay:g} ms: {s['successes']}/{s['episodes']} "
+                  f"(95% CI {s['ci95'][0]:.0%}-{s['ci95'][1]:.0%})", flush=True)
+
+
+if __name__ == "__main__":
+    main()

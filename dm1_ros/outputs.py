@@ -1,0 +1,82 @@
+"""One rule for outputs that already exist: nothing recorded or trained is replaced unless the user says so.
+
+- a file (`dm1 eval --out`): refused when it exists, unless force;
+- a run directory (`dm1 train`, `dm1 finetune`): refused when it holds a run, unless resume (continue it) or force
+  (the old run is moved aside to DIR.replaced-TIMESTAMP, never deleted);
+- a bundle directory (`dm1 export --out`): an existing bundle is replaced only with force (atomically, by the
+  exporter), and a directory that is not a bundle is never replaced, whatever the flags.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from dm1_ros.errors import Dm1Error
+
+# what a bundle directory may hold: the manifest, the graph, and the exporter's optional extras
+BUNDLE_FILES = frozenset({"manifest.yaml", "model.onnx", "model.opt.onnx", "README.md"})
+RUN_FILES = ("last.pt", "log.csv")
+
+
+class OutputExistsError(Dm1Error, FileExistsError):
+    pass
+
+
+def claim_file(path: str | Path, force: bool, what: str = "output") -> Path:
+    """`path` may be written: it does not exist, or force. Raises OutputExistsError naming the file otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputExistsError(f"{path} is a directory, not a {what} file")
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path} exists; refusing to overwrite it with the {what} (pass --force to replace "
+                                "it, or choose another path)")
+    return path
+
+
+def is_bundle(path: str | Path) -> bool:
+    path = Path(path)
+    return (path / "manifest.yaml").is_file() and {p.name for p in path.iterdir()} <= BUNDLE_FILES
+
+
+def claim_bundle_dir(path: str | Path, force: bool) -> Path:
+    """`path` may receive a bundle: it does not exist, is empty, or is a bundle and force is given."""
+    path = Path(path)
+    if not path.exists():
+        return path
+    if not path.is_dir():
+        raise OutputExistsError(f"{path} exists and is not a directory; a bundle is a directory")
+    if not any(path.iterdir()):
+        return path
+    if not is_bundle(path):
+        extra = sorted(p.name for p in path.iterdir() if p.name not in BUNDLE_FILES)[:5]
+        raise OutputExistsError(f"{path} is not a bundle (it holds {', '.join(extra)}); refusing to replace it, even "
+                                "with --force: choose another --out")
+    if not force:
+        raise OutputExistsError(f"{path} already holds a bundle; pass --force to replace it")
+    return path
+
+
+def holds_run(path: Path) -> bool:
+    return any((path / name).exists() for name in RUN_FILES)
+
+
+def claim_run_dir(path: str | Path, resume: bool, force: bool) -> Path:
+    """A run directory to write into: new or empty, or holding a run that is resumed, or (force) a run that is
+    moved aside first. Returns the path; creates it."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputExistsError(f"out_dir {path} exists and is not a directory")
+    if holds_run(path) and not resume:
+        if not force:
+            held = ", ".join(n for n in RUN_FILES if (path / n).exists())
+            raise OutputExistsError(f"{path} already holds a run ({held}); pass --resume to continue it or --force to "
+                                    "start over (the old run is moved aside, not deleted), or set another out_dir")
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        aside = path.with_name(f"{path.name}.replaced-{stamp}")
+        n = 1
+        while aside.exists():
+            aside, n = path.with_name(f"{path.name}.replaced-{stamp}-{n}"), n + 1
+        path.rename(aside)
+        print(f"moved the previous run aside to {aside}", flush=True)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
