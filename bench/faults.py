@@ -95,7 +95,10 @@ def run_runtime(name, policy_dir, corrupt=None, apply_error=False, swap_to=None)
             positions.append(sim.eef_position().copy())
             if tick > FAULT_TICK and result.planned:
                 planned_after += 1
-            if loop.fault:
+            if loop.fault:  # the loop stops; its caller holds the robot (dm1 run does) while it settles
+                for _ in range(TICKS - tick):
+                    sim.hold()
+                positions.append(sim.eef_position().copy())
                 break
         moved_after = float(np.linalg.norm(positions[-1] - hold_from))  # where it ended up vs where the fault began
         holds = dict(loop.stats.holds)

@@ -23,6 +23,7 @@ def main():
     parser.add_argument("--seed-base", type=int, default=100_000)
     parser.add_argument("--delays", type=float, nargs="+", default=[0, 50, 100, 200])
     parser.add_argument("--executions", nargs="+", default=["first", "chunk"])
+    parser.add_argument("--delay-modes", nargs="+", default=["stamped", "naive"])
     parser.add_argument("--out", default=str(ROOT / "docs" / "bench_latency.json"))
     args = parser.parse_args()
     from dm1_ros.train.evaluate import EvalArgs, evaluate
@@ -31,21 +32,26 @@ def main():
     args.model = str(model.relative_to(ROOT)) if model.is_relative_to(ROOT) else str(model)
     out = Path(args.out)
     result = json.loads(out.read_text()) if out.is_file() else {"cells": []}  # resumable: finished cells are kept
-    done = {(c["model"], c["task"], c["execute"], c["delay_ms"], c["episodes"]) for c in result["cells"]}
-    for execute in args.executions:
-        for delay in args.delays:
-            key = (args.model, args.task, execute, delay, args.episodes)
-            if key in done:
-                continue
-            s = evaluate(EvalArgs(model=str(ROOT / args.model), task=args.task, episodes=args.episodes, execute=execute,
-                                  delay_ms=delay, seed_base=args.seed_base), progress=False)
-            cell = {"model": args.model, "model_id": s["model_id"], "task": args.task, "execute": execute,
-                    "delay_ms": delay, "episodes": s["episodes"], "successes": s["successes"], "ci95": s["ci95"],
-                    "mean_steps": s["mean_steps"], "seeds": s["seeds"]}
-            result["cells"].append(cell)
-            out.write_text(json.dumps(result, indent=1) + "\n")
-            print(f"{args.task} {execute} delay {delay:g} ms: {s['successes']}/{s['episodes']} "
-                  f"(95% CI {s['ci95'][0]:.0%}-{s['ci95'][1]:.0%})", flush=True)
+    done = {(c["model"], c["task"], c["execute"], c["delay_ms"], c.get("delay_mode", "naive"), c["episodes"])
+            for c in result["cells"]}
+    for mode in args.delay_modes:
+        for execute in args.executions:
+            for delay in args.delays:
+                if (args.model, args.task, execute, delay, "stamped" if delay == 0 else mode, args.episodes) in done or (
+                        delay == 0 and (args.model, args.task, execute, 0, "naive", args.episodes) in done):
+                    continue  # without delay the two modes are the same run
+                s = evaluate(EvalArgs(model=str(ROOT / args.model), task=args.task, episodes=args.episodes,
+                                      execute=execute, delay_ms=delay, delay_mode=mode, seed_base=args.seed_base),
+                             progress=False)
+                cell = {"model": args.model, "model_id": s["model_id"], "task": args.task, "execute": execute,
+                        "delay_ms": delay, "delay_mode": mode, "episodes": s["episodes"], "successes": s["successes"],
+                        "ci95": s["ci95"], "mean_steps": s["mean_steps"], "seeds": s["seeds"],
+                        "holds": sum(sum(e["holds"].values()) for e in s["per_episode"])}
+                result["cells"].append(cell)
+                done.add((args.model, args.task, execute, delay, mode, args.episodes))
+                out.write_text(json.dumps(result, indent=1) + "\n")
+                print(f"{args.task} {execute} delay {delay:g} ms ({mode}): {s['successes']}/{s['episodes']} "
+                      f"(95% CI {s['ci95'][0]:.0%}-{s['ci95'][1]:.0%})", flush=True)
 
 
 if __name__ == "__main__":

@@ -200,10 +200,15 @@ def closed_loop_section(latency) -> list[str]:
     if latency:
         out += ["", "Success against observation latency (`python bench/latency_curve.py`, `dm1 eval --delay-ms D`: the "
                 "observation the policy sees is D ms old when its actions start; same seeds and noise in every cell):",
-                "", "| model | task | execution | delay ms | success | 95% CI |", "|---|---|---|---:|---|---|"]
-        for c in sorted(latency["cells"], key=lambda c: (c["model"], c["execute"], c["delay_ms"])):
-            out.append(f"| {c['model']} | {c['task']} | {c['execute']} | {c['delay_ms']:g} | {c['successes']}/"
-                       f"{c['episodes']} | {c['ci95'][0]:.0%}-{c['ci95'][1]:.0%} |")
+                " stamped: each action runs at the instant it was planned for, as the runtime does with true capture "
+                "stamps, so the first D ms of a chunk are skipped; naive: a chunk starts with its first action.", "",
+                "| model | task | execution | delay mode | delay ms | success | 95% CI |", "|---|---|---|---|---:|---|---|"]
+        cells = sorted(latency["cells"], key=lambda c: (c["model"], c["execute"], c.get("delay_mode", "naive"),
+                                                           c["delay_ms"]))
+        for c in cells:
+            mode = "-" if c["delay_ms"] == 0 else c.get("delay_mode", "naive")
+            out.append(f"| {c['model']} | {c['task']} | {c['execute']} | {mode} | {c['delay_ms']:g} | "
+                       f"{c['successes']}/{c['episodes']} | {c['ci95'][0]:.0%}-{c['ci95'][1]:.0%} |")
     return out or ["_not measured yet: run `python bench/latency_curve.py`_"]
 
 

@@ -70,7 +70,7 @@ def test_wilson_interval():
     assert lo < 0.5 < hi and hi - lo < 0.3
 
 
-def test_delayed_observations_are_the_world_of_n_ticks_ago_stamped_now():
+def test_delayed_observations_are_the_world_of_n_ticks_ago():
     from dm1_ros.sim.env import SimConfig
     from dm1_ros.sim.latency import DelayedObservations
     from dm1_ros.sim.robot import SimRobot
@@ -79,25 +79,32 @@ def test_delayed_observations_are_the_world_of_n_ticks_ago_stamped_now():
     assert delay_ticks(100, 20.0) == 2 and delay_ticks(0, 20.0) == 0
     with pytest.raises(ValueError, match="non-negative"):
         delay_ticks(-50, 20.0)
-    robot = DelayedObservations(SimRobot(SimConfig(task="lift", use_images=False)), ticks=2)
+    sim = SimRobot(SimConfig(task="lift", use_images=False))
     try:
-        robot.reset(seed=1)
-        truth, seen = [], []
-        for _ in range(6):
-            truth.append(robot.robot.observe())
-            seen.append(robot.observe())
-            robot.apply(np.array([0.5, 0, 0, 0, 0, 0, -1.0]))  # the hand moves: each tick's proprio differs
-        for k in range(6):
-            assert seen[k].stamp == truth[k].stamp  # stamped now: its actions start at once
-            np.testing.assert_array_equal(seen[k].proprio, truth[max(0, k - 2)].proprio)  # the world 2 ticks ago
-        assert not np.array_equal(truth[0].proprio, truth[2].proprio)
+        for restamp in (False, True):
+            robot = DelayedObservations(sim, ticks=2, restamp=restamp)
+            robot.reset(seed=1)
+            truth, seen = [], []
+            for _ in range(6):
+                truth.append(sim.observe())
+                seen.append(robot.observe())
+                assert robot.now() == truth[-1].stamp
+                robot.apply(np.array([0.5, 0, 0, 0, 0, 0, -1.0]))  # the hand moves: each tick's proprio differs
+            for k in range(6):
+                np.testing.assert_array_equal(seen[k].proprio, truth[max(0, k - 2)].proprio)  # the world 2 ticks ago
+                # stamped: its own capture time (the runtime skips the actions planned for instants now past);
+                # naive: stamped now, its actions start at once
+                assert seen[k].stamp == (truth[k].stamp if restamp else truth[max(0, k - 2)].stamp)
+            assert not np.array_equal(truth[0].proprio, truth[2].proprio)
     finally:
-        robot.close()
+        sim.close()
 
 
 def test_eval_with_a_delay_records_it(tiny_bundle):
     summary = evaluate(EvalArgs(model=str(tiny_bundle), task="lift", episodes=1, max_steps=6, delay_ms=100), progress=False)
-    assert summary["delay_ms"] == 100 and summary["mean_steps"] == 6
+    assert summary["delay_ms"] == 100 and summary["mean_steps"] == 6 and summary["delay_mode"] == "stamped"
+    # stamped: the first two actions of each 4-action chunk are in the past when it arrives; the rest ran
+    assert summary["per_episode"][0]["holds"].get("no_valid_action", 0) <= 2
     from dm1_ros.train.evaluate import markdown_row
 
     assert "100 ms delay" in markdown_row(summary)

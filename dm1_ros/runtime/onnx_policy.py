@@ -93,7 +93,7 @@ class OnnxPolicy:
         self.proprio_out_of_range = 0  # observations whose proprio lies far outside the training data's range
         lo = np.asarray(self.manifest.normalization.proprio_min, np.float32)
         hi = np.asarray(self.manifest.normalization.proprio_max, np.float32)
-        margin = 0.5 * np.maximum(hi - lo, 1e-3)  # "far": beyond half the training range past either end
+        margin = np.maximum(hi - lo, 0.05)  # "far": a whole training range (at least 0.05) past either end
         self._proprio_bounds = (lo - margin, hi + margin)
         self._check_output()
         for _ in range(warmup):
