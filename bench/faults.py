@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import io
 import json
-import math
 import os
 import shutil
 import sys
