@@ -103,7 +103,7 @@ def cmd_eval(args) -> int:
         summary = evaluate(EvalArgs(model=bundle, task=args.task, episodes=args.episodes, execute=args.execute or "",
                                     workers=args.workers, video=args.video if k == min(bundles) else None,
                                     seed_base=args.seed_base, delay_ms=args.delay_ms, noise=args.noise,
-                                    delay_mode=args.delay_mode))
+                                    delay_mode=args.delay_mode, lookahead_ms=args.lookahead_ms))
         summary["model"] = str(model)
         if outputs:
             write_summary(summary, outputs[k], force=args.force)
@@ -368,6 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delay-mode", choices=["stamped", "naive"], default="stamped",
                    help="stamped: each action runs at the instant it was planned for, as the runtime does with true "
                    "capture stamps (the first D ms of a chunk are skipped); naive: chunks start with their first action")
+    p.add_argument("--lookahead-ms", type=natural_float, default=0.0,
+                   help="execute the action each chunk planned for this much after its observation (re-planning "
+                   "every tick: 0 runs each chunk's first action)")
     p.add_argument("--noise", choices=["fresh", "shifted"], default="fresh",
                    help="sampling noise across re-plans: fresh draws, or shifted (each future instant keeps the noise "
                    "it was first planned with)")

@@ -108,3 +108,37 @@ def test_eval_with_a_delay_records_it(tiny_bundle):
     from dm1_ros.train.evaluate import markdown_row
 
     assert "100 ms delay" in markdown_row(summary)
+
+
+def test_lookahead_runs_the_action_planned_for_later(tiny_bundle):
+    """--lookahead-ms 100 at 20 Hz, re-planning every tick: each chunk's third action (index 2) is the one run."""
+    from dm1_ros.runtime.contract import ActionChunk
+    from dm1_ros.runtime.loop import control_loop
+    from dm1_ros.sim.env import SimConfig
+    from dm1_ros.sim.robot import SimRobot
+
+    class Ramp:  # the bundle's manifest, actions that say which index they are
+        def __init__(self, manifest):
+            self.manifest, self.model_id = manifest, "ramp"
+
+        def predict(self, obs):
+            a = np.zeros((4, 7), np.float32)
+            a[:, 0] = np.arange(4) * 0.1
+            return ActionChunk(a, obs.stamp, "ramp")
+
+    from dm1_ros.runtime.bundle import read_manifest
+
+    robot = SimRobot(SimConfig(task="lift"))
+    applied = []
+    original = robot.apply
+    robot.apply = lambda action: (applied.append(np.asarray(action).copy()), original(action))
+    try:
+        loop = control_loop(robot, Ramp(read_manifest(tiny_bundle)), "latest", interpolate=False, camera_latency_s=0.1)
+        robot.reset(seed=0)
+        for _ in range(3):
+            loop.tick()
+        assert [round(float(a[0]), 3) for a in applied] == [0.2, 0.2, 0.2]
+    finally:
+        robot.close()
+    summary = evaluate(EvalArgs(model=str(tiny_bundle), task="lift", episodes=1, max_steps=4, lookahead_ms=50), progress=False)
+    assert summary["lookahead_ms"] == 50

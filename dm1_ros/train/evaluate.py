@@ -38,6 +38,7 @@ class EvalArgs:
     max_steps: int = 0  # 0: the task's default
     delay_ms: float = 0.0  # the observation the policy sees is this old when its actions start (rounded to ticks)
     noise: str = "fresh"  # sampling noise across re-plans: fresh | shifted (runtime/planner.py)
+    lookahead_ms: float = 0.0  # execute the action each chunk planned for this much later than its observation
     delay_mode: str = "stamped"  # stamped: actions run at the instants planned for; naive: from the first (sim/latency.py)
 
 
@@ -91,7 +92,7 @@ def delay_ticks(delay_ms: float, rate_hz: float) -> int:
 
 
 def run_episode(robot, policy, seed: int, execute: str = "", video=None, delay_ms: float = 0.0,
-                noise: str = "fresh", delay_mode: str = "stamped") -> dict:
+                noise: str = "fresh", delay_mode: str = "stamped", lookahead_ms: float = 0.0) -> dict:
     """One seeded episode through the control loop the real robot uses (planner, executor, the robot's safety
     filter, holds); delay_ms: the policy sees observations that old (sim/latency.py)."""
     from dm1_ros.runtime.loop import control_loop
@@ -108,7 +109,10 @@ def run_episode(robot, policy, seed: int, execute: str = "", video=None, delay_m
             raise ValueError(f"delay mode {delay_mode!r}: choose stamped or naive")
         robot = DelayedObservations(sim, ticks, restamp=delay_mode == "naive")
         clock = robot.now if delay_mode == "stamped" else None
-    loop = control_loop(robot, policy, EXECUTE_MODES[execute], interpolate=False, noise=noise, clock=clock)
+    # lookahead: the scheduler takes the observation as captured that much earlier, so the action it picks for now
+    # is the one the chunk planned for lookahead_ms after its observation
+    loop = control_loop(robot, policy, EXECUTE_MODES[execute], interpolate=False, noise=noise, clock=clock,
+                        camera_latency_s=lookahead_ms * 1e-3)
     robot.reset(seed=seed)
     robot.safety.interventions.clear()
     steps, tick_ms = 0, []
@@ -132,7 +136,7 @@ def _init(args):
 def _work(seed):
     r = run_episode(_WORKER["robot"], _WORKER["policy"], seed, _WORKER["args"].execute,
                     delay_ms=_WORKER["args"].delay_ms, noise=_WORKER["args"].noise,
-                    delay_mode=_WORKER["args"].delay_mode)
+                    delay_mode=_WORKER["args"].delay_mode, lookahead_ms=_WORKER["args"].lookahead_ms)
     r["latencies"] = list(_WORKER["policy"].latencies_ms)
     _WORKER["policy"].latencies_ms.clear()
     return r
@@ -155,7 +159,8 @@ def evaluate(args: EvalArgs, progress: bool = True) -> dict:
         for i, seed in enumerate(seeds):
             with VideoWriter(args.video, fps=robot.rate_hz) if (i == 0 and args.video) else _Null() as video:
                 results.append(run_episode(robot, policy, seed, args.execute, video if args.video and i == 0 else None,
-                                           delay_ms=args.delay_ms, noise=args.noise, delay_mode=args.delay_mode))
+                                           delay_ms=args.delay_ms, noise=args.noise, delay_mode=args.delay_mode,
+                                           lookahead_ms=args.lookahead_ms))
             latencies += list(policy.latencies_ms)
             policy.latencies_ms.clear()
             bar.update(1)
@@ -167,7 +172,7 @@ def evaluate(args: EvalArgs, progress: bool = True) -> dict:
             robot, policy = _setup(args)
             with VideoWriter(args.video, fps=robot.rate_hz) as video:
                 results.append(run_episode(robot, policy, seeds[0], args.execute, video, delay_ms=args.delay_ms,
-                                           noise=args.noise, delay_mode=args.delay_mode))
+                                           noise=args.noise, delay_mode=args.delay_mode, lookahead_ms=args.lookahead_ms))
             latencies += list(policy.latencies_ms)
             robot.close()
             seeds = seeds[1:]
@@ -190,7 +195,8 @@ def evaluate(args: EvalArgs, progress: bool = True) -> dict:
         "mean_steps_success": float(np.mean([r["steps"] for r in results if r["success"]])) if n_ok else None,
         "policy_latency_ms": {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))},
         "loop_tick_ms": float(np.mean([r["tick_ms"] for r in results])),
-        "execute": args.execute, "delay_ms": args.delay_ms, "delay_mode": args.delay_mode, "noise": args.noise, "provider": provider, "seconds": time.perf_counter() - start,
+        "execute": args.execute, "delay_ms": args.delay_ms, "delay_mode": args.delay_mode, "noise": args.noise,
+        "lookahead_ms": args.lookahead_ms, "provider": provider, "seconds": time.perf_counter() - start,
         "seeds": [args.seed_base, args.seed_base + args.episodes - 1], "per_episode": results, "args": asdict(args),
     }
 
@@ -220,7 +226,8 @@ def export_variants(checkpoint: str, steps: list[int], workdir: str | None = Non
 def markdown_row(s: dict) -> str:
     lo, hi = s["ci95"]
     execute = s["execute"] + (f", {s['delay_ms']:g} ms delay ({s.get('delay_mode', 'stamped')})" if s.get("delay_ms") else "") + (
-        f", {s['noise']} noise" if s.get("noise", "fresh") != "fresh" else "")
+        f", {s['noise']} noise" if s.get("noise", "fresh") != "fresh" else "") + (
+        f", {s['lookahead_ms']:g} ms lookahead" if s.get("lookahead_ms") else "")
     return (f"| {s['task']} | {s['method']} | {s['sampling_steps']} | {execute} | {s['successes']}/{s['episodes']} "
             f"({s['success_rate']:.0%}, 95% CI {lo:.0%}-{hi:.0%}) | {s['mean_steps']:.0f} | "
             f"{s['policy_latency_ms']['p50']:.2f} / {s['policy_latency_ms']['p99']:.2f} |")
