@@ -307,6 +307,7 @@ class Probe:
         self.executor.add_node(self.node)
         self.lock = threading.Lock()
         self._clients: dict = {}  # (type, name) -> (client, when created)
+        self._publishers: dict = {}  # (type, topic) -> publisher
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
@@ -355,8 +356,11 @@ class Probe:
         return future.result()
 
     def publish(self, msg, topic, qos=10, subscribers: int = 1, timeout: float = 10.0):
-        with self.lock:
-            pub = self.node.create_publisher(type(msg), topic, qos)
+        key = (type(msg), topic)
+        if key not in self._publishers:  # one publisher per topic: discovery happens once, not per message
+            with self.lock:
+                self._publishers[key] = self.node.create_publisher(type(msg), topic, qos)
+        pub = self._publishers[key]
         deadline = time.monotonic() + timeout
         while pub.get_subscription_count() < subscribers and time.monotonic() < deadline:
             time.sleep(0.05)

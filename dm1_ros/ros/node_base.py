@@ -325,8 +325,11 @@ def run(node_class, args=None, executor: str = "single") -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception as exc:  # noqa: BLE001 - a clear last word instead of a bare traceback
-        print(f"{node_class.__name__}: {type(exc).__name__}: {exc}", flush=True)
-        code = 1
+        if rclpy.ok():
+            print(f"{node_class.__name__}: {type(exc).__name__}: {exc}", flush=True)
+            code = 1
+        else:  # SIGINT shut the context down under a running callback: rclpy's bindings raise then (seen under load)
+            print(f"{node_class.__name__}: shut down during a callback ({type(exc).__name__}: {exc})", flush=True)
     finally:
         # A second Ctrl-C (ros2 launch forwards one, a terminal may send another) must not cut the release short:
         # closing writes what is being recorded and stops the robot.
