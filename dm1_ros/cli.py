@@ -310,12 +310,10 @@ def run_franka(args, policy) -> int:
 
 
 def cmd_export(args) -> int:
-    from dm1_ros.outputs import claim_bundle_dir
     from dm1_ros.policy.checkpoint import load_checkpoint
     from dm1_ros.policy.export import export_bundle
     from dm1_ros.train.pretrain import command_line
 
-    claim_bundle_dir(args.out, args.force)  # before the export's minute of work
     policy, payload = load_checkpoint(args.checkpoint, use_ema=not args.no_ema)
     training = {"checkpoint": str(args.checkpoint), **(payload.get("provenance") or {})}
     if "command" in training:

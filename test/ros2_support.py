@@ -4,8 +4,9 @@ once per session, launched stacks and CLI calls in that domain, and everything s
     from ros2_support import ROS2, requires_ros2, ros, ros_domain, ros_ws   # noqa: F401 (fixtures)
 
 ROS 2 comes from the environment the tests run in: `make test` runs pytest through tools/with_ros2, which sources a
-ROS 2 it finds (an already sourced one, or ../shared/ros2/jazzy); `source /opt/ros/jazzy/setup.bash` does the same
-on a robot PC. Without one, every ROS test skips with HOW. Environment of every ROS process the tests start:
+ROS 2 it finds (an already sourced one, or ../shared/ros2/jazzy); `source ../shared/ros2/jazzy/env.sh` or
+`source /opt/ros/jazzy/setup.bash` before pytest does the same (a tree that lost its symlinks is mended by
+tools/ros2_links.py either way). Without one, every ROS test skips with HOW. Environment of every ROS process the tests start:
 ROS_DOMAIN_ID of the test (an id no other test run on this machine holds: a lock file per id),
 ROS_PYTHON_CHECK_FIELDS=1 (rclpy checks every field assignment), the colcon workspace sourced on top.
 """
@@ -27,6 +28,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 HOW = ("no ROS 2 found: run the tests through tools/with_ros2 (make test does; it uses ../shared/ros2/jazzy when "
        "present) or `source /opt/ros/jazzy/setup.bash` first")
+
+if os.environ.get("ROS_DISTRO"):  # sourced: mend a tree copied without its symlinks (a no-op otherwise)
+    sys.path.insert(0, str(ROOT / "tools"))
+    from ros2_links import mend_environment
+
+    mend_environment()
 
 try:
     import rclpy  # noqa: F401
@@ -341,19 +348,26 @@ class Probe:
                 self._clients[key] = (self.node.create_client(srv_type, name), time.monotonic())
         return self._clients[key]
 
-    def call(self, srv_type, name, request=None, timeout=60.0):
+    def call(self, srv_type, name, request=None, timeout=60.0, resend_after=None):
+        """The service's answer. resend_after: for a request that is safe to repeat (a query), send it again when no
+        answer came within that many seconds, in case the reply was dropped (see prepare())."""
         client, created = self._client(srv_type, name)
         deadline = time.monotonic() + timeout
         while not client.service_is_ready() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert client.service_is_ready(), f"service {name} is not available"
         time.sleep(max(0.0, created + self.SETTLE_S - time.monotonic()))  # a new client: let the server find it
-        with self.lock:
-            future = client.call_async(request or srv_type.Request())
-        while not future.done() and time.monotonic() < deadline:
+        futures, sent = [], 0.0
+        while time.monotonic() < deadline:
+            if not futures or (resend_after and time.monotonic() - sent > resend_after):
+                with self.lock:
+                    futures.append(client.call_async(request or srv_type.Request()))
+                sent = time.monotonic()
+            answered = [f for f in futures if f.done()]
+            if answered:
+                return answered[0].result()
             time.sleep(0.01)
-        assert future.done(), f"service {name} did not answer within {timeout} s"
-        return future.result()
+        raise AssertionError(f"service {name} did not answer within {timeout} s ({len(futures)} request(s) sent)")
 
     def publish(self, msg, topic, qos=10, subscribers: int = 1, timeout: float = 10.0):
         key = (type(msg), topic)

@@ -245,6 +245,8 @@ def test_panda_policy_launch_on_franky_sim_with_a_recorded_camera(ros_ws, ros_do
     (tmp_path / "franky_sim.yaml").write_text(yaml.safe_dump(config))
     diags = probe.capture(DiagnosticArray, "/diagnostics", qos=50)
     probe.prepare(Trigger, "/dm1/robot/stop", "/dm1/robot/recover", "/dm1/robot/reset")
+    probe.prepare(GetState, "/camera/get_state", "/policy/get_state", "/franka_bridge/get_state")
+    probe.prepare(ChangeState, "/camera/change_state", "/policy/change_state", "/franka_bridge/change_state")
     poses = probe.capture(PoseStamped, "/dm1/eef_pose", qos=10)
     stack = Launched(ros_ws, ros_domain, "panda_policy.launch.py", f"robot_ip:={franky_server.hostname}",
                      "realtime:=ignore", "camera:=replay", f"replay_path:={recording}", "control_rate:=50",
@@ -263,7 +265,7 @@ def test_panda_policy_launch_on_franky_sim_with_a_recorded_camera(ros_ws, ros_do
 
     def state_of(node):
         try:
-            return probe.call(GetState, f"/{node}/get_state").current_state.label
+            return probe.call(GetState, f"/{node}/get_state", resend_after=5.0).current_state.label
         except AssertionError as exc:
             raise AssertionError(f"{exc}; diagnostics: {diagnostics_values(diags, node)}; "
                                  f"cli: {ros2_cli(ros_ws, ros_domain, 'lifecycle', 'get', '--no-daemon', '/' + node)}")

@@ -166,6 +166,27 @@ class EpisodeStore:
         with h5py.File(path, "r") as f:
             return _read_group(f["episode"], str(path))
 
+    def peek(self) -> tuple[str, dict, dict] | None:
+        """(where, attrs, {obs key: shape of one step}) of the first episode held, in the shards or else the
+        assembled file, without reading its arrays; None when there is none. Raises OSError/KeyError on a file that
+        is not one of ours."""
+        names = self.shard_names()
+        if names:
+            path, where = self.parts / f"{names[0]}.hdf5", f"{self.parts}/{names[0]}.hdf5"
+        elif self.out.is_file():
+            path, where = self.out, str(self.out)
+        else:
+            return None
+        with h5py.File(path, "r") as f:
+            if names:
+                group = f["episode"]
+            else:
+                demos = sorted(f["data"].keys(), key=_natural)
+                if not demos:
+                    return None
+                group = f["data"][demos[0]]
+            return where, dict(group.attrs), {k: tuple(group["obs"][k].shape[1:]) for k in group["obs"]}
+
     def explode_existing(self) -> int:
         """Turn an already assembled dataset back into shards, so that a larger run can extend it."""
         if not self.out.is_file():

@@ -40,33 +40,12 @@ def _make_env(args: CollectArgs):
                             use_images=args.images, fast_render=args.fast_render))
 
 
-def _first_episode(store: EpisodeStore) -> tuple[str, dict, dict] | None:
-    """(where, attrs, {obs key: shape of one step}) of one episode already in the shards or the dataset file."""
-    import h5py
-
-    names = store.shard_names()
-    if names:
-        where, path, group = f"{store.parts}/{names[0]}.hdf5", store.parts / f"{names[0]}.hdf5", "episode"
-    elif store.out.is_file():
-        where, path, group = str(store.out), store.out, None
-    else:
-        return None
-    try:
-        with h5py.File(path, "r") as f:
-            if group is None:
-                demos = sorted(f["data"].keys())
-                if not demos:
-                    return None
-                group = f"data/{demos[0]}"
-            g = f[group]
-            return where, dict(g.attrs), {k: tuple(g["obs"][k].shape[1:]) for k in g["obs"]}
-    except (OSError, KeyError) as exc:
-        raise DatasetError(f"{where} is not a dataset this command can extend: {exc}") from None
-
-
 def check_resumable(store: EpisodeStore, args: CollectArgs) -> None:
     """Episodes already at --out must be of this task, cameras and image size; a resume never mixes datasets."""
-    found = _first_episode(store)
+    try:
+        found = store.peek()
+    except (OSError, KeyError) as exc:
+        raise DatasetError(f"{args.out} holds something this command cannot extend: {exc}") from None
     if found is None:
         return
     where, attrs, shapes = found

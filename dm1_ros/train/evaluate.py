@@ -91,28 +91,28 @@ def delay_ticks(delay_ms: float, rate_hz: float) -> int:
     return int(round(delay_ms * 1e-3 * rate_hz))
 
 
-def run_episode(robot, policy, seed: int, execute: str = "", video=None, delay_ms: float = 0.0,
-                noise: str = "fresh", delay_mode: str = "stamped", lookahead_ms: float = 0.0) -> dict:
+def run_episode(robot, policy, seed: int, args: EvalArgs | None = None, video=None) -> dict:
     """One seeded episode through the control loop the real robot uses (planner, executor, the robot's safety
-    filter, holds); delay_ms: the policy sees observations that old (sim/latency.py)."""
+    filter, holds), run as `args` say (execution, observation delay, lookahead, noise; default: EvalArgs())."""
     from dm1_ros.runtime.loop import control_loop
     from dm1_ros.sim.latency import DelayedObservations
     from dm1_ros.sim.video import side_by_side
 
-    execute = execute or execute_of(policy.manifest)
+    args = args or EvalArgs()
+    execute = args.execute or execute_of(policy.manifest)
     policy.rng = np.random.default_rng(seed)  # reproducible sampling noise per episode
     sim = robot
-    ticks = delay_ticks(delay_ms, robot.rate_hz)
+    ticks = delay_ticks(args.delay_ms, robot.rate_hz)
     clock = None  # simulated time: each observation's own stamp
     if ticks:
-        if delay_mode not in ("stamped", "naive"):
-            raise ValueError(f"delay mode {delay_mode!r}: choose stamped or naive")
-        robot = DelayedObservations(sim, ticks, restamp=delay_mode == "naive")
-        clock = robot.now if delay_mode == "stamped" else None
+        if args.delay_mode not in ("stamped", "naive"):
+            raise ValueError(f"delay mode {args.delay_mode!r}: choose stamped or naive")
+        robot = DelayedObservations(sim, ticks, restamp=args.delay_mode == "naive")
+        clock = robot.now if args.delay_mode == "stamped" else None
     # lookahead: the scheduler takes the observation as captured that much earlier, so the action it picks for now
     # is the one the chunk planned for lookahead_ms after its observation
-    loop = control_loop(robot, policy, EXECUTE_MODES[execute], interpolate=False, noise=noise, clock=clock,
-                        camera_latency_s=lookahead_ms * 1e-3)
+    loop = control_loop(robot, policy, EXECUTE_MODES[execute], interpolate=False, noise=args.noise, clock=clock,
+                        camera_latency_s=args.lookahead_ms * 1e-3)
     robot.reset(seed=seed)
     robot.safety.interventions.clear()
     steps, tick_ms = 0, []
@@ -134,9 +134,7 @@ def _init(args):
 
 
 def _work(seed):
-    r = run_episode(_WORKER["robot"], _WORKER["policy"], seed, _WORKER["args"].execute,
-                    delay_ms=_WORKER["args"].delay_ms, noise=_WORKER["args"].noise,
-                    delay_mode=_WORKER["args"].delay_mode, lookahead_ms=_WORKER["args"].lookahead_ms)
+    r = run_episode(_WORKER["robot"], _WORKER["policy"], seed, _WORKER["args"])
     r["latencies"] = list(_WORKER["policy"].latencies_ms)
     _WORKER["policy"].latencies_ms.clear()
     return r
@@ -158,9 +156,7 @@ def evaluate(args: EvalArgs, progress: bool = True) -> dict:
         robot, policy = _setup(args)
         for i, seed in enumerate(seeds):
             with VideoWriter(args.video, fps=robot.rate_hz) if (i == 0 and args.video) else _Null() as video:
-                results.append(run_episode(robot, policy, seed, args.execute, video if args.video and i == 0 else None,
-                                           delay_ms=args.delay_ms, noise=args.noise, delay_mode=args.delay_mode,
-                                           lookahead_ms=args.lookahead_ms))
+                results.append(run_episode(robot, policy, seed, args, video if args.video and i == 0 else None))
             latencies += list(policy.latencies_ms)
             policy.latencies_ms.clear()
             bar.update(1)
@@ -171,8 +167,7 @@ def evaluate(args: EvalArgs, progress: bool = True) -> dict:
         if args.video:
             robot, policy = _setup(args)
             with VideoWriter(args.video, fps=robot.rate_hz) as video:
-                results.append(run_episode(robot, policy, seeds[0], args.execute, video, delay_ms=args.delay_ms,
-                                           noise=args.noise, delay_mode=args.delay_mode, lookahead_ms=args.lookahead_ms))
+                results.append(run_episode(robot, policy, seeds[0], args, video))
             latencies += list(policy.latencies_ms)
             robot.close()
             seeds = seeds[1:]
