@@ -219,7 +219,7 @@ def run_sim(args, policy) -> int:
 
     robot = SimRobot(SimConfig.matching(policy.manifest.observation, args.task))
     try:
-        loop = control_loop(robot, policy, args.blend or "model")
+        loop = control_loop(robot, policy, args.blend or "model", lookahead_s=_lookahead_s(args))
     except BaseException:
         robot.close()
         raise
@@ -271,7 +271,7 @@ def run_franka(args, policy) -> int:
         for cam in robot.cameras.values():
             cam.wait_for_frame(timeout_s=5.0, after=-1)
         loop = control_loop(robot, policy, args.blend or "model", stale_after_s=args.stale_after,
-                            camera_latency_s=args.camera_latency, clock=time.monotonic)
+                            lookahead_s=_lookahead_s(args), camera_latency_s=args.camera_latency, clock=time.monotonic)
     except BaseException:
         robot.close()
         for cam in robot.cameras.values():
@@ -312,15 +312,34 @@ def run_franka(args, policy) -> int:
 def cmd_export(args) -> int:
     from dm1_ros.policy.checkpoint import load_checkpoint
     from dm1_ros.policy.export import export_bundle
-    from dm1_ros.train.pretrain import command_line
+    from dm1_ros.outputs import command_line
 
     policy, payload = load_checkpoint(args.checkpoint, use_ema=not args.no_ema)
     training = {"checkpoint": str(args.checkpoint), **(payload.get("provenance") or {})}
     if "command" in training:
         training["command"] = command_line(training["command"])
     manifest = export_bundle(policy, args.out, steps=args.steps, control_rate_hz=args.control_rate, training=training,
-                             tolerance=args.tolerance, execution=args.execution, overwrite=args.force)
+                             tolerance=args.tolerance, execution=args.execution, overwrite=args.force,
+                             lookahead_s=args.lookahead_ms * 1e-3)
     print(f"wrote {args.out}: {manifest.model_id}, {manifest.sampling_steps} step(s), parity {manifest.parity.max_abs_diff:.2e}")
+    return 0
+
+
+def _lookahead_s(args) -> float | None:
+    """--lookahead-ms in seconds; None (the bundle's own) when not given."""
+    return None if args.lookahead_ms is None else args.lookahead_ms * 1e-3
+
+
+def cmd_execution(args) -> int:
+    from dm1_ros.runtime.bundle import read_manifest, set_execution
+    from dm1_ros.outputs import command_line
+
+    if args.execution is None and args.lookahead_ms is None:
+        manifest = read_manifest(args.model)
+    else:
+        manifest = set_execution(args.model, args.execution, _lookahead_s(args), command=command_line(sys.argv))
+    print(f"{args.model}: {manifest.model_id}, execution {manifest.execution}, lookahead "
+          f"{manifest.lookahead_s * 1e3:g} ms")
     return 0
 
 
@@ -366,9 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delay-mode", choices=["stamped", "naive"], default="stamped",
                    help="stamped: each action runs at the instant it was planned for, as the runtime does with true "
                    "capture stamps (the first D ms of a chunk are skipped); naive: chunks start with their first action")
-    p.add_argument("--lookahead-ms", type=natural_float, default=0.0,
-                   help="execute the action each chunk planned for this much after its observation (re-planning "
-                   "every tick: 0 runs each chunk's first action)")
+    p.add_argument("--lookahead-ms", type=natural_float, default=None,
+                   help="run, at each observation, the action its chunk planned this much after it (0: each chunk's "
+                   "first action; default: the bundle's manifest lookahead_s)")
     p.add_argument("--noise", choices=["fresh", "shifted"], default="fresh",
                    help="sampling noise across re-plans: fresh draws, or shifted (each future instant keeps the noise "
                    "it was first planned with)")
@@ -455,6 +474,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true", help="sim: pace the simulated loop in wall-clock time")
     p.add_argument("--blend", choices=["latest", "ensemble", "chunk"], default=None,
                    help="how chunks become commands (default: the bundle's manifest execution)")
+    p.add_argument("--lookahead-ms", type=natural_float, default=None,
+                   help="run, at each observation, the action its chunk planned this much after it (default: the "
+                   "bundle's manifest lookahead_s)")
     p.add_argument("--episodes", type=positive_int, default=1, help="sim only")
     p.add_argument("--seed", type=natural_int, default=400_000, help="sim only")
     p.add_argument("--threads", type=positive_int, default=2)
@@ -484,7 +506,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--execution", choices=["latest", "chunk", "ensemble"], default="latest",
                    help="how the runtime runs this model's chunks unless told otherwise (written to the manifest): latest "
                    "re-plans every tick, chunk runs each chunk open loop, ensemble averages overlapping chunks")
+    p.add_argument("--lookahead-ms", type=natural_float, default=0.0,
+                   help="written to the manifest: at each observation the runtime runs the action its chunk planned "
+                   "this much after it (default 0: the first action)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("execution", help="show or change how the runtime runs a bundle (manifest execution and "
+                       "lookahead), without re-exporting it",
+                       description="Prints a bundle's execution and lookahead; with options, writes them to its "
+                       "manifest (the network and its hash are untouched; the command is recorded in the manifest).")
+    p.add_argument("model", help="bundle directory")
+    p.add_argument("--execution", choices=["latest", "chunk", "ensemble"], default=None)
+    p.add_argument("--lookahead-ms", type=natural_float, default=None)
+    p.set_defaults(func=cmd_execution)
     return parser
 
 

@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import shlex
+import sys
 from pathlib import Path
 
 from dm1_ros.errors import Dm1Error
@@ -80,3 +82,11 @@ def claim_run_dir(path: str | Path, resume: bool, force: bool) -> Path:
         print(f"moved the previous run aside to {aside}", flush=True)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def command_line(argv: list[str] | str | None = None) -> str:
+    """The command as a user would type it again: `dm1 train ...`, not /abs/path/.venv/bin/dm1 train ..."""
+    args = shlex.split(argv) if isinstance(argv, str) else list(argv if argv is not None else sys.argv)
+    if args and Path(args[0]).name in ("dm1", "cli.py", "__main__.py"):
+        args[0] = "dm1"
+    return " ".join(shlex.quote(a) for a in args)

@@ -67,6 +67,16 @@ def test_train_and_valid_splits_are_disjoint(tmp_path):
     assert set(train.demos).isdisjoint(valid.demos) and len(train.demos) + len(valid.demos) == 3
 
 
+def test_max_episodes_keeps_a_prefix_of_the_split(tmp_path):
+    path, episodes = make_dataset(tmp_path, lengths=(5, 7, 6, 4))
+    full = RobomimicDataset(path, [KEY], chunk=2, split=None)
+    two = RobomimicDataset(path, [KEY], chunk=2, split=None, max_episodes=2)
+    assert two.demos == full.demos[:2] and len(two) == 12
+    np.testing.assert_array_equal(two.actions, full.actions[:12])
+    with pytest.raises(DatasetError, match="5 demonstrations asked for, split None holds 4"):
+        RobomimicDataset(path, [KEY], chunk=2, split=None, max_episodes=5)
+
+
 def test_missing_key_is_named(tmp_path):
     path, _ = make_dataset(tmp_path)
     with pytest.raises(DatasetError, match=r"data/demo_0 has no obs/agentview_image"):

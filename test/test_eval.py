@@ -110,14 +110,15 @@ def test_eval_with_a_delay_records_it(tiny_bundle):
     assert "100 ms delay" in markdown_row(summary)
 
 
-def test_lookahead_runs_the_action_planned_for_later(tiny_bundle):
-    """--lookahead-ms 100 at 20 Hz, re-planning every tick: each chunk's third action (index 2) is the one run."""
+def _ramp_run(bundle, blending, ticks, **loop_kwargs) -> list[float]:
+    """The x of each action the sim robot was sent, from a policy whose actions say their index (0.0, 0.1, ...)."""
+    from dm1_ros.runtime.bundle import read_manifest
     from dm1_ros.runtime.contract import ActionChunk
     from dm1_ros.runtime.loop import control_loop
     from dm1_ros.sim.env import SimConfig
     from dm1_ros.sim.robot import SimRobot
 
-    class Ramp:  # the bundle's manifest, actions that say which index they are
+    class Ramp:
         def __init__(self, manifest):
             self.manifest, self.model_id = manifest, "ramp"
 
@@ -126,19 +127,59 @@ def test_lookahead_runs_the_action_planned_for_later(tiny_bundle):
             a[:, 0] = np.arange(4) * 0.1
             return ActionChunk(a, obs.stamp, "ramp")
 
-    from dm1_ros.runtime.bundle import read_manifest
-
     robot = SimRobot(SimConfig(task="lift"))
     applied = []
     original = robot.apply
-    robot.apply = lambda action: (applied.append(np.asarray(action).copy()), original(action))
+    robot.apply = lambda action: (applied.append(round(float(np.asarray(action)[0]), 3)), original(action))
     try:
-        loop = control_loop(robot, Ramp(read_manifest(tiny_bundle)), "latest", interpolate=False, camera_latency_s=0.1)
+        loop = control_loop(robot, Ramp(read_manifest(bundle)), blending, interpolate=False, **loop_kwargs)
         robot.reset(seed=0)
-        for _ in range(3):
+        for _ in range(ticks):
             loop.tick()
-        assert [round(float(a[0]), 3) for a in applied] == [0.2, 0.2, 0.2]
     finally:
         robot.close()
-    summary = evaluate(EvalArgs(model=str(tiny_bundle), task="lift", episodes=1, max_steps=4, lookahead_ms=50), progress=False)
-    assert summary["lookahead_ms"] == 50
+    return applied
+
+
+def test_lookahead_runs_the_action_planned_for_later(tiny_bundle, tmp_path):
+    """Re-planning every tick at 20 Hz: lookahead 100 ms runs each chunk's third action (index 2); without one, the
+    bundle's manifest lookahead_s is used; in chunk mode a chunk runs from that action to its end."""
+    import shutil
+
+    from dm1_ros.runtime.bundle import set_execution
+    from dm1_ros.train.evaluate import markdown_row
+
+    assert _ramp_run(tiny_bundle, "latest", 3) == [0.0, 0.0, 0.0]
+    assert _ramp_run(tiny_bundle, "latest", 3, lookahead_s=0.1) == [0.2, 0.2, 0.2]
+    bundle = tmp_path / "ahead"
+    shutil.copytree(tiny_bundle, bundle)
+    assert set_execution(bundle, lookahead_s=0.05, command="dm1 execution ahead --lookahead-ms 50").lookahead_s == 0.05
+    assert _ramp_run(bundle, "latest", 3) == [0.1, 0.1, 0.1]
+    assert _ramp_run(bundle, "latest", 2, lookahead_s=0.0) == [0.0, 0.0]  # the caller's setting wins
+    assert _ramp_run(bundle, "chunk", 7) == [0.1, 0.2, 0.3, 0.1, 0.2, 0.3, 0.1]
+    summary = evaluate(EvalArgs(model=str(bundle), task="lift", episodes=1, max_steps=4), progress=False)
+    assert summary["lookahead_ms"] == 50 and "50 ms lookahead" in markdown_row(summary)
+    summary = evaluate(EvalArgs(model=str(bundle), task="lift", episodes=1, max_steps=4, lookahead_ms=0), progress=False)
+    assert summary["lookahead_ms"] == 0
+
+
+def test_execution_verb_changes_the_manifest_not_the_network(tiny_bundle, tmp_path, capsys):
+    import shutil
+
+    from dm1_ros.cli import main
+    from dm1_ros.runtime.bundle import load_bundle, read_manifest
+
+    bundle = tmp_path / "b"
+    shutil.copytree(tiny_bundle, bundle)
+    onnx_before = (bundle / "model.onnx").read_bytes()
+    assert main(["execution", str(bundle), "--execution", "chunk", "--lookahead-ms", "50"]) == 0
+    assert "execution chunk, lookahead 50 ms" in capsys.readouterr().out
+    manifest, _ = load_bundle(bundle)  # the hash still matches: the graph is untouched
+    assert manifest.lookahead_s == 0.05 and manifest.execution == "chunk"
+    assert (bundle / "model.onnx").read_bytes() == onnx_before and "execution_set_by" in manifest.training
+    before = (bundle / "manifest.yaml").read_text()
+    assert main(["execution", str(bundle), "--lookahead-ms", "200"]) == 1  # a whole chunk (4 at 20 Hz) ahead
+    err = capsys.readouterr().err
+    assert "lookahead_s must lie in [0, 0.2)" in err and "left as it was" in err
+    assert (bundle / "manifest.yaml").read_text() == before
+    assert read_manifest(bundle).lookahead_s == 0.05

@@ -257,3 +257,31 @@ def test_potential_shaping_telescopes_and_rewards_reaching():
         assert total > 0.05  # closer to the cube: higher potential
     finally:
         env.close()
+
+
+def test_finetune_under_torchrun_takes_one_step_across_two_ranks(tmp_path):
+    """2 CPU ranks (gloo), each with its own environment and rollout buffer: DDP averages the learner's gradients,
+    the target-KL stop is agreed, the ranks end with the same actor and critic (hashes compared across ranks), rank 0
+    alone writes, and the environment steps of both ranks are counted."""
+    import os
+
+    from dm1_ros.policy.checkpoint import read_checkpoint, save_checkpoint
+
+    init = lowdim_policy((3, 4, 2, 10), keys=LIFT_KEYS, chunk=4, action_dim=7, hidden=32)
+    save_checkpoint(tmp_path / "init.pt", init, init)
+    settings = dict(out_dir=str(tmp_path / "run"), task="lift", num_envs=1, asynchronous="false", rollout_steps=3,
+                    max_steps=16, critic_warmup_iters=1, eval_every=0, update_epochs=2, minibatch_size=2, threads=1,
+                    iterations=2, target_kl=0.001, export="none")
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "dm1_ros.cli",
+         "finetune", "--config", str(ROOT / "config/finetune/lift_lowdim.yaml"), "--init", str(tmp_path / "init.pt"),
+         "--no-progress", *[f"--set={k}={v}" for k, v in settings.items()]],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "2 ranks in step at iteration 2: weights" in result.stdout
+    rows = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows] == ["iteration", "1", "2"]  # one writer
+    assert rows[-1].split(",")[1] == str(2 * 2 * 3 * 1 * 4)  # ranks x iterations x decisions x envs x actions
+    payload = read_checkpoint(tmp_path / "run" / "last.pt")
+    assert payload["iteration"] == 2
+    assert any(not torch.equal(a, b) for a, b in zip(payload["state_dict"].values(), init.state_dict().values()))

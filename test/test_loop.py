@@ -53,11 +53,11 @@ class PointRobot:
         self.t += 1 / self.rate_hz
 
 
-def scripted_manifest(size=32, execution="latest"):
-    """The shipped bundle's manifest, made to take a size x size camera."""
+def scripted_manifest(size=32, execution="latest", lookahead_s=0.0):
+    """The shipped bundle's manifest, made to take a size x size camera, with the execution asked for."""
     manifest = copy.deepcopy(read_manifest(SHIPPED))
     manifest.observation.images = [ImageSpec(KEY, size, size)]
-    manifest.execution = execution
+    manifest.execution, manifest.lookahead_s = execution, lookahead_s
     return manifest
 
 

@@ -78,6 +78,23 @@ def test_blending_latest_ensemble_chunk():
         ChunkBlender("smooth")
 
 
+def test_lookahead_restamps_commands_in_every_blending():
+    """A chunk planned at t is sent as meant for t - lookahead: at t the robot runs its action for t + lookahead."""
+    ramp = ActionChunk(np.arange(4, dtype=np.float32)[:, None].repeat(7, 1), 1.0, "m")
+    for mode in ("latest", "chunk"):
+        out = ChunkBlender(mode, rate_hz=10, lookahead_s=0.1).add(ramp)
+        assert out.stamp == pytest.approx(0.9) and out.actions[1, 0] == 1.0  # actions bit for bit, stamp moved
+    ens = ChunkBlender("ensemble", rate_hz=10, lookahead_s=0.1)
+    ens.add(ramp)
+    later = ens.add(ActionChunk(ramp.actions + 10, 1.1, "m"))  # one step later: overlaps the first by 3 actions
+    assert later.stamp == pytest.approx(1.0) and later.actions.shape == (4, 7)
+    w = math.exp(-0.5)
+    assert later.actions[0, 0] == pytest.approx((w * 1.0 + 10.0) / (w + 1))  # both meant for instant 1.0
+    ck = ChunkBlender("chunk", rate_hz=10, lookahead_s=0.1)
+    ck.add(ramp)  # runs actions 1..3 from t = 1.0: the next plan is due at 1.3
+    assert not ck.needs_plan(1.2) and ck.needs_plan(1.25)
+
+
 def obs_at(t, size=32):
     return Observation({KEY: np.zeros((size, size, 3), np.uint8)}, np.zeros(9, np.float32), t)
 

@@ -149,12 +149,15 @@ def test_model_path_is_loaded_and_checked_inside_the_set_parameters_call(ros, po
 
 
 def test_default_blending_follows_each_models_manifest_across_swaps(ros, policy, tmp_path):
-    assert policy.p("blending") == "model" and policy.planner.mode == "chunk"  # the shipped lift model's
-    new = copy_bundle(tmp_path, "replanning", model_id="lift_image-latest", execution="latest")
+    # the shipped lift model's: re-plan every tick, run the action planned 50 ms after each image
+    assert policy.p("blending") == "model" and policy.planner.mode == "latest" and policy.planner.lookahead_s == 0.05
+    new = copy_bundle(tmp_path, "open_loop", model_id="lift_image-chunk", execution="chunk", lookahead_s=0.0)
     assert policy.set_parameters([Parameter("model_path", value=str(new))])[0].successful
     publish_observation(ros, policy, ros.now())
-    assert ros.spin(lambda: policy.planner.model_id == "lift_image-latest")
-    assert policy.planner.mode == "latest"
+    assert ros.spin(lambda: policy.planner.model_id == "lift_image-chunk")
+    assert policy.planner.mode == "chunk" and policy.planner.lookahead_s == 0.0
+    _, values = diagnostics_of(ros, policy, "policy")
+    assert values["blending"] == "chunk" and float(values["lookahead_s"]) == 0.0
     assert policy.set_parameters([Parameter("blending", value="ensemble")])[0].successful  # an explicit choice wins
     assert policy.planner.mode == "ensemble"
 

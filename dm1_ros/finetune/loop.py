@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from dm1_ros.configuration import to_dict
 from dm1_ros.finetune.chain import ChainPolicy, bc_loss
@@ -38,6 +39,7 @@ from dm1_ros.finetune.ppo import RewardScaler, gae, linear, ppo_actor_loss
 from dm1_ros.outputs import claim_run_dir
 from dm1_ros.policy.checkpoint import CheckpointError, load_checkpoint, load_state_strict, read_checkpoint, save_checkpoint
 from dm1_ros.policy.model import GenerativePolicy
+from dm1_ros.train.distributed import Ranks
 from dm1_ros.train.interrupt import signals_ignored, stop_on_sigterm
 
 COLUMNS = ["iteration", "env_steps", "seconds", "bc_coef", "actor_updated", "rollout/episodes", "rollout/success_rate",
@@ -81,14 +83,62 @@ def evaluate_chain(policy: ChainPolicy, envs, episodes: int, seed: int, image_ke
     return {"eval/success_rate": successes / max(1, episodes), "eval/episodes": int(finished.sum())}
 
 
+class PPOLoss(nn.Module):
+    """One minibatch's loss as a module's forward, so DistributedDataParallel can wrap it: value MSE, and while the
+    actor learns the clipped surrogate, the entropy bonus and BC to the frozen reference. forward -> (loss, logs,
+    approx_kl or None)."""
+
+    def __init__(self, policy: ChainPolicy, critic: Critic, reference: GenerativePolicy | None):
+        super().__init__()
+        self.policy, self.critic, self.reference = policy, critic, reference
+
+    def forward(self, images, proprio, chains, old_logp, adv, returns, cfg: FinetuneConfig, bc_coef: float,
+                actor_on: bool, generator: torch.Generator | None = None):
+        logs = {}
+        value = self.critic(images, proprio)
+        v_loss = 0.5 * (value - returns).pow(2).mean()
+        loss = cfg.value_coef * v_loss
+        logs["loss/value"] = float(v_loss.detach())
+        kl = None
+        if actor_on:
+            cond = self.policy.encode(images, proprio)
+            logp, entropy = self.policy.log_prob(cond, chains, cfg.logprob_reduce)
+            a_loss, stats = ppo_actor_loss(logp, old_logp, adv, cfg.clip)
+            loss = loss + a_loss - cfg.entropy_coef * entropy.mean()
+            kl = stats["approx_kl"]
+            logs.update({"loss/actor": float(a_loss.detach()), "approx_kl": kl, "clipfrac": stats["clipfrac"],
+                         "entropy": float(entropy.mean().detach())})
+            if bc_coef > 0 and self.reference is not None:
+                bc = bc_loss(self.policy, self.reference, images, proprio, generator)
+                loss = loss + bc_coef * bc
+                logs["loss/bc"] = float(bc.detach())
+        return loss, logs, kl
+
+
+def normalized_advantages(adv: torch.Tensor, ranks: Ranks) -> torch.Tensor:
+    """(adv - mean) / std over every rank's batch (one process: its own batch)."""
+    a = adv.double()
+    n, total, squares = ranks.sum([a.numel(), float(a.sum()), float((a * a).sum())])
+    if n < 2:
+        return adv
+    mean = total / n
+    std = math.sqrt(max(squares - n * mean * mean, 0.0) / (n - 1))
+    return ((a - mean) / (std + 1e-8)).to(adv.dtype)
+
+
 def ppo_update(policy: ChainPolicy, critic: Critic, reference: GenerativePolicy | None, batch: dict, cfg: FinetuneConfig,
-               optimizers: dict, bc_coef: float, update_actor: bool, generator: torch.Generator | None = None) -> dict:
+               optimizers: dict, bc_coef: float, update_actor: bool, generator: torch.Generator | None = None,
+               learner: nn.Module | None = None, ranks: Ranks | None = None) -> dict:
     """One PPO update over a flattened batch: images {k: (B, H, W, 3)}, proprio (B, P), chains (B, K+1, D),
-    logp (B,), advantages (B,), returns (B,). Returns mean diagnostics."""
+    logp (B,), advantages (B,), returns (B,). learner: PPOLoss over the same modules, DDP-wrapped under torchrun
+    (default: a plain PPOLoss); every rank steps alike and the target-KL stop uses the KL averaged over ranks.
+    Returns mean diagnostics."""
+    ranks = ranks or Ranks()
+    learner = learner or PPOLoss(policy, critic, reference)
     size = batch["proprio"].shape[0]
     adv = batch["advantages"]
-    if cfg.norm_advantages and size > 1:
-        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    if cfg.norm_advantages:
+        adv = normalized_advantages(adv, ranks)
     actor_params = [*policy.actor.parameters(), *policy.noise.parameters()]
     actor_on = update_actor
     logs: dict[str, list[float]] = {}
@@ -99,24 +149,10 @@ def ppo_update(policy: ChainPolicy, critic: Critic, reference: GenerativePolicy 
         for start in range(0, size, cfg.minibatch_size):
             idx = perm[start: start + cfg.minibatch_size]
             images = {k: v[idx] for k, v in batch["images"].items()}
-            proprio = batch["proprio"][idx]
-            value = critic(images, proprio)
-            v_loss = 0.5 * (value - batch["returns"][idx]).pow(2).mean()
-            loss = cfg.value_coef * v_loss
-            logs.setdefault("loss/value", []).append(float(v_loss.detach()))
-            if actor_on:
-                cond = policy.encode(images, proprio)
-                logp, entropy = policy.log_prob(cond, batch["chains"][idx], cfg.logprob_reduce)
-                a_loss, stats = ppo_actor_loss(logp, batch["logp"][idx], adv[idx], cfg.clip)
-                loss = loss + a_loss - cfg.entropy_coef * entropy.mean()
-                logs.setdefault("loss/actor", []).append(float(a_loss.detach()))
-                logs.setdefault("approx_kl", []).append(stats["approx_kl"])
-                logs.setdefault("clipfrac", []).append(stats["clipfrac"])
-                logs.setdefault("entropy", []).append(float(entropy.mean().detach()))
-                if bc_coef > 0 and reference is not None:
-                    bc = bc_loss(policy, reference, images, proprio, generator)
-                    loss = loss + bc_coef * bc
-                    logs.setdefault("loss/bc", []).append(float(bc.detach()))
+            loss, step_logs, kl = learner(images, batch["proprio"][idx], batch["chains"][idx], batch["logp"][idx],
+                                          adv[idx], batch["returns"][idx], cfg, bc_coef, actor_on, generator)
+            for k, v in step_logs.items():
+                logs.setdefault(k, []).append(v)
             for opt in optimizers.values():
                 opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -128,8 +164,8 @@ def ppo_update(policy: ChainPolicy, critic: Critic, reference: GenerativePolicy 
             if actor_on:
                 optimizers["actor"].step()
                 optimizers["noise"].step()
-                if cfg.target_kl > 0 and stats["approx_kl"] > cfg.target_kl:
-                    actor_on = False  # early stop for the actor; the critic keeps fitting
+                if cfg.target_kl > 0 and ranks.mean(kl) > cfg.target_kl:
+                    actor_on = False  # early stop for the actor, on every rank alike; the critic keeps fitting
     out = {k: float(np.mean(v)) for k, v in logs.items()}
     out["epochs"] = epochs
     out["actor_updated"] = int(update_actor)
@@ -175,11 +211,15 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True, c
     from tqdm import tqdm
 
     from dm1_ros.finetune.envs import EnvSpec, make_vector_env
-    from dm1_ros.train.pretrain import command_line
+    from dm1_ros.outputs import command_line
 
+    ranks = Ranks.start("cpu")  # under torchrun: one learner step across ranks, rank 0 writes
+    is_main = ranks.is_main
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    out = claim_run_dir(cfg.out_dir, resume=resume, force=force)  # a run there is resumed, moved aside or refused
+    # a run there is resumed, moved aside or refused (rank 0 decides; the others only read it to resume)
+    out = claim_run_dir(cfg.out_dir, resume=resume, force=force) if is_main else Path(cfg.out_dir)
+    ranks.barrier()
     last = out / "last.pt"
     if not cfg.init:
         raise CheckpointError("no initial checkpoint: pass --init CHECKPOINT or set init in the recipe")
@@ -197,7 +237,7 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True, c
                   "noise": torch.optim.Adam(policy.noise.parameters(), lr=cfg.noise_lr),
                   "critic": torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr)}
     scaler = RewardScaler(cfg.num_envs, cfg.gamma)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed + ranks.rank)  # each rank its own exploration and minibatches
     start_iter, env_steps, seconds_before = 0, 0, 0.0
     if resume:
         if not last.is_file():
@@ -215,11 +255,18 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True, c
         gen.set_state(payload["torch_generator"])
         torch.set_rng_state(payload["torch_rng"])
         start_iter, env_steps, seconds_before = int(payload["iteration"]), int(payload["env_steps"]), float(payload["seconds"])
-        print(f"resumed {last} at iteration {start_iter}", flush=True)
+        if ranks.rank:  # the checkpoint holds rank 0's generator
+            gen.manual_seed(cfg.seed + 7919 * ranks.rank + start_iter)
+        if is_main:
+            print(f"resumed {last} at iteration {start_iter}", flush=True)
     provenance = {"command": command or command_line(), "init": str(cfg.init),
                   "init_provenance": init_payload.get("provenance") or {}, "finetune": to_dict(cfg)}
 
+    learner = ranks.wrap(PPOLoss(policy, critic, reference), find_unused_parameters=True)  # critic-only iterations
+
     def checkpoint(iteration: int, seconds: float) -> None:
+        if not is_main:
+            return
         save_checkpoint(last, policy.actor, None, step=iteration, iteration=iteration, env_steps=env_steps, seconds=seconds,
                         chain_steps=cfg.chain_steps, noise_state_dict=policy.noise.state_dict(),
                         critic_state_dict=critic.state_dict(), reference_state_dict=reference.state_dict(),
@@ -233,19 +280,23 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True, c
     spec = EnvSpec(task=cfg.task, cameras=cameras, image_size=list(pc.image_size), proprio_keys=list(pc.proprio_keys),
                    act_steps=cfg.act_steps, max_steps=cfg.max_steps, shaping_weight=cfg.shaping_weight)
     envs = make_vector_env(spec, cfg.num_envs, cfg.asynchronous)
-    eval_envs = make_vector_env(spec, cfg.num_envs, cfg.asynchronous) if cfg.eval_every > 0 and cfg.eval_episodes > 0 else None
+    evaluating = is_main and cfg.eval_every > 0 and cfg.eval_episodes > 0
+    eval_envs = make_vector_env(spec, cfg.num_envs, cfg.asynchronous) if evaluating else None
     eval_seed = cfg.seed + 1_000_000
 
     # --- logs ---------------------------------------------------------------------------------------------------------
-    new_log = not (resume and (out / "log.csv").is_file())
-    csv_file = open(out / "log.csv", "w" if new_log else "a", newline="")
-    writer = csv.DictWriter(csv_file, fieldnames=COLUMNS, extrasaction="ignore")
-    if new_log:
-        writer.writeheader()
+    csv_file = writer = None
+    if is_main:
+        new_log = not (resume and (out / "log.csv").is_file())
+        csv_file = open(out / "log.csv", "w" if new_log else "a", newline="")
+        writer = csv.DictWriter(csv_file, fieldnames=COLUMNS, extrasaction="ignore")
+        if new_log:
+            writer.writeheader()
 
     def log(row: dict) -> None:
-        writer.writerow(row)
-        csv_file.flush()
+        if writer is not None:
+            writer.writerow(row)
+            csv_file.flush()
 
     t0 = time.perf_counter() - seconds_before
     summary: dict = {"out_dir": str(out), "checkpoint": str(last)}
@@ -253,24 +304,25 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True, c
     iteration = start_iter
     interrupted = False
     bar = tqdm(total=cfg.iterations, initial=start_iter, desc=f"finetune {cfg.task} K={cfg.chain_steps}", unit="it",
-               disable=not progress)
+               disable=not (progress and is_main))
     T, N = cfg.rollout_steps, cfg.num_envs
     stop = contextlib.ExitStack()  # SIGTERM stops the run like Ctrl-C until the `finally` below
-    stop.enter_context(stop_on_sigterm())
+    if is_main:
+        stop.enter_context(stop_on_sigterm())
     try:
         if eval_envs is not None and start_iter == 0:
             row = {"iteration": 0, "env_steps": env_steps, "seconds": time.perf_counter() - t0,
                    **evaluate_chain(policy, eval_envs, cfg.eval_episodes, eval_seed, image_keys, cfg.act_steps)}
             evals.append((0, row["eval/success_rate"]))
             log(row)
-        obs, _ = envs.reset(seed=cfg.seed + 7919 * start_iter)
+        obs, _ = envs.reset(seed=cfg.seed + 7919 * start_iter + 1_000_003 * ranks.rank)
         ep_steps = np.zeros(N, int)
         ep_return = np.zeros(N)  # undiscounted, unscaled return of the episodes in flight
         while iteration < cfg.iterations:
             # --- 1. rollout -----------------------------------------------------------------------------------
             buf_images = {k: [] for k in image_keys}
             buf_prop, buf_chain, buf_logp, buf_value, buf_reward, buf_done = [], [], [], [], [], []
-            finished, successes, lengths, returns_done = 0, 0, [], []
+            finished, successes, lengths, returns_done, new_steps = 0, 0, [], [], 0
             policy.eval()
             for _ in range(T):
                 images, proprio = to_torch_obs(obs, image_keys)
@@ -282,7 +334,7 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True, c
                 next_obs, reward, term, trunc, info = envs.step(actions)
                 done = term | trunc
                 steps_now = _per_env(info, "env_steps", done)
-                env_steps += int(steps_now.sum())
+                new_steps += int(steps_now.sum())
                 ep_steps += steps_now
                 reward = np.asarray(reward, np.float64)
                 ep_return += reward
@@ -324,15 +376,20 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True, c
             bc_coef = linear(cfg.bc_coef_start, cfg.bc_coef_end, iteration, cfg.bc_decay_iters)
             policy.train()
             logs = ppo_update(policy, critic, reference, batch, cfg, optimizers, bc_coef,
-                              update_actor=iteration >= cfg.critic_warmup_iters, generator=gen)
+                              update_actor=iteration >= cfg.critic_warmup_iters, generator=gen, learner=learner, ranks=ranks)
+            # rollout figures over every rank's environments
+            new_steps, finished, successes, length_sum, return_sum = ranks.sum(
+                [new_steps, finished, successes, sum(lengths), sum(returns_done)])
+            env_steps += int(new_steps)
+            finished, successes = int(finished), int(successes)
             iteration += 1
             y, var = returns.ravel(), returns.var()
             with torch.no_grad():
                 std_mean = float(policy.noise.log_std(policy.encode(*to_torch_obs(obs, image_keys)), 0).exp().mean())
             row = {"iteration": iteration, "env_steps": env_steps, "seconds": time.perf_counter() - t0, "bc_coef": bc_coef,
                    "rollout/episodes": finished, "rollout/success_rate": successes / finished if finished else "",
-                   "rollout/return": float(np.mean(returns_done)) if returns_done else "",  # unscaled, with shaping
-                   "rollout/episode_steps": float(np.mean(lengths)) if lengths else "", "std_mean": std_mean,
+                   "rollout/return": return_sum / finished if finished else "",  # unscaled, with shaping
+                   "rollout/episode_steps": length_sum / finished if finished else "", "std_mean": std_mean,
                    "explained_variance": float(1 - np.var(y - values.ravel()) / var) if var > 0 else "", **logs}
             # --- 4. evaluation, logs, checkpoint ----------------------------------------------------------------
             if eval_envs is not None and (iteration % cfg.eval_every == 0 or iteration == cfg.iterations):
@@ -345,7 +402,8 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True, c
                             kl=f"{logs.get('approx_kl', 0):.4f}", steps=env_steps)
             if iteration % cfg.checkpoint_every == 0 or iteration == cfg.iterations:
                 checkpoint(iteration, time.perf_counter() - t0)
-                plot_finetune(out / "log.csv", out / "curves.png", f"{cfg.task} fine-tuning, K={cfg.chain_steps}")
+                if is_main:
+                    plot_finetune(out / "log.csv", out / "curves.png", f"{cfg.task} fine-tuning, K={cfg.chain_steps}")
     except KeyboardInterrupt:
         interrupted = True
         if iteration > start_iter:  # before the first iteration there is nothing new to save
@@ -354,16 +412,24 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True, c
     finally:
         stop.close()
         bar.close()
-        csv_file.close()
+        if csv_file is not None:
+            csv_file.close()
         envs.close()
         if eval_envs is not None:
             eval_envs.close()
-    plot_finetune(out / "log.csv", out / "curves.png", f"{cfg.task} fine-tuning, K={cfg.chain_steps}")
+    if is_main:
+        plot_finetune(out / "log.csv", out / "curves.png", f"{cfg.task} fine-tuning, K={cfg.chain_steps}")
     if interrupted:
         print(f"\ninterrupted at iteration {iteration}: checkpoint saved to {last}; continue with --resume", file=sys.stderr)
         raise KeyboardInterrupt
     summary.update(iterations=iteration, env_steps=env_steps, seconds=time.perf_counter() - t0, evaluations=evals)
-    if cfg.export != "none":
+    if ranks.distributed:
+        digest = ranks.check_same_weights(policy, critic)
+        summary.update(ranks=ranks.world, weights=digest)
+        if is_main:
+            print(f"{ranks.world} ranks in step at iteration {iteration}: weights {digest} on every rank", flush=True)
+        ranks.close()
+    if cfg.export != "none" and is_main:
         from dm1_ros.policy.export import export_bundle
 
         bundle = Path(cfg.export) if cfg.export else out / "bundle"

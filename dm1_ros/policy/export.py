@@ -116,6 +116,7 @@ def export_bundle(
     tolerance: float = 1e-4,
     execution: str = "latest",
     overwrite: bool = False,
+    lookahead_s: float = 0.0,
 ) -> Manifest:
     """Write `out_dir/model.onnx` + `out_dir/manifest.yaml`; refuse (ExportError) when parity > tolerance.
     An existing `out_dir` is replaced (atomically) only when it is a bundle and `overwrite` is set
@@ -169,9 +170,14 @@ def export_bundle(
             onnx=OnnxSpec(file=ONNX_NAME, sha256=digest, opset=OPSET, inputs=[*cfg.image_keys, "proprio", "noise"], outputs=["actions"]),
             parity=Parity(max_abs_diff=diff, tolerance=tolerance, samples=17),
             execution=execution,
+            lookahead_s=float(lookahead_s),
             training=training or {},
             created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         )
+        try:
+            manifest.check()
+        except ValueError as exc:
+            raise ExportError(f"{exc}; bundle not written") from None
         manifest.save(staging)
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")

@@ -45,6 +45,8 @@ class PolicyNode(Dm1Node):
               configure_only=True),
         Param("plan_ahead_s", 0.0, "chunk blending: plan the next chunk this long before the current runs out",
               configure_only=True),
+        Param("lookahead_s", -1.0, "run, at each image, the action its chunk planned this long after it (-1 = the "
+              "bundle's manifest lookahead_s)", configure_only=True),
         Param("image_topics", [CAMERA_IMAGE], "one image topic per camera of the model, in manifest order",
               configure_only=True),
         Param("resize_images", True, "resize images to the model's size (false: refuse other sizes)",
@@ -92,6 +94,8 @@ class PolicyNode(Dm1Node):
             return f"{value!r} is not one of {', '.join(BLENDING)}"
         if name in ("rate", "ensemble_decay", "plan_ahead_s") and value < 0:
             return "must not be negative"
+        if name == "lookahead_s" and value < 0 and value != -1.0:
+            return "must be -1 (the bundle's) or a non-negative number of seconds"
         if name in ("max_observation_age_s", "pos_scale", "rot_scale") and value <= 0:
             return "must be positive"
         if name == "image_topics" and not value:
@@ -147,6 +151,7 @@ class PolicyNode(Dm1Node):
         policy = OnnxPolicy(self.model_path(), **policy_kwargs)
         planner = Planner(policy, self.p("blending"), max_observation_age_s=self.p("max_observation_age_s"),
                           ensemble_decay=self.p("ensemble_decay"), plan_ahead_s=self.p("plan_ahead_s"),
+                          lookahead_s=None if self.p("lookahead_s") < 0 else self.p("lookahead_s"),
                           sampling_steps=self.p("sampling_steps"), **policy_kwargs)
         spec = planner.manifest.observation
         topics = self.p("image_topics")
@@ -163,7 +168,8 @@ class PolicyNode(Dm1Node):
         self.cadence = CadenceMonitor(self.p("rate") or planner.manifest.control_rate_hz)
         self.planner = planner
         self.get_logger().info(f"policy {planner.model_id} on {policy.provider}, {planner.manifest.sampling_steps} "
-                               f"step(s), planning on every image of {topics[0]}, blending {planner.mode}")
+                               f"step(s), planning on every image of {topics[0]}, blending {planner.mode}, lookahead "
+                               f"{planner.lookahead_s * 1e3:g} ms")
 
     def activate(self) -> None:
         self.running = bool(self.p("start_on_activate"))
@@ -279,7 +285,7 @@ class PolicyNode(Dm1Node):
         s = self.cadence.summary()
         values = {"state": self.state, "running": self.running, "model_id": r.model_id, "model_path": r.bundle_dir,
                   "provider": getattr(r.policy, "provider", ""), "sampling_steps": m.sampling_steps,
-                  "blending": r.mode, "target_hz": s["target_hz"], "achieved_hz": s["achieved_hz"],
+                  "blending": r.mode, "lookahead_s": r.lookahead_s, "target_hz": s["target_hz"], "achieved_hz": s["achieved_hz"],
                   "plans": self.plans, "commands": self.commands, "overruns": s["overruns"], "swaps": r.swaps,
                   "failed_swaps": r.failed_swaps, "last_error": r.last_error,
                   "proprio_out_of_range": getattr(r.policy, "proprio_out_of_range", 0)}

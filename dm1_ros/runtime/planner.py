@@ -16,6 +16,8 @@ nothing of blending, which happens here:
             exp(-decay * age in control steps) (ActionScheduler's blending)
   chunk     open loop: the running chunk is sent again until its last instant is reached, then the next is planned
   model     the bundle's own choice (manifest `execution`), followed across swaps
+With a lookahead (manifest `lookahead_s`, or the planner's own setting) each chunk is taken as meant for that much
+earlier, so at its observation's instant the robot runs the action the chunk planned for lookahead_s later.
 
 A plan that must not be executed (stale observation, a model that failed or returned NaN) comes back with
 `hold=True`: the executor forgets what it was sent before and holds. No torch, no rclpy.
@@ -50,13 +52,17 @@ NONFINITE_OUTPUT = "nonfinite_policy_output"
 
 class ChunkBlender:
     """New chunks -> the command to send, per blending mode (see the module doc); the weights are
-    ActionScheduler's, read for a whole chunk of instants at once."""
+    ActionScheduler's, read for a whole chunk of instants at once. lookahead_s: a chunk's actions are taken as meant
+    for `lookahead_s` earlier than planned, so at its observation's instant the robot runs the action the chunk
+    planned for lookahead_s later (the command is stamped stamp - lookahead_s)."""
 
-    def __init__(self, mode: str = "latest", rate_hz: float = 20.0, decay: float = 0.5, plan_ahead_s: float = 0.0):
+    def __init__(self, mode: str = "latest", rate_hz: float = 20.0, decay: float = 0.5, plan_ahead_s: float = 0.0,
+                 lookahead_s: float = 0.0):
         self.scheduler = ActionScheduler(SchedulerConfig(mode=mode, rate_hz=rate_hz, ensemble_decay=decay))
         self.mode = mode
         self.rate_hz = float(rate_hz)
         self.plan_ahead_s = float(plan_ahead_s)
+        self.lookahead_s = float(lookahead_s)
         self.current: ActionChunk | None = None  # the last command
 
     @property
@@ -72,6 +78,8 @@ class ChunkBlender:
         return self.current is None or self.scheduler.needs_plan(t + self.plan_ahead_s)
 
     def add(self, chunk: ActionChunk) -> ActionChunk:
+        if self.lookahead_s:
+            chunk = ActionChunk(chunk.actions, chunk.stamp - self.lookahead_s, chunk.model_id, chunk.latency_ms)
         if self.mode == "chunk":
             self.scheduler.clear()  # asked for because the running chunk has ended (needs_plan)
         self.scheduler.add(chunk, now=chunk.stamp)
@@ -109,17 +117,23 @@ class SwapEvent:
 class Planner:
     def __init__(self, policy, blending: str = MODEL_BLENDING, *, observation_spec: ObservationSpec | None = None,
                  max_observation_age_s: float | None = None, ensemble_decay: float = 0.5, plan_ahead_s: float = 0.0,
-                 sampling_steps: int = 0, loader=None, noise: str = "fresh", **policy_kwargs):
+                 sampling_steps: int = 0, loader=None, noise: str = "fresh", lookahead_s: float | None = None,
+                 **policy_kwargs):
         """policy: a loaded OnnxPolicy (or anything with predict/manifest/model_id).
         observation_spec: what the robot provides (default: what `policy` takes); a swapped-in model must take it.
         max_observation_age_s: hold when the observation is older than this at `now` (None: no check, as in
         simulated time). sampling_steps: 0 takes any bundle; n > 0 refuses one that does not sample in n steps.
-        loader(path, **policy_kwargs): how load() builds a policy (default OnnxPolicy)."""
+        loader(path, **policy_kwargs): how load() builds a policy (default OnnxPolicy).
+        lookahead_s: run, at each observation, the action its chunk planned this long after it (None: the
+        manifest's lookahead_s, followed across swaps)."""
         if blending not in BLENDING:
             raise ValueError(f"unknown blending {blending!r}; choose one of {', '.join(BLENDING)}")
         if noise not in NOISE_MODES:
             raise ValueError(f"unknown noise {noise!r}; choose one of {', '.join(NOISE_MODES)}")
+        if lookahead_s is not None and not (lookahead_s >= 0 and np.isfinite(lookahead_s)):
+            raise ValueError(f"lookahead_s must be a non-negative number of seconds, got {lookahead_s}")
         self.noise = noise
+        self.lookahead = lookahead_s
         self._noise: tuple[float, np.ndarray] | None = None  # (stamp, noise) of the last plan
         self.policy = policy
         self.blending = blending
@@ -159,11 +173,17 @@ class Planner:
         return self.manifest.execution if self.blending == MODEL_BLENDING else self.blending
 
     @property
+    def lookahead_s(self) -> float:
+        """The lookahead in force (the manifest's when none was given)."""
+        return self.manifest.lookahead_s if self.lookahead is None else self.lookahead
+
+    @property
     def swapping(self) -> bool:
         return self._worker is not None and self._worker.is_alive()
 
     def _new_blender(self) -> ChunkBlender:
-        return ChunkBlender(self.mode, self.manifest.control_rate_hz, self.ensemble_decay, self.plan_ahead_s)
+        return ChunkBlender(self.mode, self.manifest.control_rate_hz, self.ensemble_decay, self.plan_ahead_s,
+                            self.lookahead_s)
 
     # --- models ------------------------------------------------------------------------------------------------
     def check_manifest(self, manifest: Manifest, path) -> None:

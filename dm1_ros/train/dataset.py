@@ -33,7 +33,9 @@ def file_hash(path: str | Path) -> str:
 class RobomimicDataset:
     def __init__(self, path: str | Path, image_keys: list[str], chunk: int, proprio_keys: list[str] | None = None,
                  split: str | None = "train", action_dim: int = 7, image_shape: tuple[int, int, int] | None = None,
-                 proprio_dims: list[int] | None = None, max_memory_gb: float = 8.0):
+                 proprio_dims: list[int] | None = None, max_memory_gb: float = 8.0, max_episodes: int = 0):
+        """max_episodes: keep only the first N demonstrations of the split (0: all), in the file's order, so a
+        smaller set is a prefix of a larger one (few-demonstration studies)."""
         self.path = Path(path)
         self.image_keys = list(image_keys)
         self.proprio_keys = list(proprio_keys if proprio_keys is not None else PROPRIO_KEYS)
@@ -50,6 +52,12 @@ class RobomimicDataset:
             demos = self._select(f, split)
             if not demos:
                 raise DatasetError(f"{self.path}: split {split!r} selects no demonstrations")
+            if max_episodes < 0:
+                raise DatasetError(f"max_episodes must not be negative, got {max_episodes}")
+            if max_episodes > len(demos):
+                raise DatasetError(f"{self.path}: {max_episodes} demonstrations asked for, split {split!r} holds "
+                                   f"{len(demos)}")
+            demos = demos[:max_episodes] if max_episodes else demos
             self.demos = demos
             self._check(f, demos, action_dim, image_shape, proprio_dims)
             lengths = [int(f["data"][d]["actions"].shape[0]) for d in demos]

@@ -38,7 +38,8 @@ class EvalArgs:
     max_steps: int = 0  # 0: the task's default
     delay_ms: float = 0.0  # the observation the policy sees is this old when its actions start (rounded to ticks)
     noise: str = "fresh"  # sampling noise across re-plans: fresh | shifted (runtime/planner.py)
-    lookahead_ms: float = 0.0  # execute the action each chunk planned for this much later than its observation
+    # run, at each observation, the action its chunk planned this much later (None: the bundle's manifest lookahead_s)
+    lookahead_ms: float | None = None
     delay_mode: str = "stamped"  # stamped: actions run at the instants planned for; naive: from the first (sim/latency.py)
 
 
@@ -109,10 +110,9 @@ def run_episode(robot, policy, seed: int, args: EvalArgs | None = None, video=No
             raise ValueError(f"delay mode {args.delay_mode!r}: choose stamped or naive")
         robot = DelayedObservations(sim, ticks, restamp=args.delay_mode == "naive")
         clock = robot.now if args.delay_mode == "stamped" else None
-    # lookahead: the scheduler takes the observation as captured that much earlier, so the action it picks for now
-    # is the one the chunk planned for lookahead_ms after its observation
+    lookahead_s = None if args.lookahead_ms is None else args.lookahead_ms * 1e-3
     loop = control_loop(robot, policy, EXECUTE_MODES[execute], interpolate=False, noise=args.noise, clock=clock,
-                        camera_latency_s=args.lookahead_ms * 1e-3)
+                        lookahead_s=lookahead_s)
     robot.reset(seed=seed)
     robot.safety.interventions.clear()
     steps, tick_ms = 0, []
@@ -191,7 +191,7 @@ def evaluate(args: EvalArgs, progress: bool = True) -> dict:
         "policy_latency_ms": {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))},
         "loop_tick_ms": float(np.mean([r["tick_ms"] for r in results])),
         "execute": args.execute, "delay_ms": args.delay_ms, "delay_mode": args.delay_mode, "noise": args.noise,
-        "lookahead_ms": args.lookahead_ms, "provider": provider, "seconds": time.perf_counter() - start,
+        "lookahead_ms": manifest.lookahead_s * 1e3 if args.lookahead_ms is None else args.lookahead_ms, "provider": provider, "seconds": time.perf_counter() - start,
         "seeds": [args.seed_base, args.seed_base + args.episodes - 1], "per_episode": results, "args": asdict(args),
     }
 

@@ -3,8 +3,10 @@
 A cleanrl-style loop, top to bottom: data -> policy with fitted normalizers -> AdamW with warm-up + cosine ->
 EMA weights (used for validation and export) -> checkpoints (every N steps, at the end, on Ctrl-C) -> logs
 (CSV, TensorBoard when installed, PNG of the curves). `--resume` continues from `out_dir/last.pt` with the
-optimizer, schedule, EMA and random-generator states. Data-parallel under torchrun: gradients are averaged over
-ranks with all-reduce; rank 0 logs and checkpoints.
+optimizer, schedule, EMA and random-generator states. Data-parallel under torchrun with PyTorch's
+DistributedDataParallel (train/distributed.py): every rank starts from rank 0's weights, draws its own batches, and
+takes the same step with gradients averaged over ranks; rank 0 logs and checkpoints; at the end the ranks' weights
+are compared.
 """
 from __future__ import annotations
 
@@ -12,8 +14,6 @@ import contextlib
 import copy
 import csv
 import math
-import os
-import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,14 +22,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from dm1_ros.configuration import ConfigError, to_dict
-from dm1_ros.outputs import claim_run_dir
+from dm1_ros.outputs import claim_run_dir, command_line
 from dm1_ros.policy.checkpoint import CheckpointError, load_state_strict, read_checkpoint, save_checkpoint
 from dm1_ros.policy.config import PolicyConfig
 from dm1_ros.policy.model import GenerativePolicy
 from dm1_ros.train.augment import random_shift
 from dm1_ros.train.dataset import RobomimicDataset, file_hash
+from dm1_ros.train.distributed import Ranks
 from dm1_ros.train.interrupt import signals_ignored, stop_on_sigterm
 
 
@@ -38,6 +40,7 @@ class TrainConfig:
     """Pre-training recipe. Defaults follow DMPO's robomimic image recipe (SPEC §3) scaled to a 2-core CPU."""
 
     data: str = "data/lift.hdf5"  # robomimic HDF5 (mask/train and mask/valid used when present)
+    episodes: int = 0  # train on the first N demonstrations of the train split (0: all of them)
     out_dir: str = "runs/lift_image"  # checkpoints, logs, curves
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     steps: int = 6000  # optimizer steps
@@ -66,7 +69,7 @@ class TrainConfig:
         for name in ("lr", "control_rate_hz"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("weight_decay", "warmup_steps", "lr_min", "grad_clip", "shift_pad", "threads"):
+        for name in ("episodes", "weight_decay", "warmup_steps", "lr_min", "grad_clip", "shift_pad", "threads"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.device == "cuda" and not _cuda_available():
@@ -76,14 +79,6 @@ class TrainConfig:
 
 def _cuda_available() -> bool:
     return torch.cuda.is_available()
-
-
-def command_line(argv: list[str] | str | None = None) -> str:
-    """The command as a user would type it again: `dm1 train ...`, not /abs/path/.venv/bin/dm1 train ..."""
-    args = shlex.split(argv) if isinstance(argv, str) else list(argv if argv is not None else sys.argv)
-    if args and Path(args[0]).name in ("dm1", "cli.py", "__main__.py"):
-        args[0] = "dm1"
-    return " ".join(shlex.quote(a) for a in args)
 
 
 def _cpu_copy(model: GenerativePolicy) -> GenerativePolicy:
@@ -152,6 +147,18 @@ def plot_curves(csv_path: Path, png_path: Path) -> None:
     plt.close(fig)
 
 
+class LossOf(nn.Module):
+    """policy.compute_loss as a module's forward, so DistributedDataParallel can wrap it (DDP averages the gradients
+    of what its forward computed)."""
+
+    def __init__(self, policy: GenerativePolicy):
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, batch: dict, generator: torch.Generator | None = None):
+        return self.policy.compute_loss(batch, generator)
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command: str | None = None,
           force: bool = False) -> Path:
     """Runs the whole recipe; returns the path of the final checkpoint (out_dir/last.pt). An out_dir that holds a
@@ -159,28 +166,22 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
     from tqdm import tqdm
 
     # --- processes: plain, or data-parallel under torchrun -----------------------------------------------------
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if use_cuda else "cpu")
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.init_process_group("nccl" if use_cuda else "gloo")
+    ranks = Ranks.start(cfg.device)
+    device, is_main = ranks.device, ranks.is_main
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed + rank)
-    rng = np.random.default_rng(cfg.seed + rank)
-    gen = torch.Generator().manual_seed(cfg.seed + rank)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+    rng = np.random.default_rng(cfg.seed + ranks.rank)  # each rank its own batches, noise and augmentation
+    gen = torch.Generator().manual_seed(cfg.seed + ranks.rank)
     out = Path(cfg.out_dir)
-    is_main = rank == 0
     if is_main:
         claim_run_dir(out, resume=resume, force=force)
 
     # --- data --------------------------------------------------------------------------------------------------
     pc = cfg.policy
     image_shape = (pc.image_size[0], pc.image_size[1], 3)
-    train_ds = RobomimicDataset(cfg.data, pc.image_keys, pc.chunk, pc.proprio_keys, "train", pc.action_dim, image_shape, pc.proprio_dims)
+    train_ds = RobomimicDataset(cfg.data, pc.image_keys, pc.chunk, pc.proprio_keys, "train", pc.action_dim, image_shape,
+                                pc.proprio_dims, max_episodes=cfg.episodes)
     try:
         valid_ds = RobomimicDataset(cfg.data, pc.image_keys, pc.chunk, pc.proprio_keys, "valid", pc.action_dim, image_shape, pc.proprio_dims)
     except ValueError:
@@ -193,6 +194,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
     policy.action_normalizer.fit(np.stack([stats["action_min"], stats["action_max"]]))
     policy.proprio_normalizer.fit(np.stack([stats["proprio_min"], stats["proprio_max"]]))
     policy.to(device)
+    if ranks.distributed:
+        torch.manual_seed(cfg.seed + ranks.rank)  # the global generator (sampling noise on a GPU) differs per rank
     ema = copy.deepcopy(policy).requires_grad_(False).eval()
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start_step = 0
@@ -212,9 +215,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
         rng.bit_generator.state = payload["numpy_rng"]
         gen.set_state(payload["torch_generator"])
         torch.set_rng_state(payload["torch_rng"])
+        if ranks.rank:  # the checkpoint holds rank 0's generators; the others must not draw rank 0's batches
+            rng = np.random.default_rng((cfg.seed, ranks.rank, start_step))
+            gen.manual_seed(cfg.seed + 7919 * ranks.rank + start_step)
         print(f"resumed {last} at step {start_step}", flush=True)
     provenance = {"command": command or command_line(), "data": str(cfg.data),
                   "data_hash": data_hash, "episodes": train_ds.num_episodes, "recipe": to_dict(cfg)}
+
+    learner = ranks.wrap(LossOf(policy))  # gradients averaged over ranks in backward (one process: the loss itself)
 
     saved_step = start_step  # the newest step on disk: a run that fails before its first step writes nothing
 
@@ -271,14 +279,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
             batch = to_torch(train_ds.batch(rng.integers(0, len(train_ds), size=cfg.batch_size)))
             batch["images"] = {k: random_shift(v, cfg.shift_pad, gen).to(device) for k, v in batch["images"].items()}
             batch["proprio"], batch["actions"] = batch["proprio"].to(device), batch["actions"].to(device)
-            loss, logs = policy.compute_loss(batch, gen if device.type == "cpu" else None)
+            loss, logs = learner(batch, gen if device.type == "cpu" else None)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if world > 1:
-                for p in policy.parameters():
-                    if p.grad is not None:
-                        dist.all_reduce(p.grad)
-                        p.grad /= world
             if cfg.grad_clip > 0:
                 logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip))
             if not math.isfinite(float(loss.detach())):
@@ -296,7 +299,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
                 row = {k: v / n for k, v in acc.items()}
                 acc = {}
                 row.update(lr=lr, seconds=time.perf_counter() - t0)
-                if valid_ds is not None and (step % cfg.validate_every == 0 or step == cfg.steps):
+                if is_main and valid_ds is not None and (step % cfg.validate_every == 0 or step == cfg.steps):
                     row["val/loss"] = validation_loss(ema, valid_ds, cfg.batch_size, cfg.seed, device=device)
                 log(step, row)
                 bar.set_postfix(loss=f"{row['loss/total']:.4f}", **({"val": f"{row['val/loss']:.4f}"} if "val/loss" in row else {}))
@@ -316,4 +319,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
     if interrupted:
         print(f"\ninterrupted at step {step}: checkpoint saved to {last}; continue with --resume", file=sys.stderr)
         raise KeyboardInterrupt
+    if ranks.distributed:
+        digest = ranks.check_same_weights(policy, ema)
+        if is_main:
+            print(f"{ranks.world} ranks in step at step {step}: weights {digest} on every rank", flush=True)
+        ranks.close()
     return last
