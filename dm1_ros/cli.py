@@ -136,7 +136,9 @@ def cmd_collect(args) -> int:
     if args.out is None:
         raise UsageError("--out is required (unless only --video is asked for)")
     cargs = CollectArgs(task=args.task, episodes=args.episodes, out=args.out, workers=args.workers, images=not args.no_images,
-                        image_size=args.image_size, cameras=tuple(args.cameras), seed=args.seed, keep_failures=args.keep_failures)
+                        image_size=args.image_size, cameras=tuple(args.cameras), seed=args.seed, keep_failures=args.keep_failures,
+                        point_cloud=tuple(args.point_cloud), num_points=args.num_points,
+                        crop=(tuple(args.crop[:3]), tuple(args.crop[3:])) if args.crop else None)
     try:
         s = collect(cargs)
     except KeyboardInterrupt:
@@ -421,6 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cameras", nargs="+", default=["robot0_eye_in_hand"], help="robosuite camera names")
     p.add_argument("--seed", type=natural_int, default=0, help="first seed")
     p.add_argument("--keep-failures", action="store_true", help="also keep episodes the expert failed")
+    p.add_argument("--point-cloud", nargs="+", default=[], metavar="CAMERA",
+                   help="also record a point cloud (obs/point_cloud, world frame) from these cameras' depth")
+    p.add_argument("--num-points", type=positive_int, default=512, help="points per cloud (farthest point sampling)")
+    p.add_argument("--crop", type=float, nargs=6, metavar=("X0", "Y0", "Z0", "X1", "Y1", "Z1"), default=None,
+                   help="point-cloud crop box, metres, world frame (default: the task's workspace above the table)")
     p.add_argument("--video", help="also write one episode (seed --seed) to this .mp4")
     p.set_defaults(func=cmd_collect)
 

@@ -137,3 +137,31 @@ def test_interrupted_collection_keeps_episodes_and_resumes(tmp_path, monkeypatch
     assert summary["kept"] == 3 and summary["new"] == 1 and summary["tried"] == 1
     with h5py.File(out) as f:
         assert sorted(f["data/demo_{}".format(i)].attrs["seed"] for i in range(3)) == [0, 1, 2]
+
+
+def test_point_cloud_from_robosuite_depth_finds_the_table_and_the_cube():
+    """Metric depth from robosuite, back-projected with its camera model into the world frame: the table top lies
+    at its height and the cube at the position the simulator's object state gives, from a fixed and a wrist camera."""
+    from dm1_ros.runtime.bundle import PointCloudSpec
+
+    for camera in ("agentview", "robot0_eye_in_hand"):
+        spec = PointCloudSpec(cameras=[camera], num_points=512, crop_min=[-0.4, -0.4, 0.78], crop_max=[0.4, 0.4, 1.1])
+        env = SimEnv(SimConfig(task="lift", use_images=False, point_cloud=spec))
+        try:
+            obs = env.reset(seed=3)
+            cube = env.raw_observation()["cube_pos"]
+            points = obs.points["point_cloud"]
+            assert points.shape == (512, 3) and points.dtype == np.float32
+            assert env.observation_spec.point_clouds == [spec] and obs.images == {}
+            table = points[points[:, 2] < 0.805]
+            assert len(table) > 100 and np.all(np.abs(table[:, 2] - 0.8) < 0.006), camera  # Lift's table top: z = 0.8
+            near_cube = np.linalg.norm(points - cube, axis=1) < 0.035  # the cube's half size is about 0.02
+            assert near_cube.sum() >= 3, camera
+            above = points[points[:, 2] > 0.81]  # above the table: the cube or the hand, nothing else
+            eef = env.raw_observation()["robot0_eef_pos"]
+            on_cube = np.linalg.norm(above[:, :2] - cube[:2], axis=1) < 0.04
+            on_hand = np.linalg.norm(above - eef, axis=1) < 0.15
+            assert np.all(on_cube | on_hand), camera
+            np.testing.assert_array_equal(points, env.observation().points["point_cloud"])  # same state, same cloud
+        finally:
+            env.close()

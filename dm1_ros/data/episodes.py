@@ -2,7 +2,7 @@
 
     data/                         attrs: total (steps), env_args (JSON)
       demo_N/                     attrs: num_samples (+ seed, success, ...)
-        obs/<key>                 (T, ...)  images uint8 (T, H, W, 3), low-dim float32
+        obs/<key>                 (T, ...)  images uint8 (T, H, W, 3), point clouds float32 (T, N, 3), low-dim float32
         next_obs/<key>            obs shifted by one step (last step repeated): HDF5 virtual datasets, no extra
                                   bytes; robomimic's SequenceDataset loads them by default
         actions (T, 7)  rewards (T,)  dones (T,)  states (T, S)  timestamps (T,)
@@ -70,12 +70,15 @@ class EpisodeRecorder:
             raise ValueError("nothing recorded")
         first = self.steps[0][0]
         obs: dict[str, list] = {k: [] for k in first.images}
+        obs.update({k: [] for k in first.points})
         obs.update({k: [] for k in PROPRIO_KEYS})
         obs.update({k: [] for k in self.steps[0][5]})
         splits = np.cumsum(PROPRIO_DIMS)[:-1]
         for o, _, _, _, _, extra in self.steps:
             for k, img in o.images.items():
                 obs[k].append(img)
+            for k, points in o.points.items():
+                obs[k].append(np.asarray(points, np.float32))
             for k, part in zip(PROPRIO_KEYS, np.split(np.asarray(o.proprio, np.float32), splits)):
                 obs[k].append(part)
             for k, v in extra.items():

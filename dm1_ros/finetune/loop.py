@@ -228,6 +228,9 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True, c
     reference, init_payload = load_checkpoint(cfg.init)  # EMA weights of the pre-trained policy
     reference.requires_grad_(False).eval()
     pc = reference.config
+    if pc.point_clouds:
+        raise CheckpointError(f"{cfg.init} is a point-cloud policy; dm1 finetune takes image and low-dimensional "
+                              "policies (its environments make no point clouds yet)")
     if not 1 <= cfg.act_steps <= pc.chunk:
         raise ValueError(f"act_steps {cfg.act_steps} must lie in 1 .. the policy's chunk {pc.chunk}")
     torch.manual_seed(cfg.seed)

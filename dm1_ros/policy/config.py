@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from dm1_ros.runtime.bundle import PointCloudSpec
 from dm1_ros.runtime.contract import PROPRIO_DIMS, PROPRIO_KEYS
 
 FEATURE_LAYERS = ("condition", "tokens", "head_hidden", "time_embedding")
@@ -28,6 +29,15 @@ class LowDimConfig:
 
     hidden: int = 256
     layers: int = 2
+    out_dim: int = 64
+
+
+@dataclass
+class PointNetConfig:
+    """DP3's point encoder (SPEC §7): per-point MLP over XYZ with LayerNorm + ReLU, max-pool over points, then
+    Linear -> out_dim + LayerNorm."""
+
+    hidden: list[int] = field(default_factory=lambda: [64, 128, 256])
     out_dim: int = 64
 
 
@@ -78,7 +88,8 @@ class MethodConfig:
 
 @dataclass
 class PolicyConfig:
-    """Shapes: images (B, H, W, 3) uint8 per camera, proprio (B, P) -> actions (B, Ta, Da)."""
+    """Shapes: images (B, H, W, 3) uint8 per camera (encoder vit), or point clouds (B, N, 3) float32 (encoder
+    pointnet), and proprio (B, P) -> actions (B, Ta, Da)."""
 
     image_keys: list[str] = field(default_factory=lambda: ["robot0_eye_in_hand_image"])
     image_size: list[int] = field(default_factory=lambda: [96, 96])
@@ -86,8 +97,11 @@ class PolicyConfig:
     proprio_dims: list[int] = field(default_factory=lambda: list(PROPRIO_DIMS))
     action_dim: int = 7
     chunk: int = 4
-    encoder: Literal["vit", "mlp"] = "vit"
+    encoder: Literal["vit", "mlp", "pointnet"] = "vit"
+    # pointnet: the point clouds the policy sees, each with how it is made (cameras, frame, crop, sampling)
+    point_clouds: list[PointCloudSpec] = field(default_factory=list)
     vision: VisionConfig = field(default_factory=VisionConfig)
+    pointnet: PointNetConfig = field(default_factory=PointNetConfig)
     lowdim: LowDimConfig = field(default_factory=LowDimConfig)
     time: TimeEmbeddingConfig = field(default_factory=TimeEmbeddingConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
@@ -99,6 +113,10 @@ class PolicyConfig:
             raise ValueError("encoder 'vit' needs at least one entry in image_keys")
         if self.encoder == "mlp" and self.image_keys:
             raise ValueError("encoder 'mlp' is state-only: set image_keys to []")
+        if self.encoder == "pointnet" and (self.image_keys or not self.point_clouds):
+            raise ValueError("encoder 'pointnet' reads point clouds only: set image_keys to [] and list point_clouds")
+        if self.encoder != "pointnet" and self.point_clouds:
+            raise ValueError(f"point_clouds need encoder 'pointnet', got encoder {self.encoder!r}")
         if len(self.proprio_keys) != len(self.proprio_dims):
             raise ValueError("proprio_keys and proprio_dims must have the same length")
         if len(self.image_size) != 2:
@@ -107,6 +125,10 @@ class PolicyConfig:
             raise ValueError("method.flow_ratio must lie in [0, 1]")
         if self.method.sampling_steps < 1:
             raise ValueError("method.sampling_steps must be >= 1")
+
+    @property
+    def point_cloud_keys(self) -> list[str]:
+        return [c.name for c in self.point_clouds]
 
     @property
     def proprio_dim(self) -> int:

@@ -6,6 +6,7 @@ matches torch within `tolerance`; it is assembled in a temporary directory and r
 """
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import io
@@ -44,27 +45,39 @@ class ExportError(Dm1Error, RuntimeError):
     pass
 
 
+def input_names(policy: GenerativePolicy) -> list[str]:
+    """The graph's inputs, in order: cameras, point clouds, proprio, noise."""
+    return [*policy.config.image_keys, *policy.config.point_cloud_keys, "proprio", "noise"]
+
+
 class SamplerGraph(nn.Module):
-    """Positional wrapper the ONNX exporter can trace: (*images, proprio, noise) -> actions."""
+    """Positional wrapper the ONNX exporter can trace: (*images, *point clouds, proprio, noise) -> actions."""
 
     def __init__(self, policy: GenerativePolicy, steps: int):
         super().__init__()
         self.policy = policy
         self.steps = steps
-        self.keys = list(policy.config.image_keys)
+        self.image_keys = list(policy.config.image_keys)
+        self.point_keys = list(policy.config.point_cloud_keys)
 
     def forward(self, *inputs):
-        images = dict(zip(self.keys, inputs[: len(self.keys)]))
-        proprio, noise = inputs[len(self.keys)], inputs[len(self.keys) + 1]
-        return self.policy(images, proprio, noise, self.steps)
+        n, m = len(self.image_keys), len(self.point_keys)
+        images = dict(zip(self.image_keys, inputs[:n]))
+        points = dict(zip(self.point_keys, inputs[n: n + m])) or None
+        proprio, noise = inputs[n + m], inputs[n + m + 1]
+        return self.policy(images, proprio, noise, self.steps, points)
 
 
 def example_inputs(policy: GenerativePolicy, batch: int, seed: int = 0) -> list[torch.Tensor]:
-    """Random uint8 images, proprio spread over (and a little beyond) the fitted range, standard normal noise."""
+    """Random uint8 images, points spread over each cloud's crop box, proprio spread over (and a little beyond) the
+    fitted range, standard normal noise."""
     g = torch.Generator().manual_seed(seed)
     cfg = policy.config
     h, w = cfg.image_size
     images = [torch.randint(0, 256, (batch, h, w, 3), dtype=torch.uint8, generator=g) for _ in cfg.image_keys]
+    for c in cfg.point_clouds:
+        lo, hi = torch.tensor(c.crop_min), torch.tensor(c.crop_max)
+        images.append(lo + (hi - lo) * torch.rand(batch, c.num_points, 3, generator=g))
     lo, hi = policy.proprio_normalizer.low, policy.proprio_normalizer.high
     proprio = lo + (hi - lo) * (torch.rand(batch, cfg.proprio_dim, generator=g) * 1.2 - 0.1)
     noise = torch.randn(batch, cfg.chunk, cfg.action_dim, generator=g)
@@ -73,7 +86,7 @@ def example_inputs(policy: GenerativePolicy, batch: int, seed: int = 0) -> list[
 
 def to_onnx_bytes(policy: GenerativePolicy, steps: int) -> bytes:
     graph = SamplerGraph(policy, steps).eval()
-    names = [*policy.config.image_keys, "proprio", "noise"]
+    names = input_names(policy)
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -155,6 +168,7 @@ def export_bundle(
                 images=[ImageSpec(k, cfg.image_size[0], cfg.image_size[1]) for k in cfg.image_keys],
                 proprio_keys=list(cfg.proprio_keys),
                 proprio_dims=list(cfg.proprio_dims),
+                point_clouds=copy.deepcopy(list(cfg.point_clouds)),
             ),
             action=ActionSpec(
                 dim=cfg.action_dim,
@@ -167,7 +181,7 @@ def export_bundle(
                 proprio_min=policy.proprio_normalizer.low.tolist(),
                 proprio_max=policy.proprio_normalizer.high.tolist(),
             ),
-            onnx=OnnxSpec(file=ONNX_NAME, sha256=digest, opset=OPSET, inputs=[*cfg.image_keys, "proprio", "noise"], outputs=["actions"]),
+            onnx=OnnxSpec(file=ONNX_NAME, sha256=digest, opset=OPSET, inputs=input_names(policy), outputs=["actions"]),
             parity=Parity(max_abs_diff=diff, tolerance=tolerance, samples=17),
             execution=execution,
             lookahead_s=float(lookahead_s),

@@ -1,6 +1,7 @@
 """GenerativePolicy: observation encoder + time embeddings + velocity head + normalizers, one module.
 
-    images: name -> (B, H, W, 3) uint8, proprio (B, P) raw  ->  actions (B, Ta, Da) in robot units
+    images: name -> (B, H, W, 3) uint8 (or points: name -> (B, N, 3) float32), proprio (B, P) raw
+        ->  actions (B, Ta, Da) in robot units
 
 `compute_loss(batch)` trains it (MeanFlow or flow matching, plus dispersive terms); `select_action(...)` samples
 in `steps` network evaluations (1 by default for MeanFlow).
@@ -13,7 +14,7 @@ from torch import nn
 from dm1_ros.policy import objectives
 from dm1_ros.policy.config import PolicyConfig
 from dm1_ros.policy.dispersive import total_dispersive
-from dm1_ros.policy.networks import LowDimEncoder, ResidualMLPHead, TimeEmbedding, ViTEncoder
+from dm1_ros.policy.networks import LowDimEncoder, PointNetEncoder, ResidualMLPHead, TimeEmbedding, ViTEncoder
 from dm1_ros.policy.normalizer import MinMaxNormalizer
 
 
@@ -24,11 +25,16 @@ class GenerativePolicy(nn.Module):
         p = config.proprio_dim
         self.action_normalizer = MinMaxNormalizer(config.action_dim)
         self.proprio_normalizer = MinMaxNormalizer(p)
+        self.point_encoders = nn.ModuleDict({key: PointNetEncoder(config.pointnet) for key in config.point_cloud_keys})
         if config.encoder == "vit":
             self.image_encoders = nn.ModuleDict(
                 {key: ViTEncoder(config.vision, tuple(config.image_size), p) for key in config.image_keys}
             )
             cond_dim = sum(e.out_dim for e in self.image_encoders.values()) + p
+            self.state_encoder = None
+        elif config.encoder == "pointnet":
+            self.image_encoders = nn.ModuleDict()
+            cond_dim = sum(e.out_dim for e in self.point_encoders.values()) + p
             self.state_encoder = None
         else:
             self.image_encoders = nn.ModuleDict()
@@ -41,12 +47,19 @@ class GenerativePolicy(nn.Module):
         self.head = ResidualMLPHead(config.head, self.flat_dim, 2 * config.time.dim, cond_dim, self.flat_dim)
 
     # --- pieces -------------------------------------------------------------------------------------------------
-    def encode(self, images: dict[str, torch.Tensor], proprio: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    def encode(self, images: dict[str, torch.Tensor], proprio: torch.Tensor,
+               points: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict]:
         """Raw observation -> condition (B, cond_dim) and named features for the dispersive terms."""
         prop = self.proprio_normalizer.normalize(proprio)
         if self.state_encoder is not None:
             tokens = self.state_encoder(prop)
             cond = torch.cat([tokens, prop], dim=-1)
+        elif self.point_encoders:
+            if points is None:
+                raise ValueError(f"this policy reads point clouds {list(self.point_encoders)}; none were given")
+            features, pooled = zip(*(encoder(points[key]) for key, encoder in self.point_encoders.items()))
+            tokens = torch.cat(pooled, dim=-1)
+            cond = torch.cat([*features, prop], dim=-1)
         else:
             visual, token_means = [], []
             for key, encoder in self.image_encoders.items():
@@ -70,7 +83,7 @@ class GenerativePolicy(nn.Module):
     # --- training -----------------------------------------------------------------------------------------------
     def compute_loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
         """batch: images {name: (B, H, W, 3) uint8 (or float 0..255)}, proprio (B, P), actions (B, Ta, Da) raw."""
-        cond, features = self.encode(batch.get("images", {}), batch["proprio"])
+        cond, features = self.encode(batch.get("images", {}), batch["proprio"], batch.get("points"))
         a = self.action_normalizer.normalize(batch["actions"]).reshape(cond.shape[0], -1)
 
         def velocity_fn(z, r, t):
@@ -93,23 +106,25 @@ class GenerativePolicy(nn.Module):
         z = objectives.sample(lambda z, r, t: self.velocity(z, r, t, cond), noise.reshape(cond.shape[0], -1), steps, self.config.method.name)
         return z.clamp(-1.0, 1.0).reshape(-1, self.config.chunk, self.config.action_dim)
 
-    def forward(self, images: dict[str, torch.Tensor], proprio: torch.Tensor, noise: torch.Tensor, steps: int = 1):
+    def forward(self, images: dict[str, torch.Tensor], proprio: torch.Tensor, noise: torch.Tensor, steps: int = 1,
+                points: dict[str, torch.Tensor] | None = None):
         """The deployable sampler: raw observation + noise (B, Ta, Da) -> actions (B, Ta, Da) in robot units."""
-        cond, _ = self.encode(images, proprio)
+        cond, _ = self.encode(images, proprio, points)
         return self.action_normalizer.unnormalize(self.sample_normalized(cond, noise, steps))
 
     @torch.no_grad()
     def select_action(self, images: dict[str, torch.Tensor], proprio: torch.Tensor, steps: int | None = None,
-                      noise: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+                      noise: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                      points: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         steps = steps or self.config.method.sampling_steps
         if noise is None:
             noise = torch.randn(proprio.shape[0], self.config.chunk, self.config.action_dim, generator=generator)
-        return self(images, proprio, noise, steps)
+        return self(images, proprio, noise, steps, points)
 
     def parameter_breakdown(self) -> dict[str, int]:
         count = lambda m: sum(p.numel() for p in m.parameters()) if m is not None else 0  # noqa: E731
         return {
-            "encoder": count(self.image_encoders) + count(self.state_encoder),
+            "encoder": count(self.image_encoders) + count(self.point_encoders) + count(self.state_encoder),
             "time_embeddings": count(self.time_t) + count(self.time_r),
             "head": count(self.head),
             "total": count(self),

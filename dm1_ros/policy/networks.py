@@ -1,5 +1,5 @@
-"""Networks (SPEC §3): DMPO's light ViT with spatial-embedding pooling, a low-dim MLP encoder, time embeddings
-and the residual-MLP velocity head. About 1.78 M parameters for one 96x96 camera, 9-d proprio, Ta=4, Da=7.
+"""Networks (SPEC §3, §7): DMPO's light ViT with spatial-embedding pooling, DP3's point encoder, a low-dim MLP
+encoder, time embeddings and the residual-MLP velocity head. About 1.78 M parameters for one 96x96 camera, 9-d proprio, Ta=4, Da=7.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dm1_ros.policy.config import HeadConfig, LowDimConfig, TimeEmbeddingConfig, VisionConfig
+from dm1_ros.policy.config import HeadConfig, LowDimConfig, PointNetConfig, TimeEmbeddingConfig, VisionConfig
 
 
 def mish(x: torch.Tensor) -> torch.Tensor:
@@ -124,6 +124,24 @@ class ViTEncoder(nn.Module):
         h = x.transpose(1, 2) @ w_tok.T + (proprio @ w_prop.T + lin.bias)[:, None, :]  # (B, C, pool_dim)
         h = self.pool_in[2](self.pool_in[1](h))
         return (h * self.pool_weight).sum(1), x.mean(1)
+
+
+class PointNetEncoder(nn.Module):
+    """DP3: (B, N, 3) points -> feature (B, out_dim) and the max-pooled per-point features (B, hidden[-1])."""
+
+    def __init__(self, cfg: PointNetConfig):
+        super().__init__()
+        layers, d = [], 3
+        for width in cfg.hidden:
+            layers += [nn.Linear(d, width), nn.LayerNorm(width), nn.ReLU()]
+            d = width
+        self.mlp = nn.Sequential(*layers)
+        self.project = nn.Sequential(nn.Linear(d, cfg.out_dim), nn.LayerNorm(cfg.out_dim))
+        self.out_dim = cfg.out_dim
+
+    def forward(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pooled = self.mlp(points.to(torch.float32)).amax(dim=1)
+        return self.project(pooled), pooled
 
 
 class LowDimEncoder(nn.Module):

@@ -15,6 +15,7 @@ import yaml
 
 from dm1_ros.configuration import ConfigError, from_dict, to_dict
 from dm1_ros.errors import Dm1Error
+from dm1_ros.runtime.pointcloud import PointCloudConfig, PointCloudError
 from dm1_ros.runtime.scheduler import MODES
 
 MANIFEST_FORMAT_VERSION = 1
@@ -43,10 +44,23 @@ class ImageSpec:
 
 
 @dataclass
+class PointCloudSpec(PointCloudConfig):
+    """A point-cloud input: its name in the graph, (num_points, 3) float32, and how it is made (cameras, frame,
+    crop, sampling: PointCloudConfig)."""
+
+    name: str = "point_cloud"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.num_points, 3)
+
+
+@dataclass
 class ObservationSpec:
     images: list[ImageSpec]
     proprio_keys: list[str]
     proprio_dims: list[int]
+    point_clouds: list[PointCloudSpec] = field(default_factory=list)
 
     @property
     def proprio_dim(self) -> int:
@@ -125,6 +139,9 @@ class Manifest:
             if not (1 <= image.height <= MAX_IMAGE_SIDE and 1 <= image.width <= MAX_IMAGE_SIDE) or image.channels != 3:
                 raise ValueError(f"observation image {image.name!r}: {image.height}x{image.width}x{image.channels} "
                                  "is not an H x W x 3 image")
+        names = [i.name for i in o.images] + [c.name for c in o.point_clouds]
+        if len(set(names)) != len(names) or {"proprio", "noise"} & set(names):
+            raise ValueError(f"observation input names {names} must be unique and not 'proprio' or 'noise'")
         if len(o.proprio_keys) != len(o.proprio_dims) or any(not 1 <= d <= MAX_SIZE for d in o.proprio_dims):
             raise ValueError(f"observation.proprio_keys {o.proprio_keys} and proprio_dims {o.proprio_dims} do not pair "
                              "up with positive sizes")
@@ -164,6 +181,17 @@ class Manifest:
                 raise BundleError(f"model {self.model_id} needs camera '{name}', the robot provides {sorted(have)}")
             if have[name] != shape:
                 raise BundleError(f"camera '{name}': model {self.model_id} expects {shape}, robot provides {have[name]}")
+        clouds = {c.name: c for c in provided.point_clouds}
+        for cloud in self.observation.point_clouds:
+            got = clouds.get(cloud.name)
+            if got is None:
+                raise BundleError(f"model {self.model_id} needs point cloud '{cloud.name}', the robot provides "
+                                  f"{sorted(clouds) or 'none'}")
+            if (got.shape, got.frame, list(got.crop_min), list(got.crop_max)) != (
+                    cloud.shape, cloud.frame, list(cloud.crop_min), list(cloud.crop_max)):
+                raise BundleError(f"point cloud '{cloud.name}': model {self.model_id} expects {cloud.shape} points in "
+                                  f"frame {cloud.frame} cropped to {cloud.crop_min}..{cloud.crop_max}, the robot "
+                                  f"provides {got.shape} in {got.frame} cropped to {got.crop_min}..{got.crop_max}")
         if list(provided.proprio_keys) != list(self.observation.proprio_keys) or list(provided.proprio_dims) != list(
             self.observation.proprio_dims
         ):
@@ -201,7 +229,7 @@ def read_manifest(bundle_dir: str | Path) -> Manifest:
         )
     try:
         manifest = from_dict(Manifest, data)
-    except ConfigError as exc:
+    except (ConfigError, PointCloudError) as exc:
         raise BundleError(f"{path}: {exc}") from None
     if manifest.execution not in MODES:
         raise BundleError(f"{path}: execution {manifest.execution!r} is not one of {', '.join(MODES)}")

@@ -13,11 +13,13 @@ ACTION_NAMES = ("dx", "dy", "dz", "drx", "dry", "drz", "gripper")
 
 @dataclass
 class Observation:
-    """images: name -> (H, W, 3) uint8, upright; proprio: (P,) float32; stamp: seconds of capture."""
+    """images: name -> (H, W, 3) uint8, upright; proprio: (P,) float32; stamp: seconds of capture;
+    points: name -> (N, 3) float32 point cloud in metres (runtime/pointcloud.py), for point-cloud policies."""
 
     images: dict[str, np.ndarray]
     proprio: np.ndarray
     stamp: float = 0.0
+    points: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass

@@ -110,7 +110,8 @@ class OnnxPolicy:
 
     def _check_graph(self) -> None:
         names = [i.name for i in self.session.get_inputs()]
-        expected = [s.name for s in self.manifest.observation.images] + ["proprio", "noise"]
+        spec = self.manifest.observation
+        expected = [s.name for s in spec.images] + [c.name for c in spec.point_clouds] + ["proprio", "noise"]
         if sorted(names) != sorted(expected):
             raise BundleError(f"{self.bundle_dir}: model.onnx inputs {names} do not match the manifest's {expected}")
 
@@ -119,7 +120,8 @@ class OnnxPolicy:
         the bundle is refused here (at load, and so at every hot swap) instead of reaching the robot."""
         obs = self.dummy_observation()
         try:
-            out = self.predict_batch({k: v[None] for k, v in obs.images.items()}, obs.proprio[None])
+            out = self.predict_batch({k: v[None] for k, v in obs.images.items()}, obs.proprio[None],
+                                     points={k: v[None] for k, v in obs.points.items()})
         except Exception as exc:  # noqa: BLE001 - onnxruntime's own error types
             raise BundleError(f"{self.bundle_dir}: model.onnx fails on a neutral observation: {exc}") from None
         want = (1, *self.chunk_shape)
@@ -134,7 +136,9 @@ class OnnxPolicy:
         images = {s.name: np.zeros(s.shape, np.uint8) for s in spec.images}
         lo = np.asarray(self.manifest.normalization.proprio_min, np.float32)
         hi = np.asarray(self.manifest.normalization.proprio_max, np.float32)
-        return Observation(images=images, proprio=(lo + hi) / 2, stamp=0.0)
+        points = {c.name: np.tile((np.asarray(c.crop_min, np.float32) + np.asarray(c.crop_max, np.float32)) / 2,
+                                  (c.num_points, 1)) for c in spec.point_clouds}  # every point at the crop's centre
+        return Observation(images=images, proprio=(lo + hi) / 2, stamp=0.0, points=points)
 
     def validate(self, obs: Observation) -> None:
         for spec in self.manifest.observation.images:
@@ -147,6 +151,15 @@ class OnnxPolicy:
                 raise PolicyInputError(f"image '{spec.name}' has shape {image.shape}, model expects {spec.shape} (H, W, 3)")
             if image.dtype != np.uint8:
                 raise PolicyInputError(f"image '{spec.name}' has dtype {image.dtype}, model expects uint8")
+        for spec in self.manifest.observation.point_clouds:
+            points = obs.points.get(spec.name)
+            if points is None:
+                raise PolicyInputError(f"observation has no point cloud '{spec.name}' (has {sorted(obs.points)}); "
+                                       f"model {self.model_id} needs it")
+            if points.shape != spec.shape:
+                raise PolicyInputError(f"point cloud '{spec.name}' has shape {points.shape}, model expects {spec.shape}")
+            if not np.all(np.isfinite(points)):
+                raise PolicyInputError(f"point cloud '{spec.name}' contains NaN or Inf")
         proprio = np.asarray(obs.proprio)
         want = (self.manifest.observation.proprio_dim,)
         if proprio.shape != want:
@@ -169,10 +182,14 @@ class OnnxPolicy:
     def sample_noise(self, batch: int = 1) -> np.ndarray:
         return self.rng.standard_normal((batch, *self.chunk_shape), dtype=np.float32)
 
-    def predict_batch(self, images: dict[str, np.ndarray], proprio: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
-        """(B, H, W, 3) uint8 per camera, (B, P) proprio -> (B, Ta, Da) actions in robot units."""
+    def predict_batch(self, images: dict[str, np.ndarray], proprio: np.ndarray, noise: np.ndarray | None = None,
+                      points: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """(B, H, W, 3) uint8 per camera, (B, N, 3) per point cloud, (B, P) proprio -> (B, Ta, Da) actions in robot
+        units."""
         batch = proprio.shape[0]
         feeds = {s.name: images[s.name] for s in self.manifest.observation.images}
+        for c in self.manifest.observation.point_clouds:
+            feeds[c.name] = np.asarray(points[c.name], np.float32)
         feeds["proprio"] = proprio.astype(np.float32, copy=False)
         feeds["noise"] = self.sample_noise(batch) if noise is None else noise.astype(np.float32, copy=False)
         return self.session.run(None, feeds)[0]
@@ -184,7 +201,8 @@ class OnnxPolicy:
         start = time.perf_counter()
         images = {name: image[None] for name, image in obs.images.items()}
         proprio = np.asarray(obs.proprio, np.float32)[None]
-        actions = self.predict_batch(images, proprio, None if noise is None else noise[None])[0]
+        points = {name: cloud[None] for name, cloud in obs.points.items()}
+        actions = self.predict_batch(images, proprio, None if noise is None else noise[None], points)[0]
         self.last_latency_ms = (time.perf_counter() - start) * 1e3
         self.latencies_ms.append(self.last_latency_ms)
         return ActionChunk(actions=actions, stamp=obs.stamp, model_id=self.model_id, latency_ms=self.last_latency_ms)

@@ -31,13 +31,17 @@ class CollectArgs:
     seed: int = 0
     keep_failures: bool = False
     fast_render: bool = True
+    point_cloud: tuple[str, ...] = ()  # depth cameras of a point-cloud observation (obs/point_cloud), none: no cloud
+    num_points: int = 512
+    crop: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # (min xyz, max xyz); None: the task's default
 
 
 def _make_env(args: CollectArgs):
-    from dm1_ros.sim.env import SimConfig, SimEnv
+    from dm1_ros.sim.env import SimConfig, SimEnv, default_point_cloud
 
+    cloud = default_point_cloud(args.task, list(args.point_cloud), args.num_points, args.crop) if args.point_cloud else None
     return SimEnv(SimConfig(task=args.task, cameras=list(args.cameras), image_size=[args.image_size] * 2,
-                            use_images=args.images, fast_render=args.fast_render))
+                            use_images=args.images, fast_render=args.fast_render, point_cloud=cloud))
 
 
 def check_resumable(store: EpisodeStore, args: CollectArgs) -> None:

@@ -33,11 +33,14 @@ def file_hash(path: str | Path) -> str:
 class RobomimicDataset:
     def __init__(self, path: str | Path, image_keys: list[str], chunk: int, proprio_keys: list[str] | None = None,
                  split: str | None = "train", action_dim: int = 7, image_shape: tuple[int, int, int] | None = None,
-                 proprio_dims: list[int] | None = None, max_memory_gb: float = 8.0, max_episodes: int = 0):
+                 proprio_dims: list[int] | None = None, max_memory_gb: float = 8.0, max_episodes: int = 0,
+                 point_cloud_keys: list[str] | None = None, num_points: list[int] | None = None):
         """max_episodes: keep only the first N demonstrations of the split (0: all), in the file's order, so a
-        smaller set is a prefix of a larger one (few-demonstration studies)."""
+        smaller set is a prefix of a larger one (few-demonstration studies). point_cloud_keys: obs keys of (T, N, 3)
+        point clouds, N = num_points (one per key) when given."""
         self.path = Path(path)
         self.image_keys = list(image_keys)
+        self.point_cloud_keys = list(point_cloud_keys or [])
         self.proprio_keys = list(proprio_keys if proprio_keys is not None else PROPRIO_KEYS)
         self.chunk = chunk
         if not self.path.is_file():
@@ -59,12 +62,14 @@ class RobomimicDataset:
                                    f"{len(demos)}")
             demos = demos[:max_episodes] if max_episodes else demos
             self.demos = demos
-            self._check(f, demos, action_dim, image_shape, proprio_dims)
+            self._check(f, demos, action_dim, image_shape, proprio_dims, num_points)
             lengths = [int(f["data"][d]["actions"].shape[0]) for d in demos]
             need = sum(lengths) * sum(int(np.prod(f["data"][demos[0]]["obs"][k].shape[1:])) for k in self.image_keys)
             if need > max_memory_gb * 1e9:
                 raise DatasetError(f"{self.path}: images need {need / 1e9:.1f} GB, more than max_memory_gb={max_memory_gb}")
             self.images = {k: np.concatenate([f["data"][d]["obs"][k][()] for d in demos]) for k in self.image_keys}
+            self.points = {k: np.concatenate([f["data"][d]["obs"][k][()] for d in demos]).astype(np.float32)
+                           for k in self.point_cloud_keys}
             self.proprio = np.concatenate(
                 [np.concatenate([f["data"][d]["obs"][k][()].astype(np.float32).reshape(n, -1) for k in self.proprio_keys], axis=1)
                  for d, n in zip(demos, lengths)]
@@ -91,7 +96,7 @@ class RobomimicDataset:
             return names  # no mask: everything trains
         return []
 
-    def _check(self, f, demos, action_dim, image_shape, proprio_dims):
+    def _check(self, f, demos, action_dim, image_shape, proprio_dims, num_points=None):
         first = f["data"][demos[0]]
         for d in demos:
             g = f["data"][d]
@@ -103,7 +108,7 @@ class RobomimicDataset:
             n = g["actions"].shape[0]
             if g["actions"].ndim != 2 or g["actions"].shape[1] != action_dim:
                 raise DatasetError(f"{where}/actions has shape {g['actions'].shape}, expected (T, {action_dim})")
-            for k in self.image_keys + self.proprio_keys:
+            for k in self.image_keys + self.point_cloud_keys + self.proprio_keys:
                 if k not in g["obs"]:
                     raise DatasetError(f"{where} has no obs/{k} (has {sorted(g['obs'].keys())})")
                 if g["obs"][k].shape[0] != n:
@@ -115,6 +120,11 @@ class RobomimicDataset:
                     raise DatasetError(f"{where}/obs/{k} has frames of shape {shape}, expected {want} (H, W, 3)")
                 if g["obs"][k].dtype != np.uint8:
                     raise DatasetError(f"{where}/obs/{k} has dtype {g['obs'][k].dtype}, expected uint8")
+            for i, k in enumerate(self.point_cloud_keys):
+                shape = tuple(g["obs"][k].shape[1:])
+                want_n = num_points[i] if num_points else first["obs"][k].shape[1]
+                if shape != (want_n, 3):
+                    raise DatasetError(f"{where}/obs/{k} has point clouds of shape {shape}, expected ({want_n}, 3)")
             for i, k in enumerate(self.proprio_keys):
                 dim = int(np.prod(g["obs"][k].shape[1:]))
                 want = proprio_dims[i] if proprio_dims else int(np.prod(first["obs"][k].shape[1:]))
@@ -132,13 +142,15 @@ class RobomimicDataset:
     def batch(self, idx: np.ndarray) -> dict:
         return {
             "images": {k: v[idx] for k, v in self.images.items()},
+            "points": {k: v[idx] for k, v in self.points.items()},
             "proprio": self.proprio[idx],
             "actions": self.actions[self.action_index[idx]],
         }
 
     def __getitem__(self, i: int) -> dict:
         b = self.batch(np.asarray([i]))
-        return {"images": {k: v[0] for k, v in b["images"].items()}, "proprio": b["proprio"][0], "actions": b["actions"][0]}
+        return {"images": {k: v[0] for k, v in b["images"].items()}, "points": {k: v[0] for k, v in b["points"].items()},
+                "proprio": b["proprio"][0], "actions": b["actions"][0]}
 
     def stats(self) -> dict[str, np.ndarray]:
         return {"action_min": self.actions.min(0), "action_max": self.actions.max(0),

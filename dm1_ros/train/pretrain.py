@@ -102,6 +102,7 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 
 def to_torch(batch: dict, device: torch.device | str = "cpu") -> dict:
     return {"images": {k: torch.from_numpy(v).to(device) for k, v in batch["images"].items()},
+            "points": {k: torch.from_numpy(v).to(device) for k, v in batch.get("points", {}).items()},
             "proprio": torch.from_numpy(batch["proprio"]).to(device), "actions": torch.from_numpy(batch["actions"]).to(device)}
 
 
@@ -147,6 +148,25 @@ def plot_curves(csv_path: Path, png_path: Path) -> None:
     plt.close(fig)
 
 
+def check_point_clouds(pc: PolicyConfig, env_args, data: str) -> None:
+    """The recipe's point clouds must be made as the dataset's were (cameras, frame, size, crop): a policy trained on
+    one crop and run on another sees other geometry."""
+    import json
+
+    try:
+        recorded = json.loads(env_args).get("dm1_ros", {}).get("point_cloud")
+    except (TypeError, ValueError):
+        recorded = None
+    for cloud in pc.point_clouds:
+        if recorded is None:
+            continue  # a dataset from elsewhere: nothing to compare with
+        mine = to_dict(cloud)
+        differ = [k for k in ("cameras", "frame", "num_points", "crop_min", "crop_max") if mine[k] != recorded.get(k)]
+        if differ:
+            raise ConfigError(f"policy.point_clouds[{cloud.name}]: {', '.join(f'{k} {mine[k]}' for k in differ)} "
+                              f"differ from how {data} recorded it ({', '.join(f'{k} {recorded.get(k)}' for k in differ)})")
+
+
 class LossOf(nn.Module):
     """policy.compute_loss as a module's forward, so DistributedDataParallel can wrap it (DDP averages the gradients
     of what its forward computed)."""
@@ -180,12 +200,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
     # --- data --------------------------------------------------------------------------------------------------
     pc = cfg.policy
     image_shape = (pc.image_size[0], pc.image_size[1], 3)
+    clouds = dict(point_cloud_keys=pc.point_cloud_keys, num_points=[c.num_points for c in pc.point_clouds])
     train_ds = RobomimicDataset(cfg.data, pc.image_keys, pc.chunk, pc.proprio_keys, "train", pc.action_dim, image_shape,
-                                pc.proprio_dims, max_episodes=cfg.episodes)
+                                pc.proprio_dims, max_episodes=cfg.episodes, **clouds)
     try:
-        valid_ds = RobomimicDataset(cfg.data, pc.image_keys, pc.chunk, pc.proprio_keys, "valid", pc.action_dim, image_shape, pc.proprio_dims)
+        valid_ds = RobomimicDataset(cfg.data, pc.image_keys, pc.chunk, pc.proprio_keys, "valid", pc.action_dim, image_shape,
+                                    pc.proprio_dims, **clouds)
     except ValueError:
         valid_ds = None  # no validation split in this file
+    check_point_clouds(pc, train_ds.env_args, cfg.data)
     data_hash = file_hash(cfg.data)
 
     # --- model, EMA, optimizer ---------------------------------------------------------------------------------
@@ -279,6 +302,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
             batch = to_torch(train_ds.batch(rng.integers(0, len(train_ds), size=cfg.batch_size)))
             batch["images"] = {k: random_shift(v, cfg.shift_pad, gen).to(device) for k, v in batch["images"].items()}
             batch["proprio"], batch["actions"] = batch["proprio"].to(device), batch["actions"].to(device)
+            batch["points"] = {k: v.to(device) for k, v in batch["points"].items()}
             loss, logs = learner(batch, gen if device.type == "cpu" else None)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -1,0 +1,169 @@
+"""Depth image -> point cloud observation (DP3 / MP1): one pipeline for the simulator, the robot and recordings.
+
+    cloud = PointCloudConfig(num_points=512, crop_min=[-0.5, -0.5, 0.75], crop_max=[0.5, 0.5, 1.3])
+    camera = CameraModel.from_matrices(K, T_base_camera)        # pinhole intrinsics, camera -> robot base frame
+    points = depth_to_points(depth_m, camera, cloud)           # (512, 3) float32, metres, robot base frame
+
+Steps, each its own function: back-project the valid depth pixels (0 < d <= max_depth) with the intrinsics, on a
+pixel grid of `stride` (automatic: about 8 x `candidates` pixels); transform into the base frame with the extrinsics (hand-eye for a wrist camera); keep the
+points inside the crop box; farthest point sampling down to `num_points`, deterministic: it starts from the point
+nearest the crop box's centre, so the same depth gives the same cloud on every machine. Farthest point sampling
+runs on at most `candidates` points, picked on a fixed regular subsequence first: its cost grows with candidates x
+num_points. Camera frame: OpenCV's (x right, y down, z forward), what RealSense reports and robosuite's
+`get_camera_extrinsic_matrix` returns. No torch, no rclpy.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dm1_ros.errors import Dm1Error
+
+
+class PointCloudError(Dm1Error, ValueError):
+    """A depth frame or camera model the pipeline cannot use (the message names it), or a crop that keeps nothing."""
+
+
+@dataclass
+class PointCloudConfig:
+    """How a cloud is made: which depth cameras, in which frame, cropped and sampled how. A model's manifest keeps
+    it (runtime/bundle.py PointCloudSpec), so the robot builds the cloud the model was trained on."""
+
+    cameras: list[str] = field(default_factory=lambda: ["agentview"])  # depth cameras merged into one cloud
+    frame: str = "world"  # the points' frame: robosuite's world in simulation, the robot base (panda_link0) on a Franka
+    num_points: int = 512
+    crop_min: list[float] = field(default_factory=lambda: [-1.0, -1.0, -1.0])  # metres, robot base frame
+    crop_max: list[float] = field(default_factory=lambda: [1.0, 1.0, 2.0])
+    max_depth: float = 2.0  # metres; farther pixels are dropped (RealSense noise grows with distance)
+    stride: int = 0  # back-project every stride-th pixel each way; 0: automatic, about 8 x candidates pixels
+    candidates: int = 0  # most points farthest point sampling looks at; 0: 4 x num_points
+
+    def __post_init__(self):
+        if not self.cameras:
+            raise PointCloudError("a point cloud needs at least one depth camera")
+        if not 1 <= self.num_points <= 65536:
+            raise PointCloudError(f"num_points must lie in 1 .. 65536, got {self.num_points}")
+        if len(self.crop_min) != 3 or len(self.crop_max) != 3:
+            raise PointCloudError("crop_min and crop_max are [x, y, z] in metres")
+        if not all(math.isfinite(v) for v in (*self.crop_min, *self.crop_max)) or any(
+                lo >= hi for lo, hi in zip(self.crop_min, self.crop_max)):
+            raise PointCloudError(f"crop box {self.crop_min} .. {self.crop_max} is empty or not finite")
+        if not (self.max_depth > 0 and math.isfinite(self.max_depth)):
+            raise PointCloudError(f"max_depth must be a positive number of metres, got {self.max_depth}")
+        if self.stride < 0 or (self.candidates and self.candidates < self.num_points):
+            raise PointCloudError(f"stride must be >= 0 (0: automatic) and candidates 0 (automatic) or >= "
+                                  f"num_points, got {self.stride} and {self.candidates}")
+        self.candidates = self.candidates or 4 * self.num_points
+
+    def stride_for(self, height: int, width: int) -> int:
+        if self.stride:
+            return self.stride
+        return max(1, int(math.sqrt(height * width / (8 * self.candidates))))
+
+
+@dataclass
+class CameraModel:
+    """Pinhole intrinsics (pixels) and the camera's pose in the robot base frame (4 x 4, camera -> base)."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    base_from_camera: np.ndarray = field(default_factory=lambda: np.eye(4))
+
+    @classmethod
+    def from_matrices(cls, K, base_from_camera=None) -> "CameraModel":
+        K = np.asarray(K, np.float64)
+        if K.shape != (3, 3):
+            raise PointCloudError(f"intrinsic matrix must be 3 x 3, got {K.shape}")
+        return cls(float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]),
+                   np.eye(4) if base_from_camera is None else np.asarray(base_from_camera, np.float64))
+
+    def __post_init__(self):
+        T = np.asarray(self.base_from_camera, np.float64)
+        if T.shape != (4, 4) or not np.all(np.isfinite(T)) or not np.allclose(T[3], [0, 0, 0, 1]):
+            raise PointCloudError("base_from_camera must be a finite 4 x 4 homogeneous transform")
+        if not (self.fx > 0 and self.fy > 0 and all(math.isfinite(v) for v in (self.fx, self.fy, self.cx, self.cy))):
+            raise PointCloudError(f"intrinsics must be finite with fx, fy > 0, got fx={self.fx} fy={self.fy}")
+        self.base_from_camera = T
+
+
+def backproject(depth: np.ndarray, camera: CameraModel, max_depth: float = np.inf, stride: int = 1) -> np.ndarray:
+    """depth (H, W) in metres -> (N, 3) points in the camera frame, one per valid pixel (0 < d <= max_depth)."""
+    depth = np.asarray(depth)
+    if depth.ndim == 3 and depth.shape[-1] == 1:
+        depth = depth[..., 0]
+    if depth.ndim != 2:
+        raise PointCloudError(f"depth must be an (H, W) image in metres, got shape {depth.shape}")
+    d = depth[::stride, ::stride].astype(np.float32, copy=False)
+    v, u = np.nonzero((d > 0) & (d <= max_depth))  # NaN compares False: dropped too
+    z = d[v, u]
+    u = u.astype(np.float32) * stride
+    v = v.astype(np.float32) * stride
+    return np.stack([(u - camera.cx) * z / camera.fx, (v - camera.cy) * z / camera.fy, z], axis=1)
+
+
+def transform(points: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """(N, 3) points -> T applied (4 x 4 homogeneous), float32."""
+    T = np.asarray(T, np.float32)
+    return points @ T[:3, :3].T + T[:3, 3]
+
+
+def crop(points: np.ndarray, lo, hi) -> np.ndarray:
+    keep = np.all((points >= np.asarray(lo, np.float32)) & (points <= np.asarray(hi, np.float32)), axis=1)
+    return points[keep]
+
+
+def farthest_point_sampling(points: np.ndarray, n: int, start: int = 0) -> np.ndarray:
+    """Indices of n points of `points` (N, 3), each the farthest from those already chosen, from index `start`.
+    Fewer than n points: all of them, then repeated from the first (a fixed-size input for the network)."""
+    count = points.shape[0]
+    if count == 0:
+        raise PointCloudError("no points to sample from")
+    if count <= n:
+        return np.resize(np.arange(count), n)
+    # |x - p|^2 = |x|^2 - 2 x.p + |p|^2: one matrix-vector product per pick (numpy's per-call cost dominates)
+    P = np.ascontiguousarray(points, np.float32)
+    sq = np.einsum("ij,ij->i", P, P)
+    nearest = np.full(count, np.inf, np.float32)
+    d = np.empty(count, np.float32)
+    chosen = np.empty(n, np.int64)
+    i = start
+    for k in range(n):
+        chosen[k] = i
+        np.dot(P, P[i], out=d)
+        d *= -2.0
+        d += sq
+        d += sq[i]
+        np.minimum(nearest, d, out=nearest)
+        i = int(nearest.argmax())
+    return chosen
+
+
+def sample_points(points: np.ndarray, config: PointCloudConfig) -> np.ndarray:
+    """Cropped base-frame points -> (num_points, 3) float32 by farthest point sampling (see the module doc)."""
+    if points.shape[0] == 0:
+        raise PointCloudError(f"no depth point inside the crop box {config.crop_min} .. {config.crop_max}")
+    if points.shape[0] > config.candidates:
+        step = points.shape[0] / config.candidates
+        points = points[(np.arange(config.candidates) * step).astype(np.int64)]
+    centre = (np.asarray(config.crop_min, np.float32) + np.asarray(config.crop_max, np.float32)) / 2
+    start = int(np.square(points - centre).sum(1).argmin())
+    return np.ascontiguousarray(points[farthest_point_sampling(points, config.num_points, start)], np.float32)
+
+
+def depth_to_points(depth: np.ndarray, camera: CameraModel, config: PointCloudConfig) -> np.ndarray:
+    """The whole pipeline: depth (H, W) metres -> (num_points, 3) float32 in the robot base frame."""
+    return merged_cloud([(depth, camera)], config)
+
+
+def merged_cloud(views: list[tuple[np.ndarray, CameraModel]], config: PointCloudConfig) -> np.ndarray:
+    """Several depth cameras (depth in metres, camera model) -> one (num_points, 3) cloud in the common frame."""
+    parts = []
+    for depth, camera in views:
+        depth = np.asarray(depth)
+        cam = backproject(depth, camera, config.max_depth, config.stride_for(depth.shape[0], depth.shape[1]))
+        parts.append(crop(transform(cam, camera.base_from_camera), config.crop_min, config.crop_max))
+    return sample_points(np.concatenate(parts) if len(parts) > 1 else parts[0], config)
