@@ -1,4 +1,5 @@
 """MeanFlow core: the JVP derivative, the target, sampling, the network's size."""
+import numpy as np
 import pytest
 import torch
 
@@ -122,3 +123,46 @@ def test_image_policy_loss_runs_encoder_once_and_backpropagates(tiny_image_confi
     assert len(calls) == 1
     assert torch.isfinite(loss) and "loss/meanflow" in logs
     assert encoder.stem[0].weight.grad is not None and encoder.stem[0].weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.0])
+def test_mp1_guidance_mixes_the_models_own_velocity_into_tangent_and_target(scale):
+    """u(z, r, t) = c z: with v_hat = w v + (1 - w) c z_t, du/dt along v_hat is c v_hat and the target is
+    v_hat - (t - r) c v_hat (SPEC §7); w = 1 is the plain MeanFlow loss."""
+    from dm1_ros.policy.config import GuidanceConfig
+    from dm1_ros.policy.objectives import meanflow_loss, sample_times
+
+    c = 0.7
+    fn = lambda z, r, t: (c * z, {})  # noqa: E731
+    a = torch.randn(32, 6, generator=torch.Generator().manual_seed(1))
+    cfg = MethodConfig(guidance=GuidanceConfig(kind="mp1", scale=scale))
+    loss, _, _ = meanflow_loss(fn, a, cfg, torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)
+    eps = torch.randn(a.shape, generator=g)
+    r, t = sample_times(32, cfg, g)
+    z = (1 - t[:, None]) * a + t[:, None] * eps
+    v_hat = scale * (eps - a) + (1 - scale) * c * z
+    expected = (c * z - (v_hat - (t - r)[:, None] * c * v_hat)).pow(2).mean()
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+    plain, _, _ = meanflow_loss(fn, a, MethodConfig(), torch.Generator().manual_seed(5))
+    assert (float(loss) == pytest.approx(float(plain), rel=1e-6)) == (scale == 1.0)
+
+
+def test_cfg_guidance_learns_a_null_condition_and_exports_one_evaluation(tiny_image_config, tmp_path):
+    from dm1_ros.policy.config import GuidanceConfig
+    from dm1_ros.policy.export import export_bundle
+
+    tiny_image_config.method.guidance = GuidanceConfig(kind="cfg", scale=2.0, dropout=0.5)
+    torch.manual_seed(0)
+    policy = GenerativePolicy(tiny_image_config)
+    policy.action_normalizer.fit(np.random.default_rng(0).uniform(-1, 1, (16, 7)))
+    policy.proprio_normalizer.fit(np.random.default_rng(1).uniform(-1, 1, (16, 9)))
+    batch = {"images": {"robot0_eye_in_hand_image": torch.randint(0, 256, (8, 32, 32, 3), dtype=torch.uint8)},
+             "proprio": torch.rand(8, 9), "actions": torch.rand(8, 4, 7) * 2 - 1}
+    loss, _ = policy.compute_loss(batch, torch.Generator().manual_seed(0))
+    loss.backward()
+    assert policy.null_condition.shape == (policy.cond_dim,) and policy.null_condition.grad.abs().sum() > 0
+    manifest = export_bundle(policy.eval(), tmp_path / "b")  # the deployed sampler never reads the null condition
+    assert manifest.parity.max_abs_diff <= 1e-4 and manifest.sampling_steps == 1
+    with pytest.raises(ValueError, match="guidance mp1 is for meanflow"):
+        PolicyConfig(method=MethodConfig(name="flow_matching", guidance=GuidanceConfig(kind="mp1")))

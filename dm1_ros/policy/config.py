@@ -74,6 +74,19 @@ class DispersiveTerm:
 
 
 @dataclass
+class GuidanceConfig:
+    """Guidance baked in at training, one network evaluation at run time (SPEC §7). The MeanFlow target's velocity v
+    becomes v_hat = scale * v + (1 - scale) * u(z_t, t, t | c), used as the JVP tangent and in the target.
+    mp1: c is the observation (MP1's code; no dropout, no unconditional branch). cfg: MeanFlow's classifier-free
+    guidance: c is a learned null condition, and the condition is dropped (replaced by it) with probability
+    `dropout` in training. none: v_hat = v."""
+
+    kind: Literal["none", "mp1", "cfg"] = "none"
+    scale: float = 2.0
+    dropout: float = 0.1  # cfg only
+
+
+@dataclass
 class MethodConfig:
     """meanflow: one-step average-velocity model (SPEC §1). flow_matching: rectified-flow baseline, Euler K steps."""
 
@@ -84,6 +97,7 @@ class MethodConfig:
     adaptive_power: float = 0.0  # 0 = off; 0.5 (MP1) or 1.0 (MeanFlow)
     adaptive_c: float = 1e-3
     sampling_steps: int = 1  # default for select_action / export
+    guidance: GuidanceConfig = field(default_factory=GuidanceConfig)  # meanflow only
 
 
 @dataclass
@@ -125,6 +139,11 @@ class PolicyConfig:
             raise ValueError("method.flow_ratio must lie in [0, 1]")
         if self.method.sampling_steps < 1:
             raise ValueError("method.sampling_steps must be >= 1")
+        g = self.method.guidance
+        if g.kind != "none" and self.method.name != "meanflow":
+            raise ValueError(f"method.guidance {g.kind} is for meanflow, not {self.method.name}")
+        if not 0.0 <= g.dropout < 1.0 or not g.scale > 0:
+            raise ValueError(f"method.guidance: scale must be positive and dropout in [0, 1), got {g.scale}, {g.dropout}")
 
     @property
     def point_cloud_keys(self) -> list[str]:

@@ -44,6 +44,8 @@ class GenerativePolicy(nn.Module):
         self.time_t = TimeEmbedding(config.time)
         self.time_r = TimeEmbedding(config.time)
         self.flat_dim = config.chunk * config.action_dim
+        if config.method.guidance.kind == "cfg":  # MeanFlow's CFG: the condition a dropped one is replaced by
+            self.null_condition = nn.Parameter(torch.zeros(cond_dim))
         self.head = ResidualMLPHead(config.head, self.flat_dim, 2 * config.time.dim, cond_dim, self.flat_dim)
 
     # --- pieces -------------------------------------------------------------------------------------------------
@@ -90,8 +92,14 @@ class GenerativePolicy(nn.Module):
             return self.velocity(z, r, t, cond)
 
         method = self.config.method
+        guide_fn = None  # MP1 guidance mixes in the model itself (objectives.meanflow_loss)
+        if method.guidance.kind == "cfg":
+            null = self.null_condition.expand_as(cond)
+            drop = torch.rand(cond.shape[0], generator=generator, device=cond.device) < method.guidance.dropout
+            cond = torch.where(drop[:, None], null, cond)
+            guide_fn = lambda z, r, t: self.velocity(z, r, t, null)  # noqa: E731
         if method.name == "meanflow":
-            loss, aux, logs = objectives.meanflow_loss(velocity_fn, a, method, generator)
+            loss, aux, logs = objectives.meanflow_loss(velocity_fn, a, method, generator, guide_fn)
         else:
             loss, aux, logs = objectives.flow_matching_loss(velocity_fn, a, method, generator)
         if self.config.dispersive:

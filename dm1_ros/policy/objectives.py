@@ -42,13 +42,19 @@ def _weighted(err: torch.Tensor, cfg: MethodConfig) -> torch.Tensor:
     return err.mean()
 
 
-def meanflow_loss(velocity_fn: VelocityFn, a: torch.Tensor, cfg: MethodConfig, generator=None):
-    """a: (B, Ta*Da) normalized actions -> (loss, aux features, logs)."""
+def meanflow_loss(velocity_fn: VelocityFn, a: torch.Tensor, cfg: MethodConfig, generator=None,
+                  guide_fn: VelocityFn | None = None):
+    """a: (B, Ta*Da) normalized actions -> (loss, aux features, logs). guide_fn: the velocity the guided target
+    mixes in (cfg.guidance; MP1: the conditional model itself, CFG: the model under the null condition)."""
     eps = torch.randn(a.shape, generator=generator, device=a.device, dtype=a.dtype)
     r, t = sample_times(a.shape[0], cfg, generator, a.device)
     r, t = r.to(a.dtype), t.to(a.dtype)
     z = (1 - t[:, None]) * a + t[:, None] * eps
     v = eps - a
+    if cfg.guidance.kind != "none":
+        w = cfg.guidance.scale
+        with torch.no_grad():
+            v = w * v + (1 - w) * (guide_fn or velocity_fn)(z, t, t)[0]
     u, dudt, aux = meanflow_dudt(velocity_fn, z, r, t, v)
     target = (v - (t - r)[:, None] * dudt).detach()
     err = (u - target).pow(2).mean(-1)

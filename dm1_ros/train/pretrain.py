@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dm1_ros.configuration import ConfigError, to_dict
+from dm1_ros.configuration import ConfigError, from_dict, to_dict
 from dm1_ros.outputs import claim_run_dir, command_line
 from dm1_ros.policy.checkpoint import CheckpointError, load_state_strict, read_checkpoint, save_checkpoint
 from dm1_ros.policy.config import PolicyConfig
@@ -227,7 +227,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
         if not last.is_file():
             raise CheckpointError(f"--resume: no checkpoint at {last}")
         payload = read_checkpoint(last)
-        if payload.get("config") != to_dict(pc):
+        if to_dict(from_dict(PolicyConfig, payload.get("config") or {})) != to_dict(pc):
             raise CheckpointError(f"--resume: {last} was trained with another policy config; start a new out_dir")
         payload["state_dict"] = {k: v.to(device) for k, v in payload["state_dict"].items()}
         payload["ema_state_dict"] = {k: v.to(device) for k, v in payload["ema_state_dict"].items()}
