@@ -25,15 +25,21 @@ def index_of(image: np.ndarray) -> int:
     return int(image[0, 0, 0])
 
 
+def depth_pattern(i: int) -> np.ndarray:
+    """Depth of frame i in millimetres (z16): 600 + 3 * column + i, so value, orientation and frame show."""
+    return (600 + 3 * np.arange(W)[None, :] + i + np.zeros((H, 1))).astype(np.uint16)
+
+
 def _rs():
     return pytest.importorskip("pyrealsense2")
 
 
 class SoftwareRealSense:
-    """A pyrealsense2 software device with one 64x48 rgb8 color stream, registered in a private rs.context so that
-    rs.pipeline (and so RealSenseCamera) finds it by serial like a USB camera."""
+    """A pyrealsense2 software device with one 64x48 rgb8 color stream (and with depth=True a z16 depth stream in
+    millimetres from a depth sensor, same intrinsics, identity extrinsics to colour), registered in a private
+    rs.context so that rs.pipeline (and so RealSenseCamera) finds it by serial like a USB camera."""
 
-    def __init__(self, serial="000000000042", fps=30):
+    def __init__(self, serial="000000000042", fps=30, depth=False):
         rs = _rs()
         self.rs, self.serial = rs, serial
         self.device = rs.software_device()
@@ -46,6 +52,18 @@ class SoftwareRealSense:
         stream.width, stream.height, stream.fps, stream.bpp, stream.fmt = W, H, fps, 3, rs.format.rgb8
         stream.intrinsics = intr
         self.profile = self.sensor.add_video_stream(stream).as_video_stream_profile()
+        self.depth_sensor = self.depth_profile = None
+        if depth:
+            self.depth_sensor = self.device.add_sensor("Stereo Module")
+            ds = rs.video_stream()
+            ds.type, ds.index, ds.uid = rs.stream.depth, 0, 1
+            ds.width, ds.height, ds.fps, ds.bpp, ds.fmt = W, H, fps, 2, rs.format.z16
+            ds.intrinsics = intr
+            self.depth_profile = self.depth_sensor.add_video_stream(ds).as_video_stream_profile()
+            self.depth_sensor.add_read_only_option(rs.option.depth_units, 0.001)
+            identity = rs.extrinsics()
+            identity.rotation, identity.translation = [1, 0, 0, 0, 1, 0, 0, 0, 1], [0, 0, 0]
+            self.depth_profile.register_extrinsics_to(self.profile, identity)
         self.device.register_info(rs.camera_info.serial_number, serial)
         self.device.register_info(rs.camera_info.name, "Software RealSense")
         self.context = rs.context()
@@ -60,17 +78,20 @@ class SoftwareRealSense:
         self.paused = threading.Event()
         self.injected = 0
 
-    def inject(self, i, sensor=None):
+    def inject(self, i, sensor=None, depth_sensor=None):
         rs = self.rs
-        frame = rs.software_video_frame()
-        pixels = pattern(i)
-        self._keep.append(pixels)
-        frame.pixels, frame.bpp, frame.stride = pixels, 3, W * 3
-        frame.timestamp = 1000.0 + i * 33.0  # device clock, ms
-        frame.domain = rs.timestamp_domain.hardware_clock
-        frame.frame_number = i
-        frame.profile = self.profile
-        (sensor or self.sensor).on_video_frame(frame)
+        streams = [(pattern(i), 3, self.profile, sensor or self.sensor)]
+        if self.depth_sensor is not None:
+            streams.append((depth_pattern(i), 2, self.depth_profile, depth_sensor or self.depth_sensor))
+        for pixels, bpp, profile, target in streams:
+            frame = rs.software_video_frame()
+            self._keep.append(pixels)
+            frame.pixels, frame.bpp, frame.stride = pixels, bpp, W * bpp
+            frame.timestamp = 1000.0 + i * 33.0  # device clock, ms
+            frame.domain = rs.timestamp_domain.hardware_clock
+            frame.frame_number = i
+            frame.profile = profile
+            target.on_video_frame(frame)
 
     def streaming(self):
         return bool(self.sensor.get_active_streams())
@@ -103,16 +124,19 @@ def record_db3(device: SoftwareRealSense, path, frames: int = 12, fps: float = 3
     rs = device.rs
     path = str(path)
     recorder = rs.recorder(path, device.device)
-    sensor = recorder.query_sensors()[0]
-    queue = rs.frame_queue(16)
-    sensor.open(sensor.get_stream_profiles()[0])
-    sensor.start(queue)
+    sensors = recorder.query_sensors()
+    queues = [rs.frame_queue(16) for _ in sensors]
+    for sensor, queue in zip(sensors, queues):
+        sensor.open(sensor.get_stream_profiles()[0])
+        sensor.start(queue)
     start = time.monotonic()
     for i in range(frames):
         time.sleep(max(0.0, start + i / fps - time.monotonic()))
         device.inject(i)
-        queue.wait_for_frame(1000)
-    sensor.stop()
-    sensor.close()
-    del sensor, recorder  # the recorder closes its file when destroyed
+        for queue in queues:
+            queue.wait_for_frame(1000)
+    for sensor in sensors:
+        sensor.stop()
+        sensor.close()
+    del sensor, sensors, recorder  # the recorder closes its file when destroyed
     return path

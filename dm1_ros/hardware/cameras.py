@@ -6,6 +6,7 @@ newest image, never a backlog, and must be able to tell when images stop coming 
     cam = RealSenseCamera("123456789012", color_profile="640x480x30", resize=(96, 96))
     with cam:
         frame = cam.wait_for_frame(timeout_s=2.0)   # Frame(image HxWx3 uint8 RGB, stamp, device_stamp, index)
+    depth_cam = RealSenseCamera(depth=True)          # + frame.depth: metres, aligned to the colour image
         if cam.is_stale(max_age_s=0.2): ...          # hold the robot
 
 No torch, no rclpy here (a robot PC deploys without them); pyrealsense2 and cv2 are imported lazily so this
@@ -58,6 +59,7 @@ class Frame:
     stamp: float
     device_stamp: float | None
     index: int
+    depth: np.ndarray | None = None  # (H, W) float32 metres aligned to `image` (0: no reading); depth cameras only
 
 
 @dataclasses.dataclass
@@ -159,7 +161,8 @@ def _rs():
 class Camera:
     """Base class: subclasses implement `_open`, `_close` and a blocking `_read`; the thread lives here.
 
-    `_read()` returns `(image HxWx3 uint8 RGB upright, device_stamp seconds | None)`, or None when nothing came
+    `_read()` returns `(image HxWx3 uint8 RGB upright, device_stamp seconds | None[, depth HxW metres])`, or None
+    when nothing came
     within its own short timeout (so `stop()` is never stuck behind it). An exception from `_read` is counted and
     answered with `_reconnect()` under exponential backoff instead of killing the thread: a camera unplugged for
     a second must come back without restarting the robot program.
@@ -337,13 +340,15 @@ class Camera:
         self.last_error = f"{type(e).__name__}: {e}"
         log.warning("camera %s: %s", self.name, self.last_error)
 
-    def _deliver(self, image: np.ndarray, device_stamp: float | None) -> None:
+    def _deliver(self, image: np.ndarray, device_stamp: float | None, depth: np.ndarray | None = None) -> None:
         stamp = time.monotonic()
         if self.resize is not None and (image.shape[1], image.shape[0]) != self.resize:
             cv2 = _cv2()
             image = cv2.resize(image, self.resize, interpolation=cv2.INTER_AREA)
+            if depth is not None:  # nearest: averaging would invent depths between an edge's two sides
+                depth = cv2.resize(depth, self.resize, interpolation=cv2.INTER_NEAREST)
         with self._cond:
-            frame = Frame(image=image, stamp=stamp, device_stamp=device_stamp, index=self._count)
+            frame = Frame(image=image, stamp=stamp, device_stamp=device_stamp, index=self._count, depth=depth)
             self._count += 1
             self._latest = frame
             self._arrivals.append(stamp)
@@ -414,6 +419,15 @@ class SoftwareCamera(Camera):
         return item
 
 
+def _depth_scale(pipe) -> float:
+    """Metres per depth unit of a started pipeline's device (D4xx: 0.001), from its depth sensor."""
+    return float(pipe.get_active_profile().get_device().first_depth_sensor().get_depth_scale())
+
+
+def _depth_metres(depth_frame, scale: float) -> np.ndarray:
+    return np.asanyarray(depth_frame.get_data()).astype(np.float32) * np.float32(scale)
+
+
 def _color_to_rgb(rs, color_frame) -> np.ndarray:
     """Copy a librealsense color frame out of its pool as RGB (replays may hold other formats)."""
     data = np.asanyarray(color_frame.get_data())
@@ -434,7 +448,9 @@ def _color_to_rgb(rs, color_frame) -> np.ndarray:
 
 
 class RealSenseCamera(Camera):
-    """Color stream of an Intel RealSense through rs.pipeline.
+    """Color stream of an Intel RealSense through rs.pipeline; with `depth=True` also the depth stream (z16, same
+    size and rate), aligned to the colour image with rs.align and scaled to metres with the device's depth scale,
+    in `Frame.depth` (the colour intrinsics then describe both).
 
     The first `warmup_frames` after every (re)start are dropped: auto-exposure settles over them. On an unplug
     `wait_for_frames` raises (no frame within `frame_timeout_s` is treated the same way: a silent camera is a
@@ -446,9 +462,12 @@ class RealSenseCamera(Camera):
     def __init__(self, serial_no: str | None = None, color_profile: str = "640x480x30", warmup_frames: int = 5,
                  resize: tuple[int, int] | None = None, record_to: str | os.PathLike | None = None,
                  frame_timeout_s: float = 1.0, name: str | None = None, max_age_s: float = 0.25,
-                 on_frame: Callable[[Frame], None] | None = None, context=None):
+                 on_frame: Callable[[Frame], None] | None = None, context=None, depth: bool = False):
         super().__init__(name=name or f"realsense:{serial_no or 'any'}", resize=resize, max_age_s=max_age_s,
                          on_frame=on_frame)
+        self.depth = bool(depth)
+        self.depth_scale: float | None = None
+        self._align = None
         self.serial_no = normalize_serial(serial_no)
         self.width, self.height, self.rate = parse_profile(color_profile)
         self.color_profile = color_profile
@@ -487,14 +506,19 @@ class RealSenseCamera(Camera):
         if self.serial_no is not None:
             config.enable_device(self.serial_no)
         config.enable_stream(rs.stream.color, self.width, self.height, rs.format.rgb8, self.rate)
+        if self.depth:
+            config.enable_stream(rs.stream.depth, self.width, self.height, rs.format.z16, self.rate)
         record_path = self._next_record_path() if self.record_to else None
         if record_path:
             config.enable_record_to_file(record_path)
         try:
             pipe.start(config)
         except RuntimeError as e:
-            raise RuntimeError(f"camera {self.name!r}: cannot start color stream {self.color_profile} rgb8: {e}") \
-                from e
+            streams = "color rgb8" + (" + depth z16" if self.depth else "")
+            raise RuntimeError(f"camera {self.name!r}: cannot start {streams} at {self.color_profile}: {e}") from e
+        if self.depth:
+            self.depth_scale = _depth_scale(pipe)
+            self._align = rs.align(rs.stream.color)
         try:
             for _ in range(self.warmup_frames):
                 pipe.wait_for_frames(self._timeout_ms())
@@ -527,10 +551,17 @@ class RealSenseCamera(Camera):
 
     def _read(self):
         frames = self._pipe.wait_for_frames(self._timeout_ms())  # RuntimeError on timeout/unplug -> reconnect
+        if self._align is not None:
+            frames = self._align.process(frames)
         color = frames.get_color_frame()
         if not color:
             return None
-        return _color_to_rgb(_rs(), color), color.get_timestamp() / 1000.0
+        if self._align is None:
+            return _color_to_rgb(_rs(), color), color.get_timestamp() / 1000.0
+        depth = frames.get_depth_frame()
+        if not depth:
+            return None  # a depth policy must not see colour without its depth
+        return _color_to_rgb(_rs(), color), color.get_timestamp() / 1000.0, _depth_metres(depth, self.depth_scale)
 
 
 class ReplayCamera(Camera):
@@ -543,13 +574,16 @@ class ReplayCamera(Camera):
 
     def __init__(self, path: str | os.PathLike, loop: bool = True, realtime: bool = True,
                  resize: tuple[int, int] | None = None, name: str | None = None, max_age_s: float = 0.25,
-                 on_frame: Callable[[Frame], None] | None = None, poll_s: float = 0.1):
+                 on_frame: Callable[[Frame], None] | None = None, poll_s: float = 0.1, depth: bool = False):
         self.path = os.fspath(path)
         super().__init__(name=name or f"replay:{os.path.basename(self.path)}", resize=resize,
                          max_age_s=max_age_s, on_frame=on_frame)
         self.loop = bool(loop)
         self.realtime = bool(realtime)
         self.poll_s = poll_s
+        self.depth = bool(depth)  # also the recorded depth stream, aligned to colour, in metres (Frame.depth)
+        self.depth_scale: float | None = None
+        self._align = None
         self._pipe = None
         self._playback = None
 
@@ -562,13 +596,19 @@ class ReplayCamera(Camera):
         try:
             config.enable_device_from_file(self.path, repeat_playback=self.loop)
             config.enable_stream(rs.stream.color)
+            if self.depth:
+                config.enable_stream(rs.stream.depth)
             # resolve first so real-time mode is set before the first frame plays (else early frames may drop)
             profile = config.resolve(pipe)
             playback = profile.get_device().as_playback()
             playback.set_real_time(self.realtime)
             pipe.start(config)
         except RuntimeError as e:
-            raise RuntimeError(f"cannot replay the color stream of {self.path}: {e}") from e
+            streams = "color and depth streams" if self.depth else "color stream"
+            raise RuntimeError(f"cannot replay the {streams} of {self.path}: {e}") from e
+        if self.depth:
+            self.depth_scale = _depth_scale(pipe)
+            self._align = rs.align(rs.stream.color)
         self._pipe, self._playback = pipe, playback
 
     def intrinsics(self) -> Intrinsics | None:
@@ -590,10 +630,17 @@ class ReplayCamera(Camera):
             if not self.loop and self._playback.current_status() == rs.playback_status.stopped:
                 raise EndOfStream(self.path)
             return None
+        if self._align is not None:
+            frames = self._align.process(frames)
         color = frames.get_color_frame()
         if not color:
             return None
-        return _color_to_rgb(rs, color), color.get_timestamp() / 1000.0
+        if self._align is None:
+            return _color_to_rgb(rs, color), color.get_timestamp() / 1000.0
+        depth = frames.get_depth_frame()
+        if not depth:
+            return None
+        return _color_to_rgb(rs, color), color.get_timestamp() / 1000.0, _depth_metres(depth, self.depth_scale)
 
 
 class OpenCVCamera(Camera):
