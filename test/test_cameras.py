@@ -401,5 +401,5 @@ def test_realsense_depth_is_aligned_to_colour_in_metres_live_and_replayed(depth_
     assert len(replayed) >= 4 and replay.depth_scale == pytest.approx(0.001)
     for f in replayed:
         check_depth(f)
-    with ReplayCamera(path, loop=False, realtime=False) as colour_only:  # depth is opt-in
+    with ReplayCamera(path, loop=True, realtime=False) as colour_only:  # depth is opt-in
         assert colour_only.wait_for_frame(timeout_s=2.0).depth is None
