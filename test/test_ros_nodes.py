@@ -438,6 +438,43 @@ def test_camera_node_replays_a_recording_with_its_intrinsics(ros, tmp_path):
     assert (images[0].height, images[0].width) == (H, W) and infos[-1].k[0] == pytest.approx(50.0)
 
 
+def test_camera_node_publishes_aligned_depth_and_a_point_cloud_as_realsense_ros(ros, tmp_path):
+    """A .db3 of colour + depth (600 + 3 * column + i mm) replayed: 16UC1 millimetres on the aligned-depth topic with
+    the colour intrinsics, and the back-projected cloud (z = depth, x from the column) on the points topic."""
+    from realsense_support import H, W, SoftwareRealSense, record_db3
+    from sensor_msgs.msg import PointCloud2
+
+    from dm1_ros.ros.camera_node import CameraNode
+
+    recording = record_db3(SoftwareRealSense(serial="000000000044", depth=True), tmp_path / "depth.db3")
+    node = ros.add(CameraNode, parameter_overrides=params(camera="replay", replay_path=recording, depth=True,
+                                                          pointcloud=True, frame_id="cam"))
+    depths = ros.capture(Image, T.CAMERA_DEPTH)
+    infos = ros.capture(CameraInfo, T.CAMERA_DEPTH_INFO)
+    clouds = ros.capture(PointCloud2, T.CAMERA_POINTS)
+    assert ros.configure(node) == OK, node.last_error
+    assert ros.spin(lambda: len(depths) >= 3 and len(clouds) >= 3 and infos, timeout=10)
+    msg = depths[-1]
+    assert (msg.encoding, msg.height, msg.width, msg.header.frame_id) == ("16UC1", H, W, "cam")
+    depth = cv.image_to_depth(msg)
+    valid = depth > 0
+    columns = np.broadcast_to(np.arange(W), depth.shape)
+    offset = depth[valid] * 1000 - 600 - 3 * columns[valid]  # the frame index i, the same at every pixel
+    assert valid.mean() > 0.9 and np.median(np.abs(offset - np.median(offset))) == 0
+    assert infos[-1].k[0] == pytest.approx(50.0) and infos[-1].header.frame_id == "cam"
+    points = cv.cloud_to_points(clouds[-1])
+    assert 0.9 * H * W < len(points) <= H * W and clouds[-1].header.frame_id == "cam"
+    assert np.all((points[:, 2] > 0.59) & (points[:, 2] < 0.8))
+    same_frame = [d for d in depths if d.header.stamp == clouds[-1].header.stamp]
+    assert same_frame  # published together, one stamp
+    cloud_depth = cv.image_to_depth(same_frame[-1])  # every point is its pixel's depth back-projected (fx = 50)
+    v, u = np.nonzero(cloud_depth > 0)
+    z = cloud_depth[v, u]
+    np.testing.assert_allclose(points, np.stack([(u - W / 2) * z / 50, (v - H / 2) * z / 50, z], 1), atol=1e-6)
+    bad = ros.add(CameraNode, parameter_overrides=params(camera="opencv", depth=True))
+    assert ros.configure(bad) != OK and "depth:=true needs a depth camera" in bad.last_error
+
+
 @pytest.mark.parametrize("given", ["_123456789012", "123456789012", "'123456789012'"])
 def test_camera_serial_follows_realsense_ros(ros, given):
     pytest.importorskip("pyrealsense2")

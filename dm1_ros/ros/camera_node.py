@@ -3,19 +3,22 @@
 configure opens the camera (a missing device fails the transition with the connected serials in the message),
 activate publishes. serial_no follows realsense-ros: `serial_no:=_123456789012` (a leading underscore keeps the
 digits a string; quotes are stripped too). CameraInfo carries the driver's intrinsics (RealSense and its
-recordings), zeros (uncalibrated) otherwise. Frames are published from the camera's own thread the moment they arrive, stamped with the
+recordings), zeros (uncalibrated) otherwise. With `depth:=true` (RealSense and .db3 replay) the depth aligned to
+colour goes out as realsense-ros does it (16UC1 millimetres on aligned_depth_to_color/image_raw, with the colour
+intrinsics on its camera_info), and with `pointcloud:=true` also as a PointCloud2 in the colour optical frame
+(every valid pixel back-projected, runtime/pointcloud.py). Frames are published from the camera's own thread the moment they arrive, stamped with the
 ROS time of their arrival. Diagnostics: achieved vs declared fps, frames, errors, reconnects, staleness.
 """
 from __future__ import annotations
 
 import time
 
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from dm1_ros.runtime.images import parse_size
-from dm1_ros.ros.conversions import array_to_image, camera_info
+from dm1_ros.ros.conversions import array_to_image, camera_info, depth_to_image, points_to_cloud
 from dm1_ros.ros.node_base import SENSOR_QOS, Dm1Node, Param, run
-from dm1_ros.ros.topics import CAMERA_IMAGE, CAMERA_INFO
+from dm1_ros.ros.topics import CAMERA_DEPTH, CAMERA_DEPTH_INFO, CAMERA_IMAGE, CAMERA_INFO, CAMERA_POINTS
 
 KINDS = ("realsense", "opencv", "replay")
 
@@ -35,6 +38,10 @@ class CameraNode(Dm1Node):
         Param("camera_info_topic", CAMERA_INFO, "camera_info topic (realsense-ros name)", read_only=True),
         Param("max_age_s", 0.25, "a frame older than this makes the camera stale (diagnostics ERROR)"),
         Param("warmup_frames", 5, "RealSense frames dropped after every start (auto exposure)", configure_only=True),
+        Param("depth", False, "also stream depth aligned to colour (realsense, replay) and publish it on "
+              f"{CAMERA_DEPTH}", configure_only=True),
+        Param("pointcloud", False, f"publish the depth as sensor_msgs/PointCloud2 on {CAMERA_POINTS} (needs depth)",
+              configure_only=True),
     )
 
     def __init__(self, *, camera_factory=None, **kwargs):
@@ -46,6 +53,10 @@ class CameraNode(Dm1Node):
         self.published = 0
         self.image_pub = self.create_publisher(Image, self.p("image_topic"), SENSOR_QOS)
         self.info_pub = self.create_publisher(CameraInfo, self.p("camera_info_topic"), SENSOR_QOS)
+        self.depth_pub = self.create_publisher(Image, CAMERA_DEPTH, SENSOR_QOS)
+        self.depth_info_pub = self.create_publisher(CameraInfo, CAMERA_DEPTH_INFO, SENSOR_QOS)
+        self.points_pub = self.create_publisher(PointCloud2, CAMERA_POINTS, SENSOR_QOS)
+        self._camera_model = None
 
     def validate(self, name, value):
         from dm1_ros.hardware.cameras import parse_profile
@@ -69,7 +80,13 @@ class CameraNode(Dm1Node):
 
         kind = self.p("camera")
         size = parse_size(self.p("resize"))
+        if self.p("pointcloud") and not self.p("depth"):
+            raise ValueError("pointcloud:=true needs depth:=true (the cloud is made from the aligned depth)")
+        if self.p("depth") and kind == "opencv":
+            raise ValueError("depth:=true needs a depth camera: camera:=realsense or camera:=replay")
         common = dict(resize=size, max_age_s=self.p("max_age_s"), on_frame=self._on_frame)
+        if self.p("depth"):
+            common["depth"] = True
         if kind == "realsense":
             kwargs = dict(serial_no=self.p("serial_no"), color_profile=self.p("color_profile"),
                           warmup_frames=self.p("warmup_frames"), **common)
@@ -83,6 +100,13 @@ class CameraNode(Dm1Node):
         self.camera = factory(**kwargs)
         self.camera.start()  # opens the device here: a missing camera fails configure, loudly
         self.intrinsics = self.camera.intrinsics()  # the driver's (RealSense, recordings); None: uncalibrated
+        if self.p("pointcloud"):
+            if self.intrinsics is None:
+                raise ValueError(f"camera {self.camera.name} reports no intrinsics: no point cloud can be made")
+            from dm1_ros.runtime.pointcloud import CameraModel
+
+            i = self.intrinsics
+            self._camera_model = CameraModel(i.fx, i.fy, i.cx, i.cy)
         self.get_logger().info(f"camera {self.camera.name} started ({self.p('color_profile')})")
 
     def cleanup(self) -> None:
@@ -101,7 +125,15 @@ class CameraNode(Dm1Node):
         self.image_pub.publish(msg)
         intr = self.intrinsics
         k, d = (None, None) if intr is None else (intr.k, list(intr.coeffs))
-        self.info_pub.publish(camera_info(w, h, stamp, frame_id, k, d))
+        info = camera_info(w, h, stamp, frame_id, k, d)
+        self.info_pub.publish(info)
+        if frame.depth is not None:
+            self.depth_pub.publish(depth_to_image(frame.depth, stamp, frame_id))
+            self.depth_info_pub.publish(info)
+            if self._camera_model is not None:
+                from dm1_ros.runtime.pointcloud import backproject
+
+                self.points_pub.publish(points_to_cloud(backproject(frame.depth, self._camera_model), stamp, frame_id))
         self.published += 1
 
     # --- diagnostics -------------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 Choices (docs/ros.md has the tables):
 - Images are published as rgb8; bgr8, rgba8, bgra8 and mono8 are accepted on input (row padding honoured).
+- Depth as realsense-ros publishes it: 16UC1 in millimetres (0: no reading); 32FC1 in metres is accepted on input.
+  Point clouds: sensor_msgs/PointCloud2 with float32 x y z, dense, in the header's frame.
 - Robot state: sensor_msgs/JointState (arm joints when known + panda_finger_joint1/2, whose positions are
   robot0_gripper_qpos), geometry_msgs/PoseStamped (end effector in the base frame, quaternion x y z w =
   robot0_eef_quat), std_msgs/Float64MultiArray gripper state [width m, command].
@@ -21,7 +23,7 @@ import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, Transform
-from sensor_msgs.msg import CameraInfo, Image, JointState
+from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2, PointField
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 from trajectory_msgs.msg import MultiDOFJointTrajectory, MultiDOFJointTrajectoryPoint
 
@@ -96,6 +98,68 @@ def array_to_image(image: np.ndarray, stamp: float, frame_id: str) -> Image:
     msg.header.frame_id = frame_id
     msg.data = array.array("B", image.tobytes())
     return msg
+
+
+def depth_to_image(depth_m: np.ndarray, stamp: float, frame_id: str) -> Image:
+    """(H, W) metres -> sensor_msgs/Image 16UC1 millimetres (realsense-ros); beyond 65.535 m or invalid: 0."""
+    depth_m = np.asarray(depth_m, np.float32)
+    if depth_m.ndim != 2:
+        raise ValueError(f"expected an (H, W) depth image in metres, got shape {depth_m.shape}")
+    mm = np.where(np.isfinite(depth_m) & (depth_m > 0) & (depth_m < 65.535), np.round(depth_m * 1000), 0)
+    h, w = depth_m.shape
+    msg = Image(height=h, width=w, encoding="16UC1", is_bigendian=0, step=w * 2)
+    msg.header.stamp = stamp_msg(stamp)
+    msg.header.frame_id = frame_id
+    msg.data = array.array("B", mm.astype("<u2").tobytes())
+    return msg
+
+
+def image_to_depth(msg: Image) -> np.ndarray:
+    """sensor_msgs/Image 16UC1 (mm) or 32FC1 (m) -> (H, W) float32 metres, 0 where there is no reading."""
+    enc = msg.encoding.upper()
+    dtypes = {"16UC1": (">u2" if msg.is_bigendian else "<u2", 1e-3), "32FC1": (">f4" if msg.is_bigendian else "<f4", 1.0)}
+    if enc not in dtypes:
+        raise ValueError(f"depth encoding {msg.encoding!r} is not supported; publish 16UC1 (mm) or 32FC1 (m)")
+    dtype, scale = dtypes[enc]
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    size = np.dtype(dtype).itemsize
+    if step < w * size or len(msg.data) < h * step:
+        raise ValueError(f"depth image data ({len(msg.data)} bytes, step {step}) is too short for {w}x{h} {enc}")
+    rows = np.frombuffer(bytes(msg.data[: h * step]), np.uint8).reshape(h, step)[:, : w * size]
+    depth = np.ascontiguousarray(rows).view(dtype).reshape(h, w).astype(np.float32) * np.float32(scale)
+    return np.where(np.isfinite(depth), depth, 0).astype(np.float32)
+
+
+def points_to_cloud(points: np.ndarray, stamp: float, frame_id: str) -> PointCloud2:
+    """(N, 3) float32 metres -> sensor_msgs/PointCloud2 (x y z float32, dense, unordered)."""
+    points = np.ascontiguousarray(points, np.float32)
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise ValueError(f"expected (N, 3) points, got shape {points.shape}")
+    msg = PointCloud2(height=1, width=points.shape[0], is_bigendian=False, point_step=12,
+                      row_step=12 * points.shape[0], is_dense=True)
+    msg.fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, n in enumerate("xyz")]
+    msg.header.stamp = stamp_msg(stamp)
+    msg.header.frame_id = frame_id
+    msg.data = array.array("B", points.astype("<f4").tobytes())
+    return msg
+
+
+def cloud_to_points(msg: PointCloud2) -> np.ndarray:
+    """sensor_msgs/PointCloud2 with float32 x y z fields (any layout, e.g. realsense-ros's xyz + rgb) -> (N, 3)
+    float32; points with a non-finite coordinate are dropped."""
+    offsets = {f.name: f for f in msg.fields}
+    for name in "xyz":
+        if name not in offsets or offsets[name].datatype != PointField.FLOAT32:
+            raise ValueError(f"point cloud field {name!r} missing or not float32 (fields: {sorted(offsets)})")
+    n = int(msg.width) * int(msg.height)
+    raw = np.frombuffer(bytes(msg.data), np.uint8)
+    if raw.size < n * int(msg.point_step):
+        raise ValueError(f"point cloud data has {raw.size} bytes, {n} points of {msg.point_step} need more")
+    rows = raw[: n * int(msg.point_step)].reshape(n, int(msg.point_step))
+    order = ">f4" if msg.is_bigendian else "<f4"
+    pts = np.stack([np.ascontiguousarray(rows[:, offsets[c].offset: offsets[c].offset + 4]).view(order)[:, 0]
+                    for c in "xyz"], axis=1).astype(np.float32)
+    return pts[np.all(np.isfinite(pts), axis=1)]
 
 
 def camera_info(width: int, height: int, stamp: float, frame_id: str, k: list[float] | None = None,

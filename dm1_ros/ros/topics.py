@@ -6,6 +6,9 @@ Camera topics are realsense-ros's, so the official driver can replace camera_nod
 
 CAMERA_IMAGE = "/camera/camera/color/image_raw"  # sensor_msgs/Image rgb8, sensor QoS
 CAMERA_INFO = "/camera/camera/color/camera_info"  # sensor_msgs/CameraInfo, sensor QoS
+CAMERA_DEPTH = "/camera/camera/aligned_depth_to_color/image_raw"  # sensor_msgs/Image 16UC1, millimetres, 0 = none
+CAMERA_DEPTH_INFO = "/camera/camera/aligned_depth_to_color/camera_info"  # the colour intrinsics (aligned)
+CAMERA_POINTS = "/camera/camera/depth/color/points"  # sensor_msgs/PointCloud2 x y z float32, optical frame
 
 JOINT_STATES = "/dm1/joint_states"  # sensor_msgs/JointState: arm joints (when known) + the two finger joints
 EEF_POSE = "/dm1/eef_pose"  # geometry_msgs/PoseStamped: end effector in the base frame (quaternion x y z w)
