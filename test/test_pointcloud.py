@@ -125,3 +125,16 @@ def test_point_cloud_policy_end_to_end_collect_train_export_evaluate(tmp_path):
     policy.point_clouds = [other]
     with pytest.raises(ConfigError, match="crop_min .* differ from how"):
         train(TrainConfig(**{**recipe, "out_dir": str(tmp_path / "run2")}), progress=False)
+
+
+def test_committed_point_cloud_recipe_matches_what_collect_records():
+    """config/train/lift_pointcloud.yaml trains on exactly the cloud `dm1 collect --point-cloud agentview` records
+    for lift (else training refuses the data)."""
+    from pathlib import Path
+
+    from dm1_ros.configuration import load_yaml
+    from dm1_ros.sim.env import default_point_cloud
+    from dm1_ros.train.pretrain import TrainConfig
+
+    recipe = load_yaml(TrainConfig, Path(__file__).resolve().parents[1] / "config" / "train" / "lift_pointcloud.yaml")
+    assert recipe.policy.encoder == "pointnet" and recipe.policy.point_clouds == [default_point_cloud("lift", ["agentview"])]
