@@ -327,6 +327,14 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_dataset(args) -> int:
+    from dm1_ros.data.info import dataset_info, format_info
+
+    info = dataset_info(args.path)
+    print(json.dumps(info, indent=1) if args.json else format_info(info))
+    return 0
+
+
 def _lookahead_s(args) -> float | None:
     """--lookahead-ms in seconds; None (the bundle's own) when not given."""
     return None if args.lookahead_ms is None else args.lookahead_ms * 1e-3
@@ -517,6 +525,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="written to the manifest: at each observation the runtime runs the action its chunk planned "
                    "this much after it (default 0: the first action)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("dataset", help="what a dataset holds: episodes, steps, keys and shapes, rate, cameras",
+                       description="dataset info PATH: summarizes a robomimic-layout HDF5 (dm1 collect, teleop "
+                       "recordings, robomimic releases) or a collection in progress (PATH.parts) without loading it.")
+    p.add_argument("action", choices=["info"])
+    p.add_argument("path")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_dataset)
 
     p = sub.add_parser("execution", help="show or change how the runtime runs a bundle (manifest execution and "
                        "lookahead), without re-exporting it",

@@ -114,3 +114,25 @@ def test_assembled_dataset_can_be_extended(tmp_path):
     store.add("seed_9", ep)
     store.assemble({"env_name": "Fake"})
     assert RobomimicDataset(path, [KEY], chunk=2, split=None).num_episodes == 3
+
+
+def test_dataset_info_summarizes_files_and_collections_in_progress(tmp_path, capsys):
+    from dm1_ros.cli import main
+    from dm1_ros.data.info import dataset_info
+
+    path, _ = make_dataset(tmp_path, lengths=(5, 7, 6))
+    info = dataset_info(path)
+    assert (info["episodes"], info["steps"], info["episode_steps"]["max"]) == (3, 18, 7)
+    assert info["cameras"] == [KEY] and info["keys"][KEY] == {"shape": [8, 8, 3], "dtype": "uint8", "kind": "camera"}
+    assert info["keys"]["object"]["kind"] == "low-dim" and info["actions"] == [7] and info["env"] == "Fake"
+    assert info["splits"] == {"train": 2, "valid": 1} and info["successes"] == 3
+    store = EpisodeStore(tmp_path / "partial.hdf5")
+    for i, n in enumerate((4, 6)):
+        store.add(f"seed_{i}", fake_episode(n, i)[1])
+    partial = dataset_info(tmp_path / "partial.hdf5")
+    assert partial["in_progress"] and (partial["episodes"], partial["steps"]) == (2, 10)
+    assert main(["dataset", "info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "episodes 3 (3 successful), steps 18" in out and f"{KEY}  (8, 8, 3)" in out
+    assert main(["dataset", "info", str(tmp_path / "none.hdf5")]) == 1
+    assert "dataset not found" in capsys.readouterr().err

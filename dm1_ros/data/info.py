@@ -1,0 +1,115 @@
+"""What a dataset file holds, without loading it: `dm1 dataset info PATH`.
+
+    info = dataset_info("data/square.hdf5")     # episodes, steps, keys with shapes and dtypes, fps, cameras, splits
+    print(format_info(info))
+
+Reads robomimic-layout HDF5 (what `dm1 collect` and teleop recording write, and robomimic's own releases); a
+collection still in progress (`OUT.parts/`) is summarized from its shards. No torch.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from dm1_ros.data.episodes import SHARD_SUFFIX, EpisodeStore
+from dm1_ros.train.dataset import DatasetError
+
+
+def _key_kind(name: str, shape: tuple, dtype) -> str:
+    if dtype == np.uint8 and len(shape) == 3 and shape[-1] == 3:
+        return "camera"
+    if name.endswith("depth") and len(shape) in (2, 3):
+        return "depth"
+    if len(shape) == 2 and shape[-1] == 3 and dtype == np.float32 and "point" in name:
+        return "point cloud"
+    return "low-dim"
+
+
+def dataset_info(path: str | Path) -> dict:
+    """Episodes, steps, per-key shape/dtype/kind, control rate, cameras, splits and provenance of a dataset file."""
+    path = Path(path)
+    if path.name.endswith(SHARD_SUFFIX) or (not path.exists() and path.with_name(path.name + SHARD_SUFFIX).is_dir()):
+        return _shards_info(EpisodeStore(path.with_name(path.name[: -len(SHARD_SUFFIX)]) if path.name.endswith(SHARD_SUFFIX) else path))
+    if not path.is_file():
+        raise DatasetError(f"dataset not found: {path}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise DatasetError(f"{path} is not a readable HDF5 file: {exc}") from None
+    with f:
+        if "data" not in f:
+            raise DatasetError(f"{path} has no 'data' group (not a robomimic dataset)")
+        demos = sorted(f["data"].keys(), key=lambda n: int(n.split("_")[-1]) if n.split("_")[-1].isdigit() else n)
+        if not demos:
+            raise DatasetError(f"{path} holds no episodes")
+        lengths = [int(f["data"][d]["actions"].shape[0]) for d in demos]
+        first = f["data"][demos[0]]
+        keys = {k: {"shape": list(first["obs"][k].shape[1:]), "dtype": str(first["obs"][k].dtype),
+                    "kind": _key_kind(k, first["obs"][k].shape[1:], first["obs"][k].dtype)} for k in first["obs"]}
+        env_args = _json(f["data"].attrs.get("env_args", "{}"))
+        splits = {k: int(len(f["mask"][k])) for k in f["mask"]} if "mask" in f else {}
+        successes = [bool(f["data"][d].attrs.get("success", True)) for d in demos]
+        action_shape = list(first["actions"].shape[1:])
+    return _summary(path, lengths, keys, action_shape, env_args, splits, successes)
+
+
+def _shards_info(store: EpisodeStore) -> dict:
+    names = store.shard_names()
+    if not names:
+        raise DatasetError(f"{store.parts} holds no finished episode")
+    lengths, successes, keys, action_shape = [], [], {}, []
+    for name in names:
+        with h5py.File(store.parts / f"{name}.hdf5", "r") as f:
+            g = f["episode"]
+            lengths.append(int(g["actions"].shape[0]))
+            successes.append(bool(g.attrs.get("success", True)))
+            if not keys:
+                keys = {k: {"shape": list(g["obs"][k].shape[1:]), "dtype": str(g["obs"][k].dtype),
+                            "kind": _key_kind(k, g["obs"][k].shape[1:], g["obs"][k].dtype)} for k in g["obs"]}
+                action_shape = list(g["actions"].shape[1:])
+    info = _summary(store.parts, lengths, keys, action_shape, {}, {}, successes)
+    info["in_progress"] = True
+    return info
+
+
+def _json(value) -> dict:
+    try:
+        out = json.loads(value)
+    except (TypeError, ValueError):
+        return {}
+    return out if isinstance(out, dict) else {}
+
+
+def _summary(path, lengths, keys, action_shape, env_args, splits, successes) -> dict:
+    kwargs = env_args.get("env_kwargs", {})
+    fps = kwargs.get("control_freq")
+    return {
+        "path": str(path), "format": "robomimic HDF5", "episodes": len(lengths), "steps": int(sum(lengths)),
+        "episode_steps": {"min": int(min(lengths)), "mean": float(np.mean(lengths)), "max": int(max(lengths))},
+        "successes": int(sum(successes)), "fps": float(fps) if fps else None,
+        "cameras": [k for k, v in keys.items() if v["kind"] == "camera"],
+        "point_clouds": [k for k, v in keys.items() if v["kind"] == "point cloud"],
+        "keys": keys, "actions": action_shape, "splits": splits,
+        "env": env_args.get("env_name"), "task": env_args.get("dm1_ros", {}).get("task"),
+    }
+
+
+def format_info(info: dict) -> str:
+    s = info["episode_steps"]
+    lines = [f"{info['path']}: {info['format']}{' (collection in progress)' if info.get('in_progress') else ''}",
+             f"  episodes {info['episodes']} ({info['successes']} successful), steps {info['steps']} "
+             f"(per episode {s['min']} / {s['mean']:.0f} / {s['max']} min / mean / max)",
+             f"  control rate {info['fps']:g} Hz" if info["fps"] else "  control rate: not recorded",
+             f"  task {info['task'] or '-'} ({info['env'] or 'environment not recorded'})",
+             f"  cameras {', '.join(info['cameras']) or 'none'}; point clouds {', '.join(info['point_clouds']) or 'none'}",
+             f"  actions {tuple(info['actions'])}"]
+    if info["splits"]:
+        lines.append("  splits " + ", ".join(f"{k} {v}" for k, v in info["splits"].items()))
+    lines.append("  observation keys:")
+    width = max(len(k) for k in info["keys"])
+    for k, v in info["keys"].items():
+        lines.append(f"    {k:<{width}}  {str(tuple(v['shape'])):<14} {v['dtype']:<8} {v['kind']}")
+    return "\n".join(lines)
