@@ -108,6 +108,76 @@ def test_policy_plans_on_each_image_and_stamps_from_the_observation(ros, policy)
     assert policy.commands == 2 and policy.skipped == {}
 
 
+def pointcloud_bundle(tmp_path, cameras=("agentview",)):
+    """A tiny DP3-encoder bundle whose cloud (64 points, base frame) comes from `cameras`' depth."""
+    import torch
+
+    from dm1_ros.policy.config import HeadConfig, PointNetConfig, PolicyConfig
+    from dm1_ros.policy.export import export_bundle
+    from dm1_ros.policy.model import GenerativePolicy
+    from dm1_ros.runtime.bundle import PointCloudSpec
+
+    cloud = PointCloudSpec(cameras=list(cameras), frame="panda_link0", num_points=64, crop_min=[-0.3, -0.3, 0.79],
+                           crop_max=[0.3, 0.3, 1.0])
+    torch.manual_seed(0)
+    policy = GenerativePolicy(PolicyConfig(image_keys=[], encoder="pointnet", point_clouds=[cloud],
+                                           pointnet=PointNetConfig(hidden=[16, 32], out_dim=16), head=HeadConfig(hidden=32)))
+    policy.action_normalizer.fit(np.array([[-0.5] * 7, [0.5] * 7]))
+    policy.proprio_normalizer.fit(np.array([[-1.0] * 9, [1.0] * 9]))
+    export_bundle(policy.eval(), tmp_path / "pc")
+    return tmp_path / "pc", cloud
+
+
+def test_policy_builds_the_manifests_point_cloud_from_depth_and_plans_on_it(ros, tmp_path):
+    """A point-cloud model on ROS: aligned depth + camera_info + robot state -> the cloud the manifest describes
+    (the same pipeline as in simulation), planned on each depth frame; a hand-mounted camera is placed with this
+    observation's pose; missing extrinsics fail configure naming them."""
+    from test_pointcloud import K, look_down_from, render_depth
+
+    from dm1_ros.ros.policy_node import PolicyNode
+    from dm1_ros.runtime.pointcloud import CameraModel, depth_to_points
+    from dm1_ros.runtime.rotations import quat_to_matrix
+
+    bundle, cloud = pointcloud_bundle(tmp_path)
+    T_fixed = look_down_from(0.05, -0.1, 1.5, yaw=0.4)
+    node = ros.add(PolicyNode, parameter_overrides=params(model_path=str(bundle), warmup=1, noise_seed=0,
+                                                          camera_mounts=["fixed"], camera_poses=T_fixed.ravel().tolist(),
+                                                          max_observation_age_s=2.0))  # generous on a loaded machine
+    assert ros.configure(node) == OK, node.last_error
+    traj, raw = capture_commands(ros, node)
+    depth = render_depth(T_fixed)
+    stamp = ros.now()
+    proprio = np.array([0.0, 0.0, 1.1, 1, 0, 0, 0, 0.02, -0.02])
+    joints, pose, _ = cv.state_messages(proprio, stamp, "panda_link0")
+    ros.publish(joints, T.JOINT_STATES)
+    ros.publish(pose, T.EEF_POSE)
+    ros.publish(cv.camera_info(320, 240, stamp, "cam", K.ravel().tolist()), T.CAMERA_DEPTH_INFO)
+    assert ros.spin(lambda: node.assembler.state_stamp() is not None and "agentview" in node.assembler.depth_infos)
+    ros.publish(cv.depth_to_image(depth, stamp, "cam"), T.CAMERA_DEPTH)
+    assert ros.spin(lambda: traj and raw), node.skipped
+    assert cv.to_sec(traj[0].header.stamp) == pytest.approx(stamp, abs=1e-6) and node.skipped == {}
+    obs, reason = node.assembler.build(stamp)
+    expected = depth_to_points(cv.image_to_depth(cv.depth_to_image(depth, 0, "")), CameraModel.from_matrices(K, T_fixed),
+                               cloud)
+    assert reason is None and obs.images == {}
+    np.testing.assert_array_equal(obs.points["point_cloud"], expected)
+
+    # on the hand: eef_from_camera composed with the pose of the observation
+    eef_from_camera = np.linalg.inv(np.block([[quat_to_matrix(proprio[3:7]), proprio[:3, None]], [np.zeros((1, 3)), 1]])) @ T_fixed
+    hand = ros.add(PolicyNode, parameter_overrides=params(model_path=str(bundle), warmup=1, camera_mounts=["hand"],
+                                                          camera_poses=eef_from_camera.ravel().tolist()))
+    assert ros.configure(hand) == OK, hand.last_error
+    hand.assembler.set_pose(pose), hand.assembler.set_joints(joints)
+    hand.assembler.set_depth_info("agentview", cv.camera_info(320, 240, stamp, "cam", K.ravel().tolist()))
+    hand.assembler.set_depth("agentview", cv.depth_to_image(depth, stamp, "cam"))
+    obs, reason = hand.assembler.build(stamp)
+    assert reason is None
+    np.testing.assert_allclose(obs.points["point_cloud"], expected, atol=1e-5)  # the same camera pose, reached via the hand
+
+    missing = ros.add(PolicyNode, parameter_overrides=params(model_path=str(bundle), warmup=0))
+    assert ros.configure(missing) != OK and "set camera_mounts" in missing.last_error
+
+
 def test_policy_holds_on_a_stale_image_and_reports_it(ros, policy):
     traj, _ = capture_commands(ros, policy)
     publish_observation(ros, policy, ros.now() - 1.0, state_stamp=ros.now())  # a frozen camera, a live robot

@@ -3,24 +3,59 @@
 Callbacks only store messages (cheap); conversion happens when an observation is built. The observation is
 stamped with its oldest image's header stamp (the policy acts on what the cameras saw then); whether that is fresh
 enough is the consumer's call (the Planner's watchdog). The robot state must be fresh at `now` (a Watchdog over its
-stamps: too old, from the future, going back or not finite), else the observation is refused. Imports no rclpy:
-messages are read by field name.
+stamps: too old, from the future, going back or not finite), else the observation is refused.
+
+Point clouds (a model whose manifest lists point_clouds): each of the cloud's cameras sends its depth aligned to
+colour (16UC1 mm or 32FC1 m) and a CameraInfo (intrinsics); its pose comes from a DepthMount: fixed (the camera in
+the base frame, 4 x 4) or on the hand (the camera in the end-effector frame, composed with the pose of the same
+observation, as a hand-eye calibration gives it). The cloud is built by runtime/pointcloud.py as the manifest says
+(frame, crop, sampling), and the depth stamps count among the image stamps. Imports no rclpy: messages are read by
+field name.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from dm1_ros.ros.conversions import image_to_array, proprio_from_state, to_sec
+from dataclasses import dataclass, field
+
+from dm1_ros.ros.conversions import image_to_array, image_to_depth, proprio_from_state, to_sec
 from dm1_ros.ros.topics import FINGER_JOINTS
+from dm1_ros.runtime.bundle import PointCloudSpec
 from dm1_ros.runtime.contract import Observation
 from dm1_ros.runtime.images import resize_image
+from dm1_ros.runtime.pointcloud import CameraModel, PointCloudError, merged_cloud
+from dm1_ros.runtime.rotations import quat_to_matrix
 from dm1_ros.runtime.safety import Watchdog
+
+
+@dataclass
+class DepthMount:
+    """Where a depth camera is: `fixed` (transform = base_from_camera) or on the `hand` (transform =
+    eef_from_camera, the hand-eye calibration), 4 x 4, camera axes as OpenCV's (x right, y down, z forward)."""
+
+    mount: str = "fixed"
+    transform: np.ndarray = field(default_factory=lambda: np.eye(4))
+
+    def __post_init__(self):
+        if self.mount not in ("fixed", "hand"):
+            raise ValueError(f"camera mount {self.mount!r}: choose fixed or hand")
+        self.transform = np.asarray(self.transform, np.float64).reshape(4, 4)
 
 
 class ObservationAssembler:
     def __init__(self, image_keys: list[str], image_shapes: dict[str, tuple[int, int]] | None = None,
-                 max_state_age_s: float = 0.25, finger_names=FINGER_JOINTS, resize: bool = True):
-        """image_shapes: key -> (height, width) the consumer wants (resized when `resize`, else refused)."""
+                 max_state_age_s: float = 0.25, finger_names=FINGER_JOINTS, resize: bool = True,
+                 point_clouds: list[PointCloudSpec] | None = None, mounts: dict[str, DepthMount] | None = None):
+        """image_shapes: key -> (height, width) the consumer wants (resized when `resize`, else refused).
+        point_clouds: the clouds to build; mounts: depth camera name -> DepthMount for each of their cameras."""
+        self.point_clouds = list(point_clouds or [])
+        self.mounts = dict(mounts or {})
+        self.depth_cameras = list(dict.fromkeys(c for cloud in self.point_clouds for c in cloud.cameras))
+        missing = [c for c in self.depth_cameras if c not in self.mounts]
+        if missing:
+            raise ValueError(f"depth camera(s) {missing} have no mount (fixed or hand, with its 4 x 4 transform)")
+        self.depths: dict[str, object] = {}
+        self.depth_infos: dict[str, object] = {}
         self.image_keys = list(image_keys)
         self.image_shapes = dict(image_shapes or {})
         self.state_watchdog = Watchdog(max_state_age_s, "state")
@@ -41,6 +76,12 @@ class ObservationAssembler:
     def set_image(self, key: str, msg) -> None:
         self.images[key] = msg
 
+    def set_depth(self, camera: str, msg) -> None:
+        self.depths[camera] = msg
+
+    def set_depth_info(self, camera: str, msg) -> None:
+        self.depth_infos[camera] = msg
+
     def set_pose(self, msg) -> None:
         self.pose = msg
 
@@ -49,14 +90,17 @@ class ObservationAssembler:
 
     def clear(self) -> None:
         self.images.clear()
+        self.depths.clear()
         self.pose = self.joints = None
         self.state_watchdog.clear()
 
     def image_stamp(self) -> float | None:
         """The oldest of the latest images' stamps; None until every camera has sent one."""
-        if any(k not in self.images for k in self.image_keys):
+        if any(k not in self.images for k in self.image_keys) or any(c not in self.depths for c in self.depth_cameras):
             return None
-        return min(to_sec(self.images[k].header.stamp) for k in self.image_keys) if self.image_keys else None
+        stamps = [to_sec(self.images[k].header.stamp) for k in self.image_keys]
+        stamps += [to_sec(self.depths[c].header.stamp) for c in self.depth_cameras]
+        return min(stamps) if stamps else None
 
     def state_stamp(self) -> float | None:
         if self.pose is None or self.joints is None:
@@ -64,11 +108,13 @@ class ObservationAssembler:
         return min(to_sec(self.pose.header.stamp), to_sec(self.joints.header.stamp))
 
     def build(self, now: float) -> tuple[Observation | None, str | None]:
-        """-> (observation, None) or (None, reason) with reason in no_image, no_state, stale_state, bad_image,
-        bad_state."""
+        """-> (observation, None) or (None, reason) with reason in no_image, no_depth, no_state, stale_state,
+        bad_image, bad_depth, bad_state."""
         stamp = self.image_stamp()
-        if stamp is None and self.image_keys:
+        if stamp is None and self.image_keys and any(k not in self.images for k in self.image_keys):
             return None, "no_image"
+        if stamp is None and self.depth_cameras:
+            return None, "no_depth"
         state_stamp = self.state_stamp()
         if state_stamp is None:
             return None, "no_state"
@@ -95,4 +141,25 @@ class ObservationAssembler:
             return None, "bad_state"
         if not np.all(np.isfinite(proprio)):
             return None, "bad_state"
-        return Observation(images=images, proprio=proprio, stamp=stamp), None
+        points = {}
+        for cloud in self.point_clouds:
+            try:
+                points[cloud.name] = merged_cloud([self._depth_view(c, proprio) for c in cloud.cameras], cloud)
+            except (ValueError, KeyError):  # PointCloudError is a ValueError: bad depth, no intrinsics, empty crop
+                return None, "bad_depth"
+        return Observation(images=images, proprio=proprio, stamp=stamp, points=points), None
+
+    def _depth_view(self, camera: str, proprio: np.ndarray) -> tuple[np.ndarray, CameraModel]:
+        """(depth in metres, camera model in the base frame) of one depth camera for this observation."""
+        info = self.depth_infos.get(camera)
+        k = np.asarray(info.k if info is not None else np.zeros(9), np.float64)
+        if k[0] <= 0 or k[4] <= 0:
+            raise PointCloudError(f"depth camera {camera}: no camera_info with intrinsics yet")
+        mount = self.mounts[camera]
+        pose = mount.transform
+        if mount.mount == "hand":  # base_from_eef (this observation's pose) @ eef_from_camera
+            base_from_eef = np.eye(4)
+            base_from_eef[:3, :3] = quat_to_matrix(proprio[3:7])
+            base_from_eef[:3, 3] = proprio[:3]
+            pose = base_from_eef @ mount.transform
+        return image_to_depth(self.depths[camera]), CameraModel(k[0], k[4], k[2], k[5], pose)

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import MultiDOFJointTrajectory
 
-from dm1_ros.ros.assembler import ObservationAssembler
+from dm1_ros.ros.assembler import DepthMount, ObservationAssembler
 from dm1_ros.ros.conversions import actions_to_trajectory, chunk_to_array_msg
 from dm1_ros.ros.node_base import COMMAND_QOS, LATEST_QOS, Dm1Node, Param, run
-from dm1_ros.ros.topics import (ACTION_CHUNK, ACTION_TRAJECTORY, CAMERA_IMAGE, EEF_POSE, FINGER_JOINTS,
+from dm1_ros.ros.topics import (ACTION_CHUNK, ACTION_TRAJECTORY, CAMERA_DEPTH, CAMERA_DEPTH_INFO, CAMERA_IMAGE, EEF_POSE, FINGER_JOINTS,
                                 JOINT_STATES, POLICY_RESET, POLICY_START, POLICY_STOP)
 from dm1_ros.runtime.planner import BLENDING, SAME_OBSERVATION
 
@@ -49,6 +49,14 @@ class PolicyNode(Dm1Node):
               "bundle's manifest lookahead_s)", configure_only=True),
         Param("image_topics", [CAMERA_IMAGE], "one image topic per camera of the model, in manifest order",
               configure_only=True),
+        Param("depth_topics", [CAMERA_DEPTH], "point-cloud models: one aligned depth topic per depth camera of the "
+              "manifest's point_clouds, in its order", configure_only=True),
+        Param("depth_info_topics", [CAMERA_DEPTH_INFO], "camera_info (intrinsics) topic of each depth topic",
+              configure_only=True),
+        Param("camera_mounts", ["fixed"], "per depth camera: fixed (camera_poses gives base_from_camera) or hand "
+              "(eef_from_camera, a hand-eye calibration)", configure_only=True),
+        Param("camera_poses", [0.0], "per depth camera 16 numbers, a row-major 4 x 4 transform (see camera_mounts), "
+              "optical axes (z forward, y down)", configure_only=True),
         Param("resize_images", True, "resize images to the model's size (false: refuse other sizes)",
               configure_only=True),
         Param("finger_joints", list(FINGER_JOINTS), "joint_states names of the two fingers", configure_only=True),
@@ -98,6 +106,8 @@ class PolicyNode(Dm1Node):
             return "must be -1 (the bundle's) or a non-negative number of seconds"
         if name in ("max_observation_age_s", "pos_scale", "rot_scale") and value <= 0:
             return "must be positive"
+        if name == "camera_mounts" and any(m not in ("fixed", "hand") for m in value):
+            return "each mount is fixed or hand"
         if name == "image_topics" and not value:
             return "needs one topic per camera of the model"
         if name == "model_path" and not self.declaring:
@@ -155,21 +165,47 @@ class PolicyNode(Dm1Node):
                           sampling_steps=self.p("sampling_steps"), **policy_kwargs)
         spec = planner.manifest.observation
         topics = self.p("image_topics")
-        if len(topics) != len(spec.images):
+        if spec.images and len(topics) != len(spec.images):
             raise ValueError(f"model {planner.model_id} has {len(spec.images)} camera(s) "
                              f"{[s.name for s in spec.images]}; image_topics lists {len(topics)}: {topics}")
+        depth_cameras = list(dict.fromkeys(c for cloud in spec.point_clouds for c in cloud.cameras))
+        mounts = self._depth_mounts(depth_cameras, planner.model_id)
         self.assembler = ObservationAssembler(
             [s.name for s in spec.images], {s.name: (s.height, s.width) for s in spec.images},
             max_state_age_s=self.p("max_observation_age_s"), finger_names=self.p("finger_joints"),
-            resize=self.p("resize_images"))
+            resize=self.p("resize_images"), point_clouds=spec.point_clouds, mounts=mounts)
         for i, (topic, image) in enumerate(zip(topics, spec.images)):
             self._image_subs.append(self.subscribe(
                 Image, topic, lambda msg, key=image.name, first=i == 0: self._on_image(key, msg, first), LATEST_QOS))
+        for i, (camera, topic, info) in enumerate(zip(depth_cameras, self.p("depth_topics"), self.p("depth_info_topics"))):
+            first = i == 0 and not spec.images  # a point-cloud model plans on its first depth camera's frames
+            self._image_subs.append(self.subscribe(
+                Image, topic, lambda msg, cam=camera, first=first: self._on_depth(cam, msg, first), LATEST_QOS))
+            self._image_subs.append(self.subscribe(
+                CameraInfo, info, lambda msg, cam=camera: self._on_depth_info(cam, msg), LATEST_QOS))
+        if depth_cameras and not spec.images:
+            topics = self.p("depth_topics")
         self.cadence = CadenceMonitor(self.p("rate") or planner.manifest.control_rate_hz)
         self.planner = planner
         self.get_logger().info(f"policy {planner.model_id} on {policy.provider}, {planner.manifest.sampling_steps} "
                                f"step(s), planning on every image of {topics[0]}, blending {planner.mode}, lookahead "
                                f"{planner.lookahead_s * 1e3:g} ms")
+
+    def _depth_mounts(self, cameras: list[str], model_id: str) -> dict[str, DepthMount]:
+        """camera_mounts / camera_poses for the model's depth cameras; a ValueError names what is missing."""
+        if not cameras:
+            return {}
+        mounts, poses = self.p("camera_mounts"), list(self.p("camera_poses"))
+        need = len(cameras)
+        if len(self.p("depth_topics")) < need or len(self.p("depth_info_topics")) < need:
+            raise ValueError(f"model {model_id} builds point clouds from {need} depth camera(s) {cameras}; "
+                             f"depth_topics and depth_info_topics need one entry each")
+        if len(mounts) < need or len(poses) != 16 * need:
+            raise ValueError(f"model {model_id} builds point clouds from depth camera(s) {cameras}: set camera_mounts "
+                             f"(fixed | hand, one each) and camera_poses (16 numbers each, a row-major 4 x 4); got "
+                             f"{len(mounts)} mount(s) and {len(poses)} numbers")
+        return {c: DepthMount(m, np.asarray(poses[16 * i: 16 * (i + 1)], np.float64).reshape(4, 4))
+                for i, (c, m) in enumerate(zip(cameras, mounts))}
 
     def activate(self) -> None:
         self.running = bool(self.p("start_on_activate"))
@@ -192,6 +228,17 @@ class PolicyNode(Dm1Node):
     def _on_pose(self, msg) -> None:
         if self.assembler is not None:
             self.assembler.set_pose(msg)
+
+    def _on_depth_info(self, camera: str, msg) -> None:
+        if self.assembler is not None:
+            self.assembler.set_depth_info(camera, msg)
+
+    def _on_depth(self, camera: str, msg, first: bool) -> None:
+        if self.assembler is None:
+            return
+        self.assembler.set_depth(camera, msg)
+        if first:
+            self.plan()
 
     def _on_image(self, key: str, msg, first: bool) -> None:
         if self.assembler is None:

@@ -82,6 +82,8 @@ class CameraModel:
                    np.eye(4) if base_from_camera is None else np.asarray(base_from_camera, np.float64))
 
     def __post_init__(self):
+        # Python floats: a numpy float64 scalar would promote the float32 pixel arithmetic to float64 (NumPy 2)
+        self.fx, self.fy, self.cx, self.cy = (float(v) for v in (self.fx, self.fy, self.cx, self.cy))
         T = np.asarray(self.base_from_camera, np.float64)
         if T.shape != (4, 4) or not np.all(np.isfinite(T)) or not np.allclose(T[3], [0, 0, 0, 1]):
             raise PointCloudError("base_from_camera must be a finite 4 x 4 homogeneous transform")
@@ -102,13 +104,16 @@ def backproject(depth: np.ndarray, camera: CameraModel, max_depth: float = np.in
     z = d[v, u]
     u = u.astype(np.float32) * stride
     v = v.astype(np.float32) * stride
-    return np.stack([(u - camera.cx) * z / camera.fx, (v - camera.cy) * z / camera.fy, z], axis=1)
+    return np.stack([(u - camera.cx) * z / camera.fx, (v - camera.cy) * z / camera.fy, z], axis=1).astype(np.float32,
+                                                                                                        copy=False)
 
 
 def transform(points: np.ndarray, T: np.ndarray) -> np.ndarray:
-    """(N, 3) points -> T applied (4 x 4 homogeneous), float32."""
+    """(N, 3) points -> T applied (4 x 4 homogeneous), float32. Written out elementwise: a threaded BLAS product
+    may round differently from run to run, and the sampling downstream must see the same cloud every time."""
     T = np.asarray(T, np.float32)
-    return points @ T[:3, :3].T + T[:3, 3]
+    x, y, z = points[:, 0], points[:, 1], points[:, 2]
+    return np.stack([T[r, 0] * x + T[r, 1] * y + T[r, 2] * z + T[r, 3] for r in range(3)], axis=1)
 
 
 def crop(points: np.ndarray, lo, hi) -> np.ndarray:
@@ -124,19 +129,24 @@ def farthest_point_sampling(points: np.ndarray, n: int, start: int = 0) -> np.nd
         raise PointCloudError("no points to sample from")
     if count <= n:
         return np.resize(np.arange(count), n)
-    # |x - p|^2 = |x|^2 - 2 x.p + |p|^2: one matrix-vector product per pick (numpy's per-call cost dominates)
-    P = np.ascontiguousarray(points, np.float32)
-    sq = np.einsum("ij,ij->i", P, P)
+    # elementwise arithmetic, no BLAS: a threaded matrix-vector product may round differently from run to run,
+    # and one flipped near-tie changes every later pick
+    x, y, z = (np.ascontiguousarray(points[:, k], np.float32) for k in range(3))
     nearest = np.full(count, np.inf, np.float32)
     d = np.empty(count, np.float32)
+    tmp = np.empty(count, np.float32)
     chosen = np.empty(n, np.int64)
     i = start
     for k in range(n):
         chosen[k] = i
-        np.dot(P, P[i], out=d)
-        d *= -2.0
-        d += sq
-        d += sq[i]
+        np.subtract(x, x[i], out=d)
+        np.multiply(d, d, out=d)
+        np.subtract(y, y[i], out=tmp)
+        np.multiply(tmp, tmp, out=tmp)
+        np.add(d, tmp, out=d)
+        np.subtract(z, z[i], out=tmp)
+        np.multiply(tmp, tmp, out=tmp)
+        np.add(d, tmp, out=d)
         np.minimum(nearest, d, out=nearest)
         i = int(nearest.argmax())
     return chosen
