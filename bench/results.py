@@ -190,14 +190,17 @@ def closed_loop_section(latency) -> list[str]:
     out = []
     runs = sorted((ROOT / "results" / "closed_loop").glob("*.json"))
     if runs:
-        out += ["Re-planning every tick on the shipped lift model (seeds from 100000), by the action of each chunk that is "
-                "run (`--lookahead-ms`: the one planned that long after the observation) and the sampling noise across "
-                "re-plans (`--noise`). Chunks open loop on the same first 20 seeds: 19/20.", "",
-                "| run | lookahead ms | noise | success | 95% CI |", "|---|---:|---|---|---|"]
+        out += ["Closed-loop runs (seeds from 100000) of the shipped lift and can models and of the first square model "
+                "(not shipped; docs/results_notes.md): how chunks are executed (first = re-plan "
+                "every tick, chunk = open loop), which action of each chunk is run (`--lookahead-ms`: the one planned "
+                "that long after the observation) and the sampling noise across re-plans (`--noise`). Lift, chunks "
+                "open loop on the same first 20 seeds: 19/20.", "",
+                "| run | task | execution | lookahead ms | noise | success | 95% CI |", "|---|---|---|---:|---|---|---|"]
         for path in runs:
             r = load(path)
-            out.append(f"| {path.stem} | {r.get('lookahead_ms', 0):g} | {r.get('noise', 'fresh')} | "
-                       f"{r['successes']}/{r['episodes']} | {r['ci95'][0]:.0%}-{r['ci95'][1]:.0%} |")
+            out.append(f"| {path.stem} | {r['task']} | {r['execute'] or 'manifest'} | {r.get('lookahead_ms') or 0:g} | "
+                       f"{r.get('noise', 'fresh')} | {r['successes']}/{r['episodes']} | "
+                       f"{r['ci95'][0]:.0%}-{r['ci95'][1]:.0%} |")
     if latency:
         out += ["", "Success against observation latency (`python bench/latency_curve.py`, `dm1 eval --delay-ms D`: the "
                 "observation the policy sees is D ms old when its actions start; same seeds and noise in every cell;"

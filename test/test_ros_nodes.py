@@ -96,11 +96,14 @@ def test_policy_plans_on_each_image_and_stamps_from_the_observation(ros, policy)
     stamp = ros.now()
     publish_observation(ros, policy, stamp)
     assert ros.spin(lambda: traj and raw)
-    assert cv.to_sec(traj[0].header.stamp) == pytest.approx(stamp, abs=1e-6)
+    # stamped one lookahead (the shipped manifest's 50 ms) before the observation: at the observation's instant the
+    # bridge runs the action planned 50 ms after it
+    assert policy.planner.lookahead_s == 0.05
+    assert cv.to_sec(traj[0].header.stamp) == pytest.approx(stamp - 0.05, abs=1e-6)
     chunk = cv.array_msg_to_chunk(raw[0])
     assert chunk.shape == (4, 7) and np.all(np.isfinite(chunk))
     actions, _, spacing = cv.trajectory_to_actions(traj[0], 0.05, 0.5)
-    np.testing.assert_allclose(actions, chunk, atol=1e-5)  # the shipped model runs its chunk open loop: as it is
+    np.testing.assert_allclose(actions, chunk, atol=1e-5)  # latest blending sends the chunk as it is
     assert spacing == pytest.approx(1 / 20)
     # a 64x64 camera is resized to the model's 96x96; the next image is the next plan
     publish_observation(ros, policy, ros.now(), size=64)
@@ -273,7 +276,7 @@ def test_policy_chunk_blending_republishes_the_running_chunk(ros):
     from dm1_ros.ros.policy_node import PolicyNode
 
     node = ros.add(PolicyNode, parameter_overrides=params(model_path=str(MODEL), warmup=0, blending="chunk",
-                                                          max_observation_age_s=5.0))
+                                                          max_observation_age_s=5.0, lookahead_s=0.0))
     assert ros.configure(node) == OK
     traj, raw = capture_commands(ros, node)
     t0 = ros.now() - 1.0  # stamps k / 20 apart, all in the past
