@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from dm1_ros.data.episodes import SHARD_SUFFIX, EpisodeStore
+from dm1_ros.data.episodes import SHARD_SUFFIX, EpisodeStore, _natural
 from dm1_ros.train.dataset import DatasetError
 
 
@@ -26,6 +26,12 @@ def _key_kind(name: str, shape: tuple, dtype) -> str:
     if len(shape) == 2 and shape[-1] == 3 and dtype == np.float32 and "point" in name:
         return "point cloud"
     return "low-dim"
+
+
+def _keys_of(group) -> dict:
+    """obs key -> shape of one step, dtype and kind, for one episode's group."""
+    return {k: {"shape": list(v.shape[1:]), "dtype": str(v.dtype), "kind": _key_kind(k, v.shape[1:], v.dtype)}
+            for k, v in group["obs"].items()}
 
 
 def dataset_info(path: str | Path) -> dict:
@@ -42,13 +48,12 @@ def dataset_info(path: str | Path) -> dict:
     with f:
         if "data" not in f:
             raise DatasetError(f"{path} has no 'data' group (not a robomimic dataset)")
-        demos = sorted(f["data"].keys(), key=lambda n: int(n.split("_")[-1]) if n.split("_")[-1].isdigit() else n)
+        demos = sorted(f["data"].keys(), key=_natural)
         if not demos:
             raise DatasetError(f"{path} holds no episodes")
         lengths = [int(f["data"][d]["actions"].shape[0]) for d in demos]
         first = f["data"][demos[0]]
-        keys = {k: {"shape": list(first["obs"][k].shape[1:]), "dtype": str(first["obs"][k].dtype),
-                    "kind": _key_kind(k, first["obs"][k].shape[1:], first["obs"][k].dtype)} for k in first["obs"]}
+        keys = _keys_of(first)
         env_args = _json(f["data"].attrs.get("env_args", "{}"))
         splits = {k: int(len(f["mask"][k])) for k in f["mask"]} if "mask" in f else {}
         successes = [bool(f["data"][d].attrs.get("success", True)) for d in demos]
@@ -67,8 +72,7 @@ def _shards_info(store: EpisodeStore) -> dict:
             lengths.append(int(g["actions"].shape[0]))
             successes.append(bool(g.attrs.get("success", True)))
             if not keys:
-                keys = {k: {"shape": list(g["obs"][k].shape[1:]), "dtype": str(g["obs"][k].dtype),
-                            "kind": _key_kind(k, g["obs"][k].shape[1:], g["obs"][k].dtype)} for k in g["obs"]}
+                keys = _keys_of(g)
                 action_shape = list(g["actions"].shape[1:])
     info = _summary(store.parts, lengths, keys, action_shape, {}, {}, successes)
     info["in_progress"] = True

@@ -205,6 +205,12 @@ class Camera:
         self._close()
         self._open()
 
+    @property
+    def depth_scale(self) -> float | None:
+        """Metres per unit of the raw depth stream, for a camera streaming depth (else None)."""
+        aligned = getattr(self, "_depth", None)
+        return None if aligned is None else aligned.scale
+
     def intrinsics(self) -> Intrinsics | None:
         """Intrinsics of the delivered images when the driver knows them (RealSense, its recordings), else None
         (uncalibrated)."""
@@ -419,13 +425,30 @@ class SoftwareCamera(Camera):
         return item
 
 
-def _depth_scale(pipe) -> float:
-    """Metres per depth unit of a started pipeline's device (D4xx: 0.001), from its depth sensor."""
-    return float(pipe.get_active_profile().get_device().first_depth_sensor().get_depth_scale())
+class _AlignedDepth:
+    """Depth aligned to colour for a started librealsense pipeline (device or recording): rs.align to the colour
+    stream, the device's depth scale (D4xx: 0.001 m per unit)."""
+
+    def __init__(self, rs, pipe):
+        self.scale = float(pipe.get_active_profile().get_device().first_depth_sensor().get_depth_scale())
+        self.align = rs.align(rs.stream.color)
 
 
-def _depth_metres(depth_frame, scale: float) -> np.ndarray:
-    return np.asanyarray(depth_frame.get_data()).astype(np.float32) * np.float32(scale)
+def _read_frameset(rs, frames, depth: _AlignedDepth | None):
+    """A frameset -> Camera._read's item: (rgb, device stamp s) or, with depth, (rgb, stamp, depth in metres); None
+    when a stream is missing (a depth policy must not see colour without its depth)."""
+    if depth is not None:
+        frames = depth.align.process(frames)
+    color = frames.get_color_frame()
+    if not color:
+        return None
+    item = (_color_to_rgb(rs, color), color.get_timestamp() / 1000.0)
+    if depth is None:
+        return item
+    d = frames.get_depth_frame()
+    if not d:
+        return None
+    return (*item, np.asanyarray(d.get_data()).astype(np.float32) * np.float32(depth.scale))
 
 
 def _color_to_rgb(rs, color_frame) -> np.ndarray:
@@ -466,8 +489,7 @@ class RealSenseCamera(Camera):
         super().__init__(name=name or f"realsense:{serial_no or 'any'}", resize=resize, max_age_s=max_age_s,
                          on_frame=on_frame)
         self.depth = bool(depth)
-        self.depth_scale: float | None = None
-        self._align = None
+        self._depth: _AlignedDepth | None = None
         self.serial_no = normalize_serial(serial_no)
         self.width, self.height, self.rate = parse_profile(color_profile)
         self.color_profile = color_profile
@@ -516,9 +538,7 @@ class RealSenseCamera(Camera):
         except RuntimeError as e:
             streams = "color rgb8" + (" + depth z16" if self.depth else "")
             raise RuntimeError(f"camera {self.name!r}: cannot start {streams} at {self.color_profile}: {e}") from e
-        if self.depth:
-            self.depth_scale = _depth_scale(pipe)
-            self._align = rs.align(rs.stream.color)
+        self._depth = _AlignedDepth(rs, pipe) if self.depth else None
         try:
             for _ in range(self.warmup_frames):
                 pipe.wait_for_frames(self._timeout_ms())
@@ -551,17 +571,7 @@ class RealSenseCamera(Camera):
 
     def _read(self):
         frames = self._pipe.wait_for_frames(self._timeout_ms())  # RuntimeError on timeout/unplug -> reconnect
-        if self._align is not None:
-            frames = self._align.process(frames)
-        color = frames.get_color_frame()
-        if not color:
-            return None
-        if self._align is None:
-            return _color_to_rgb(_rs(), color), color.get_timestamp() / 1000.0
-        depth = frames.get_depth_frame()
-        if not depth:
-            return None  # a depth policy must not see colour without its depth
-        return _color_to_rgb(_rs(), color), color.get_timestamp() / 1000.0, _depth_metres(depth, self.depth_scale)
+        return _read_frameset(_rs(), frames, self._depth)
 
 
 class ReplayCamera(Camera):
@@ -582,8 +592,7 @@ class ReplayCamera(Camera):
         self.realtime = bool(realtime)
         self.poll_s = poll_s
         self.depth = bool(depth)  # also the recorded depth stream, aligned to colour, in metres (Frame.depth)
-        self.depth_scale: float | None = None
-        self._align = None
+        self._depth: _AlignedDepth | None = None
         self._pipe = None
         self._playback = None
 
@@ -606,9 +615,7 @@ class ReplayCamera(Camera):
         except RuntimeError as e:
             streams = "color and depth streams" if self.depth else "color stream"
             raise RuntimeError(f"cannot replay the {streams} of {self.path}: {e}") from e
-        if self.depth:
-            self.depth_scale = _depth_scale(pipe)
-            self._align = rs.align(rs.stream.color)
+        self._depth = _AlignedDepth(rs, pipe) if self.depth else None
         self._pipe, self._playback = pipe, playback
 
     def intrinsics(self) -> Intrinsics | None:
@@ -630,17 +637,7 @@ class ReplayCamera(Camera):
             if not self.loop and self._playback.current_status() == rs.playback_status.stopped:
                 raise EndOfStream(self.path)
             return None
-        if self._align is not None:
-            frames = self._align.process(frames)
-        color = frames.get_color_frame()
-        if not color:
-            return None
-        if self._align is None:
-            return _color_to_rgb(rs, color), color.get_timestamp() / 1000.0
-        depth = frames.get_depth_frame()
-        if not depth:
-            return None
-        return _color_to_rgb(rs, color), color.get_timestamp() / 1000.0, _depth_metres(depth, self.depth_scale)
+        return _read_frameset(rs, frames, self._depth)
 
 
 class OpenCVCamera(Camera):

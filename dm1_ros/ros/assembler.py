@@ -28,6 +28,11 @@ from dm1_ros.runtime.rotations import quat_to_matrix
 from dm1_ros.runtime.safety import Watchdog
 
 
+def depth_cameras_of(point_clouds: list[PointCloudSpec]) -> list[str]:
+    """Every depth camera the clouds are made from, each once, in order."""
+    return list(dict.fromkeys(c for cloud in point_clouds for c in cloud.cameras))
+
+
 @dataclass
 class DepthMount:
     """Where a depth camera is: `fixed` (transform = base_from_camera) or on the `hand` (transform =
@@ -50,7 +55,7 @@ class ObservationAssembler:
         point_clouds: the clouds to build; mounts: depth camera name -> DepthMount for each of their cameras."""
         self.point_clouds = list(point_clouds or [])
         self.mounts = dict(mounts or {})
-        self.depth_cameras = list(dict.fromkeys(c for cloud in self.point_clouds for c in cloud.cameras))
+        self.depth_cameras = depth_cameras_of(self.point_clouds)
         missing = [c for c in self.depth_cameras if c not in self.mounts]
         if missing:
             raise ValueError(f"depth camera(s) {missing} have no mount (fixed or hand, with its 4 x 4 transform)")

@@ -21,7 +21,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import MultiDOFJointTrajectory
 
-from dm1_ros.ros.assembler import DepthMount, ObservationAssembler
+from dm1_ros.ros.assembler import DepthMount, ObservationAssembler, depth_cameras_of
 from dm1_ros.ros.conversions import actions_to_trajectory, chunk_to_array_msg
 from dm1_ros.ros.node_base import COMMAND_QOS, LATEST_QOS, Dm1Node, Param, run
 from dm1_ros.ros.topics import (ACTION_CHUNK, ACTION_TRAJECTORY, CAMERA_DEPTH, CAMERA_DEPTH_INFO, CAMERA_IMAGE, EEF_POSE, FINGER_JOINTS,
@@ -168,7 +168,7 @@ class PolicyNode(Dm1Node):
         if spec.images and len(topics) != len(spec.images):
             raise ValueError(f"model {planner.model_id} has {len(spec.images)} camera(s) "
                              f"{[s.name for s in spec.images]}; image_topics lists {len(topics)}: {topics}")
-        depth_cameras = list(dict.fromkeys(c for cloud in spec.point_clouds for c in cloud.cameras))
+        depth_cameras = depth_cameras_of(spec.point_clouds)
         mounts = self._depth_mounts(depth_cameras, planner.model_id)
         self.assembler = ObservationAssembler(
             [s.name for s in spec.images], {s.name: (s.height, s.width) for s in spec.images},
