@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -312,7 +313,8 @@ class Probe:
         self.node = rclpy.create_node("dm1_test_probe", context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        self.lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._waiting = 0  # callers queued for the lock: the spinning thread steps aside for them
         self._clients: dict = {}  # (type, name) -> (client, when created)
         self._publishers: dict = {}  # (type, topic) -> publisher
         self._stop = threading.Event()
@@ -321,14 +323,27 @@ class Probe:
 
     def _spin(self):
         while not self._stop.is_set():
-            with self.lock:
+            if self._waiting:  # threading.Lock is not fair: re-taking it at once starved callers for minutes
+                time.sleep(0.001)
+                continue
+            with self._lock:
                 self.executor.spin_once(timeout_sec=0.01)
+
+    @contextmanager
+    def lock(self):
+        """The node, for the caller's thread: served before the spinning thread takes it again."""
+        self._waiting += 1  # only the test's thread changes it; the spinning thread reads it
+        try:
+            with self._lock:
+                yield
+        finally:
+            self._waiting -= 1
 
     def capture(self, msg_type, topic, qos=None):
         from rclpy.qos import qos_profile_sensor_data
 
         got: list = []
-        with self.lock:
+        with self.lock():
             self.node.create_subscription(msg_type, topic, got.append, qos or qos_profile_sensor_data)
         return got
 
@@ -344,7 +359,7 @@ class Probe:
     def _client(self, srv_type, name):
         key = (srv_type, name)
         if key not in self._clients:  # one client per service: discovery happens once
-            with self.lock:
+            with self.lock():
                 self._clients[key] = (self.node.create_client(srv_type, name), time.monotonic())
         return self._clients[key]
 
@@ -360,7 +375,7 @@ class Probe:
         futures, sent = [], 0.0
         while time.monotonic() < deadline:
             if not futures or (resend_after and time.monotonic() - sent > resend_after):
-                with self.lock:
+                with self.lock():
                     futures.append(client.call_async(request or srv_type.Request()))
                 sent = time.monotonic()
             answered = [f for f in futures if f.done()]
@@ -372,14 +387,14 @@ class Probe:
     def publish(self, msg, topic, qos=10, subscribers: int = 1, timeout: float = 10.0):
         key = (type(msg), topic)
         if key not in self._publishers:  # one publisher per topic: discovery happens once, not per message
-            with self.lock:
+            with self.lock():
                 self._publishers[key] = self.node.create_publisher(type(msg), topic, qos)
         pub = self._publishers[key]
         deadline = time.monotonic() + timeout
         while pub.get_subscription_count() < subscribers and time.monotonic() < deadline:
             time.sleep(0.05)
         assert pub.get_subscription_count() >= subscribers, f"nobody subscribes to {topic}"
-        with self.lock:
+        with self.lock():
             pub.publish(msg)
 
     @staticmethod
