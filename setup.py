@@ -17,6 +17,8 @@ GPU = ["onnxruntime-gpu==1.31.1"]  # replaces onnxruntime (same module): uninsta
 # Python tools a ROS 2 workspace needs beside a source-built or pip-only environment (colcon from PyPI; lark, psutil,
 # catkin_pkg and empy 3 are what launch and ros2cli import): the ROS tests build and launch the package with them.
 ROS_TOOLS = ["colcon-common-extensions==0.3.0", "lark==1.3.1", "psutil==7.2.2", "catkin-pkg==1.1.1", "empy==3.3.4"]
+# LeRobotDataset v3.0 export/import (`dm1 dataset export|import`, training from a LeRobot directory): parquet, mp4
+DATASETS = ["pyarrow==26.0.1", "av==18.1.0"]
 TEST = ["pytest==9.2.0"]
 
 
@@ -48,7 +50,8 @@ setup(
         "gpu": GPU,
         "franka-sim": FRANKA_SIM,
         "ros-tools": ROS_TOOLS,
-        "test": TRAIN + SIM + ROBOT + FRANKA_SIM + ROS_TOOLS + TEST,
+        "datasets": DATASETS,
+        "test": TRAIN + SIM + ROBOT + FRANKA_SIM + ROS_TOOLS + DATASETS + TEST,
     },
     python_requires=">=3.10",
     zip_safe=True,

@@ -329,7 +329,21 @@ def cmd_export(args) -> int:
 
 def cmd_dataset(args) -> int:
     from dm1_ros.data.info import dataset_info, format_info
+    from dm1_ros.data.lerobot import export_lerobot, import_lerobot
 
+    if args.action in ("export", "import") and not args.out:
+        raise UsageError(f"dm1 dataset {args.action} needs --out")
+    if args.action == "export":
+        info = export_lerobot(args.path, args.out, task=args.task, fps=args.fps, vcodec=args.vcodec, crf=args.crf,
+                              overwrite=args.force)
+        cameras = [k for k, v in info["features"].items() if v["dtype"] == "video"]
+        print(f"wrote {args.out}: LeRobotDataset v3.0, {info['total_episodes']} episodes, {info['total_frames']} "
+              f"frames at {info['fps']} Hz, videos {', '.join(cameras) or 'none'}")
+        return 0
+    if args.action == "import":
+        out = import_lerobot(args.path, args.out, overwrite=args.force)
+        print(format_info(dataset_info(out)))
+        return 0
     info = dataset_info(args.path)
     print(json.dumps(info, indent=1) if args.json else format_info(info))
     return 0
@@ -526,12 +540,24 @@ def build_parser() -> argparse.ArgumentParser:
                    "this much after it (default 0: the first action)")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("dataset", help="what a dataset holds: episodes, steps, keys and shapes, rate, cameras",
-                       description="dataset info PATH: summarizes a robomimic-layout HDF5 (dm1 collect, teleop "
-                       "recordings, robomimic releases) or a collection in progress (PATH.parts) without loading it.")
-    p.add_argument("action", choices=["info"])
+    p = sub.add_parser("dataset", help="what a dataset holds; export to and import from LeRobotDataset v3.0",
+                       description="info PATH: episodes, steps, keys and shapes, rate, cameras of a robomimic-layout "
+                       "HDF5 (dm1 collect, teleop recordings, robomimic releases), a collection in progress "
+                       "(PATH.parts) or a LeRobotDataset v3.0 directory, without loading it. export PATH --format "
+                       "lerobot --out DIR: the HDF5 as a LeRobotDataset v3.0 (parquet + one mp4 stream per camera). "
+                       "import DIR --out FILE: a LeRobotDataset v3.0 as a robomimic-layout HDF5. dm1 train also reads "
+                       "a LeRobot directory directly (data: DIR in the recipe).")
+    p.add_argument("action", choices=["info", "export", "import"])
     p.add_argument("path")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--json", action="store_true", help="info: print the summary as JSON")
+    p.add_argument("--format", choices=["lerobot"], default="lerobot", help="export: the format written")
+    p.add_argument("--out", help="export: the directory written; import: the HDF5 file written")
+    p.add_argument("--task", help="export: the task text (default: from the dataset's environment)")
+    p.add_argument("--fps", type=int, help="export: frames per second (default: the recorded control rate)")
+    p.add_argument("--vcodec", choices=["libsvtav1", "h264"], default="libsvtav1",
+                   help="export: video codec (LeRobot's default is AV1)")
+    p.add_argument("--crf", type=int, help="export: video quality, lower is better (default 30, as LeRobot)")
+    p.add_argument("--force", action="store_true", help="replace an existing output")
     p.set_defaults(func=cmd_dataset)
 
     p = sub.add_parser("execution", help="show or change how the runtime runs a bundle (manifest execution and "

@@ -205,29 +205,44 @@ class EpisodeStore:
         names = self.shard_names()
         if not names:
             raise ValueError(f"no episodes in {self.parts}")
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp, f = _atomic_h5(self.out)
-        total = 0
-        with f:
-            data = f.create_group("data")
-            for i, name in enumerate(names):
+        demos = [f"demo_{i}" for i in range(len(names))]
+        rng = np.random.default_rng(seed)
+        n_valid = int(round(len(demos) * valid_fraction)) if len(demos) > 1 else 0
+        valid = set(rng.choice(len(demos), size=n_valid, replace=False).tolist()) if n_valid else set()
+        masks = {"train": [d for i, d in enumerate(demos) if i not in valid],
+                 "valid": [d for i, d in enumerate(demos) if i in valid]}
+
+        def episodes():
+            for demo, name in zip(demos, names):
                 ep = self.read(name)
                 ep.attrs["shard"] = name
-                _write_group(data.create_group(f"demo_{i}"), ep)
-                total += len(ep)
-            data.attrs["total"] = total
-            data.attrs["env_args"] = json.dumps(env_args)
-            demos = np.array([f"demo_{i}".encode() for i in range(len(names))])
-            rng = np.random.default_rng(seed)
-            n_valid = int(round(len(demos) * valid_fraction)) if len(demos) > 1 else 0
-            valid = set(rng.choice(len(demos), size=n_valid, replace=False).tolist()) if n_valid else set()
-            mask = f.create_group("mask")
-            mask.create_dataset("train", data=np.array([d for i, d in enumerate(demos) if i not in valid], dtype="S"))
-            mask.create_dataset("valid", data=np.array([d for i, d in enumerate(demos) if i in valid], dtype="S"))
-        os.replace(tmp, self.out)
+                yield demo, ep
+
+        write_dataset(self.out, episodes(), env_args, masks)
         if not keep_shards:
             shutil.rmtree(self.parts, ignore_errors=True)
         return self.out
+
+
+def write_dataset(out: str | Path, episodes, env_args: dict, masks: dict[str, list[str]]) -> Path:
+    """Write (demo name, Episode) pairs, one at a time, as a robomimic-layout file (temporary file, then rename)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp, f = _atomic_h5(out)
+    total = 0
+    with f:
+        data = f.create_group("data")
+        for name, ep in episodes:
+            ep.validate(f"episode {name}")
+            _write_group(data.create_group(name), ep)
+            total += len(ep)
+        data.attrs["total"] = total
+        data.attrs["env_args"] = json.dumps(env_args)
+        mask = f.create_group("mask")
+        for split, names in masks.items():
+            mask.create_dataset(split, data=np.array([n.encode() for n in names], dtype="S"))
+    os.replace(tmp, out)
+    return out
 
 
 def _natural(name: str):

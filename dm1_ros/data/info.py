@@ -3,8 +3,9 @@
     info = dataset_info("data/square.hdf5")     # episodes, steps, keys with shapes and dtypes, fps, cameras, splits
     print(format_info(info))
 
-Reads robomimic-layout HDF5 (what `dm1 collect` and teleop recording write, and robomimic's own releases); a
-collection still in progress (`OUT.parts/`) is summarized from its shards. No torch.
+Reads robomimic-layout HDF5 (what `dm1 collect` and teleop recording write, and robomimic's own releases), a
+collection still in progress (`OUT.parts/`) from its shards, and a LeRobotDataset v3.0 directory from its meta/
+files (keys in our names, see dm1_ros/data/lerobot.py). No torch.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import h5py
 import numpy as np
 
 from dm1_ros.data.episodes import SHARD_SUFFIX, EpisodeStore, _natural
+from dm1_ros.data.lerobot import (DEFAULT_FEATURES, SIDECAR, LeRobotError, is_lerobot, key_of, read_info,
+                                  split_state)
 from dm1_ros.train.dataset import DatasetError
 
 
@@ -37,6 +40,8 @@ def _keys_of(group) -> dict:
 def dataset_info(path: str | Path) -> dict:
     """Episodes, steps, per-key shape/dtype/kind, control rate, cameras, splits and provenance of a dataset file."""
     path = Path(path)
+    if path.is_dir() and is_lerobot(path):
+        return _lerobot_info(path)
     if path.name.endswith(SHARD_SUFFIX) or (not path.exists() and path.with_name(path.name + SHARD_SUFFIX).is_dir()):
         return _shards_info(EpisodeStore(path.with_name(path.name[: -len(SHARD_SUFFIX)]) if path.name.endswith(SHARD_SUFFIX) else path))
     if not path.is_file():
@@ -59,6 +64,41 @@ def dataset_info(path: str | Path) -> dict:
         successes = [bool(f["data"][d].attrs.get("success", True)) for d in demos]
         action_shape = list(first["actions"].shape[1:])
     return _summary(path, lengths, keys, action_shape, env_args, splits, successes)
+
+
+def _lerobot_info(path: Path) -> dict:
+    """A LeRobotDataset v3.0 directory, from its meta/ files only (no video decoded), in our key names."""
+    import pyarrow.parquet as pq
+
+    try:
+        info = read_info(path)
+    except LeRobotError as exc:
+        raise DatasetError(str(exc)) from None
+    files = sorted((path / "meta/episodes").glob("*/*.parquet"))
+    if not files:
+        raise DatasetError(f"{path}/meta/episodes holds no parquet file")
+    lengths = [n for f in files for n in pq.read_table(f, columns=["length"]).column("length").to_pylist()]
+    sidecar = _json((path / SIDECAR).read_text()) if (path / SIDECAR).is_file() else {}
+    keys = {}
+    for name, ft in info["features"].items():
+        shape, dtype = list(ft.get("shape") or [1]), ft.get("dtype")
+        if name == "observation.state":
+            for key, width in split_state(ft.get("names"), int(np.prod(shape))):
+                keys[key] = {"shape": [width], "dtype": dtype, "kind": "low-dim"}
+        elif name.startswith("observation."):
+            kind = "camera" if dtype in ("video", "image") else _key_kind(key_of(name), tuple(shape), np.dtype(dtype))
+            keys[key_of(name)] = {"shape": shape, "dtype": "uint8" if kind == "camera" else dtype, "kind": kind}
+    env_args = sidecar.get("env_args") or {"env_kwargs": {"control_freq": info["fps"]}}
+    env_args.setdefault("env_kwargs", {}).setdefault("control_freq", info["fps"])
+    splits = {k: len(v) for k, v in (sidecar.get("masks") or {}).items()} or \
+        {k: int(v.split(":")[1]) - int(v.split(":")[0]) for k, v in (info.get("splits") or {}).items()}
+    successes = [bool(e.get("success", True)) for e in sidecar.get("episodes", [{}] * len(lengths))]
+    out = _summary(path, lengths, dict(sorted(keys.items())), info["features"].get("action", {}).get("shape", []),
+                   env_args, splits, successes)
+    out["format"] = f"LeRobotDataset {info['codebase_version']}"
+    out["extra_features"] = sorted(k for k in info["features"] if not k.startswith("observation.")
+                                   and k not in DEFAULT_FEATURES and k != "action")
+    return out
 
 
 def _shards_info(store: EpisodeStore) -> dict:

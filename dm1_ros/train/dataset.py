@@ -1,4 +1,5 @@
-"""robomimic HDF5 -> (observation, action chunk) windows for training. Reads our files and robomimic's releases.
+"""robomimic HDF5 -> (observation, action chunk) windows for training. Reads our files, robomimic's releases and
+LeRobotDataset v3.0 directories (through the same tree, see open_episodes).
 
     ds = RobomimicDataset("data/lift.hdf5", image_keys=["robot0_eye_in_hand_image"], chunk=4, split="train")
     batch = ds.batch(np.arange(64))   # images {k: (B, H, W, 3) uint8}, proprio (B, P), actions (B, Ta, Da)
@@ -23,11 +24,38 @@ class DatasetError(Dm1Error, ValueError):
 
 
 def file_hash(path: str | Path) -> str:
+    """sha256 of a file, or of a directory's files (relative names and contents, in sorted order); 16 hex digits."""
+    path = Path(path)
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            h.update(str(file.relative_to(path)).encode() + b"\0")
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                h.update(block)
     return h.hexdigest()[:16]
+
+
+def open_episodes(path: str | Path):
+    """The robomimic tree of a dataset: an HDF5 file opened read-only, or a LeRobotDataset v3.0 directory read into
+    memory in the same shape (data/<demo>/obs/<key>, data/<demo>/actions, mask/<split>)."""
+    from dm1_ros.data.lerobot import LeRobotError, as_robomimic_tree, is_lerobot
+
+    path = Path(path)
+    if path.is_dir():
+        if not is_lerobot(path):
+            raise DatasetError(f"{path} is a directory without meta/info.json (not a LeRobotDataset)")
+        try:
+            return as_robomimic_tree(path)
+        except LeRobotError as exc:
+            raise DatasetError(str(exc)) from None
+    if not path.is_file():
+        raise DatasetError(f"dataset not found: {path}")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise DatasetError(f"{path} is not a readable HDF5 file: {exc}") from None
 
 
 class RobomimicDataset:
@@ -43,13 +71,7 @@ class RobomimicDataset:
         self.point_cloud_keys = list(point_cloud_keys or [])
         self.proprio_keys = list(proprio_keys if proprio_keys is not None else PROPRIO_KEYS)
         self.chunk = chunk
-        if not self.path.is_file():
-            raise DatasetError(f"dataset not found: {self.path}")
-        try:
-            f = h5py.File(self.path, "r")
-        except OSError as exc:
-            raise DatasetError(f"{self.path} is not a readable HDF5 file: {exc}") from None
-        with f:
+        with open_episodes(self.path) as f:
             if "data" not in f:
                 raise DatasetError(f"{self.path} has no 'data' group (not a robomimic dataset)")
             demos = self._select(f, split)

@@ -104,4 +104,5 @@ class Ranks:
 
     def close(self) -> None:
         if self.distributed and torch.distributed.is_initialized():
+            torch.distributed.barrier()  # every rank done with its peers before any tears its connections down
             torch.distributed.destroy_process_group()
