@@ -331,8 +331,16 @@ def cmd_dataset(args) -> int:
     from dm1_ros.data.info import dataset_info, format_info
     from dm1_ros.data.lerobot import export_lerobot, import_lerobot
 
-    if args.action in ("export", "import") and not args.out:
+    if args.action in ("export", "import", "view") and not args.out:
         raise UsageError(f"dm1 dataset {args.action} needs --out")
+    if args.action == "view":
+        from dm1_ros.data.view import write_episode_video
+
+        shown = write_episode_video(args.path, args.episode, args.out)
+        panels = ", ".join(shown["cameras"] + [f"{k} (from above)" for k in shown["point_clouds"]])
+        print(f"wrote {args.out}: {shown['episode']}, {shown['steps']} steps at {shown['fps']:g} Hz; {panels}; "
+              f"actions plotted below")
+        return 0
     if args.action == "export":
         info = export_lerobot(args.path, args.out, task=args.task, fps=args.fps, vcodec=args.vcodec, crf=args.crf,
                               overwrite=args.force)
@@ -546,12 +554,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "(PATH.parts) or a LeRobotDataset v3.0 directory, without loading it. export PATH --format "
                        "lerobot --out DIR: the HDF5 as a LeRobotDataset v3.0 (parquet + one mp4 stream per camera). "
                        "import DIR --out FILE: a LeRobotDataset v3.0 as a robomimic-layout HDF5. dm1 train also reads "
-                       "a LeRobot directory directly (data: DIR in the recipe).")
-    p.add_argument("action", choices=["info", "export", "import"])
+                       "a LeRobot directory directly (data: DIR in the recipe). view PATH --episode N --out FILE.mp4: one episode's "
+                       "cameras side by side (point clouds from above) over its actions plotted against time.")
+    p.add_argument("action", choices=["info", "export", "import", "view"])
     p.add_argument("path")
     p.add_argument("--json", action="store_true", help="info: print the summary as JSON")
     p.add_argument("--format", choices=["lerobot"], default="lerobot", help="export: the format written")
-    p.add_argument("--out", help="export: the directory written; import: the HDF5 file written")
+    p.add_argument("--out", help="export: the directory written; import: the HDF5 file written; view: the mp4")
+    p.add_argument("--episode", type=int, default=0, help="view: which episode (0 = the first, in name order)")
     p.add_argument("--task", help="export: the task text (default: from the dataset's environment)")
     p.add_argument("--fps", type=int, help="export: frames per second (default: the recorded control rate)")
     p.add_argument("--vcodec", choices=["libsvtav1", "h264"], default="libsvtav1",
