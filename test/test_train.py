@@ -10,7 +10,7 @@ from dm1_ros.configuration import ConfigError, from_dict, load_yaml
 from dm1_ros.policy.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from dm1_ros.policy.config import HeadConfig, PolicyConfig, VisionConfig
 from dm1_ros.train.augment import random_shift
-from dm1_ros.train.dataset import RobomimicDataset
+from dm1_ros.train.dataset import DatasetError, RobomimicDataset
 from dm1_ros.train.pretrain import TrainConfig, lr_at, train, validation_loss
 
 
@@ -122,3 +122,54 @@ def test_train_under_torchrun_keeps_two_ranks_identical(fake_dataset, tmp_path):
     single = read_checkpoint(train(tiny_recipe(fake_dataset, tmp_path / "one", steps=4), progress=False))
     assert ddp["step"] == 4 and not (tmp_path / "ddp.replaced").exists()
     assert any(not torch.equal(v, single["state_dict"][k]) for k, v in ddp["state_dict"].items())
+
+
+def write_foreign_robomimic(path, lengths=(7, 9, 8)):
+    """A robomimic file as another lab records it: its own obs names, agentview + wrist images, env_args, masks."""
+    import json
+
+    import h5py
+
+    rng = np.random.default_rng(1)
+    with h5py.File(path, "w") as f:
+        data = f.create_group("data")
+        for i, n in enumerate(lengths):
+            g = data.create_group(f"demo_{i}")
+            g.create_dataset("actions", data=rng.uniform(-1, 1, (n, 7)))
+            obs = g.create_group("obs")
+            obs["front_rgb"] = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+            obs["wrist_rgb"] = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+            obs["eef_pos"], obs["eef_quat"], obs["gripper"] = rng.normal(size=(n, 3)), rng.normal(size=(n, 4)), rng.normal(size=(n, 2))
+            g.attrs["num_samples"] = n
+        data.attrs["env_args"] = json.dumps({"env_name": "Lift", "type": 1, "env_kwargs": {"control_freq": 20}})
+        f.create_dataset("mask/train", data=np.array([b"demo_0", b"demo_1"]))
+        f.create_dataset("mask/valid", data=np.array([b"demo_2"]))
+    return path
+
+
+def test_a_robomimic_file_with_other_key_names_trains_through_the_recipe_key_map(tmp_path):
+    data = write_foreign_robomimic(tmp_path / "other_lab.hdf5")
+    keys = {"agentview_image": "front_rgb", "robot0_eye_in_hand_image": "wrist_rgb", "robot0_eef_pos": "eef_pos",
+            "robot0_eef_quat": "eef_quat", "robot0_gripper_qpos": "gripper"}
+    two_cameras = PolicyConfig(image_keys=["agentview_image", "robot0_eye_in_hand_image"], image_size=[32, 32],
+                               vision=VisionConfig(channels=16, heads=2, pool_dim=16), head=HeadConfig(hidden=64))
+    ds = RobomimicDataset(data, two_cameras.image_keys, 4, split="train", key_map=keys)
+    with h5py_file(data) as f:
+        np.testing.assert_array_equal(ds.images["robot0_eye_in_hand_image"][:7], f["data/demo_0/obs/wrist_rgb"][()])
+        np.testing.assert_allclose(ds.proprio[:7, 3:7], f["data/demo_0/obs/eef_quat"][()], rtol=1e-6)
+    path = train(tiny_recipe(data, tmp_path / "run", steps=4, validate_every=2, obs_keys=keys, policy=two_cameras),
+                 progress=False)
+    assert read_checkpoint(path)["provenance"]["episodes"] == 2
+
+    del keys["robot0_gripper_qpos"]  # the file's 'gripper' is not found under our name: the error says so
+    with pytest.raises(DatasetError, match=r"data/demo_0 has no obs/robot0_gripper_qpos; it has \['eef_pos', "):
+        RobomimicDataset(data, two_cameras.image_keys, 4, key_map=keys)
+    keys["robot0_gripper_qpos"] = "gripper_state"
+    with pytest.raises(DatasetError, match="has no obs/gripper_state \\(the recipe's obs_keys maps robot0_gripper_qpos to it\\)"):
+        RobomimicDataset(data, two_cameras.image_keys, 4, key_map=keys)
+
+
+def h5py_file(path):
+    import h5py
+
+    return h5py.File(path, "r")

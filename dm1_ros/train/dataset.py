@@ -62,8 +62,10 @@ class RobomimicDataset:
     def __init__(self, path: str | Path, image_keys: list[str], chunk: int, proprio_keys: list[str] | None = None,
                  split: str | None = "train", action_dim: int = 7, image_shape: tuple[int, int, int] | None = None,
                  proprio_dims: list[int] | None = None, max_memory_gb: float = 8.0, max_episodes: int = 0,
-                 point_cloud_keys: list[str] | None = None, num_points: list[int] | None = None):
-        """max_episodes: keep only the first N demonstrations of the split (0: all), in the file's order, so a
+                 point_cloud_keys: list[str] | None = None, num_points: list[int] | None = None,
+                 key_map: dict[str, str] | None = None):
+        """key_map: our obs key (as the policy names it) -> the key in the file, for data recorded under other names
+        (keys not listed are read under their own name). max_episodes: keep only the first N demonstrations of the split (0: all), in the file's order, so a
         smaller set is a prefix of a larger one (few-demonstration studies). point_cloud_keys: obs keys of (T, N, 3)
         point clouds, N = num_points (one per key) when given."""
         self.path = Path(path)
@@ -71,6 +73,7 @@ class RobomimicDataset:
         self.point_cloud_keys = list(point_cloud_keys or [])
         self.proprio_keys = list(proprio_keys if proprio_keys is not None else PROPRIO_KEYS)
         self.chunk = chunk
+        self.key_map = dict(key_map or {})
         with open_episodes(self.path) as f:
             if "data" not in f:
                 raise DatasetError(f"{self.path} has no 'data' group (not a robomimic dataset)")
@@ -86,14 +89,14 @@ class RobomimicDataset:
             self.demos = demos
             self._check(f, demos, action_dim, image_shape, proprio_dims, num_points)
             lengths = [int(f["data"][d]["actions"].shape[0]) for d in demos]
-            need = sum(lengths) * sum(int(np.prod(f["data"][demos[0]]["obs"][k].shape[1:])) for k in self.image_keys)
+            need = sum(lengths) * sum(int(np.prod(self._obs(f["data"][demos[0]], k).shape[1:])) for k in self.image_keys)
             if need > max_memory_gb * 1e9:
                 raise DatasetError(f"{self.path}: images need {need / 1e9:.1f} GB, more than max_memory_gb={max_memory_gb}")
-            self.images = {k: np.concatenate([f["data"][d]["obs"][k][()] for d in demos]) for k in self.image_keys}
-            self.points = {k: np.concatenate([f["data"][d]["obs"][k][()] for d in demos]).astype(np.float32)
+            self.images = {k: np.concatenate([self._obs(f["data"][d], k)[()] for d in demos]) for k in self.image_keys}
+            self.points = {k: np.concatenate([self._obs(f["data"][d], k)[()] for d in demos]).astype(np.float32)
                            for k in self.point_cloud_keys}
             self.proprio = np.concatenate(
-                [np.concatenate([f["data"][d]["obs"][k][()].astype(np.float32).reshape(n, -1) for k in self.proprio_keys], axis=1)
+                [np.concatenate([self._obs(f["data"][d], k)[()].astype(np.float32).reshape(n, -1) for k in self.proprio_keys], axis=1)
                  for d, n in zip(demos, lengths)]
             ).astype(np.float32)
             self.actions = np.concatenate([f["data"][d]["actions"][()] for d in demos]).astype(np.float32)
@@ -107,6 +110,14 @@ class RobomimicDataset:
         self.action_index = np.minimum(self.obs_index[:, None] + np.arange(chunk)[None, :], ends[demo_of][:, None] - 1)
 
     # --- checks ---------------------------------------------------------------------------------------------------
+    def _obs(self, group, key: str, where: str = ""):
+        """obs/<key> of one demo's group, read under the file's name for it (key_map)."""
+        name = self.key_map.get(key, key)
+        if name not in group["obs"]:
+            mapped = f" (the recipe's obs_keys maps {key} to it)" if name != key else ""
+            raise DatasetError(f"{where or self.path} has no obs/{name}{mapped}; it has {sorted(group['obs'].keys())}")
+        return group["obs"][name]
+
     def _select(self, f: h5py.File, split: str | None) -> list[str]:
         names = sorted(f["data"].keys(), key=lambda n: int(n.split("_")[-1]) if n.split("_")[-1].isdigit() else n)
         if split is None:
@@ -130,26 +141,25 @@ class RobomimicDataset:
             n = g["actions"].shape[0]
             if g["actions"].ndim != 2 or g["actions"].shape[1] != action_dim:
                 raise DatasetError(f"{where}/actions has shape {g['actions'].shape}, expected (T, {action_dim})")
-            for k in self.image_keys + self.point_cloud_keys + self.proprio_keys:
-                if k not in g["obs"]:
-                    raise DatasetError(f"{where} has no obs/{k} (has {sorted(g['obs'].keys())})")
-                if g["obs"][k].shape[0] != n:
-                    raise DatasetError(f"{where}/obs/{k} has {g['obs'][k].shape[0]} steps, actions have {n}")
+            obs = {k: self._obs(g, k, where) for k in self.image_keys + self.point_cloud_keys + self.proprio_keys}
+            for k, v in obs.items():
+                if v.shape[0] != n:
+                    raise DatasetError(f"{where}/obs/{k} has {v.shape[0]} steps, actions have {n}")
             for k in self.image_keys:
-                shape = tuple(g["obs"][k].shape[1:])
-                want = tuple(image_shape) if image_shape else tuple(first["obs"][k].shape[1:])
+                shape = tuple(obs[k].shape[1:])
+                want = tuple(image_shape) if image_shape else tuple(self._obs(first, k).shape[1:])
                 if shape != want or len(shape) != 3 or shape[-1] != 3:
                     raise DatasetError(f"{where}/obs/{k} has frames of shape {shape}, expected {want} (H, W, 3)")
-                if g["obs"][k].dtype != np.uint8:
-                    raise DatasetError(f"{where}/obs/{k} has dtype {g['obs'][k].dtype}, expected uint8")
+                if obs[k].dtype != np.uint8:
+                    raise DatasetError(f"{where}/obs/{k} has dtype {obs[k].dtype}, expected uint8")
             for i, k in enumerate(self.point_cloud_keys):
-                shape = tuple(g["obs"][k].shape[1:])
-                want_n = num_points[i] if num_points else first["obs"][k].shape[1]
+                shape = tuple(obs[k].shape[1:])
+                want_n = num_points[i] if num_points else self._obs(first, k).shape[1]
                 if shape != (want_n, 3):
                     raise DatasetError(f"{where}/obs/{k} has point clouds of shape {shape}, expected ({want_n}, 3)")
             for i, k in enumerate(self.proprio_keys):
-                dim = int(np.prod(g["obs"][k].shape[1:]))
-                want = proprio_dims[i] if proprio_dims else int(np.prod(first["obs"][k].shape[1:]))
+                dim = int(np.prod(obs[k].shape[1:]))
+                want = proprio_dims[i] if proprio_dims else int(np.prod(self._obs(first, k).shape[1:]))
                 if dim != want:
                     raise DatasetError(f"{where}/obs/{k} has dimension {dim}, expected {want}")
 

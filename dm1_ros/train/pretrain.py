@@ -41,6 +41,9 @@ class TrainConfig:
 
     data: str = "data/lift.hdf5"  # robomimic HDF5 (mask/train and mask/valid used when present)
     episodes: int = 0  # train on the first N demonstrations of the train split (0: all of them)
+    # our obs key (as the policy and its manifest name it) -> the key in the dataset, for data recorded under other
+    # names (robomimic files from elsewhere: {agentview_image: front_rgb, robot0_eef_pos: eef_pos}); others as named
+    obs_keys: dict[str, str] = field(default_factory=dict)
     out_dir: str = "runs/lift_image"  # checkpoints, logs, curves
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     steps: int = 6000  # optimizer steps
@@ -200,7 +203,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
     # --- data --------------------------------------------------------------------------------------------------
     pc = cfg.policy
     image_shape = (pc.image_size[0], pc.image_size[1], 3)
-    clouds = dict(point_cloud_keys=pc.point_cloud_keys, num_points=[c.num_points for c in pc.point_clouds])
+    clouds = dict(point_cloud_keys=pc.point_cloud_keys, num_points=[c.num_points for c in pc.point_clouds],
+                  key_map=cfg.obs_keys)
     train_ds = RobomimicDataset(cfg.data, pc.image_keys, pc.chunk, pc.proprio_keys, "train", pc.action_dim, image_shape,
                                 pc.proprio_dims, max_episodes=cfg.episodes, **clouds)
     try:
