@@ -348,6 +348,18 @@ def cmd_dataset(args) -> int:
         print(f"wrote {args.out}: LeRobotDataset v3.0, {info['total_episodes']} episodes, {info['total_frames']} "
               f"frames at {info['fps']} Hz, videos {', '.join(cameras) or 'none'}")
         return 0
+    if args.action == "import" and args.from_bag:
+        try:
+            from dm1_ros.ros.bag_import import import_bag
+        except ImportError as exc:
+            raise UsageError(f"dm1 dataset import --from-bag needs ROS 2's message packages ({exc}); source ROS 2 "
+                             "first") from None
+        summary = import_bag(args.path, args.out, image_size=args.image_size, overwrite=args.force)
+        skipped = ", ".join(f"{n} {r}" for r, n in summary["skipped"].items()) or "none"
+        print(f"{summary['episodes']} episode(s), {summary['steps']} steps from {args.path} "
+              f"({summary['discarded']} discarded in the bag; commands skipped: {skipped})")
+        print(format_info(dataset_info(args.out)))
+        return 0
     if args.action == "import":
         out = import_lerobot(args.path, args.out, overwrite=args.force)
         print(format_info(dataset_info(out)))
@@ -553,7 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "HDF5 (dm1 collect, teleop recordings, robomimic releases), a collection in progress "
                        "(PATH.parts) or a LeRobotDataset v3.0 directory, without loading it. export PATH --format "
                        "lerobot --out DIR: the HDF5 as a LeRobotDataset v3.0 (parquet + one mp4 stream per camera). "
-                       "import DIR --out FILE: a LeRobotDataset v3.0 as a robomimic-layout HDF5. dm1 train also reads "
+                       "import DIR --out FILE: a LeRobotDataset v3.0 as a robomimic-layout HDF5 (--from-bag: a teleop rosbag2). dm1 train also reads "
                        "a LeRobot directory directly (data: DIR in the recipe). view PATH --episode N --out FILE.mp4: one episode's "
                        "cameras side by side (point clouds from above) over its actions plotted against time.")
     p.add_argument("action", choices=["info", "export", "import", "view"])
@@ -562,6 +574,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["lerobot"], default="lerobot", help="export: the format written")
     p.add_argument("--out", help="export: the directory written; import: the HDF5 file written; view: the mp4")
     p.add_argument("--episode", type=int, default=0, help="view: which episode (0 = the first, in name order)")
+    p.add_argument("--from-bag", action="store_true", help="import: PATH is a teleop rosbag2 (MCAP or sqlite3), "
+                   "replayed through teleop_node's observation assembly and recorder")
+    p.add_argument("--image-size", type=int, nargs=2, default=[96, 96], metavar=("H", "W"),
+                   help="import --from-bag: the stored image size (teleop_node's record_image_size)")
     p.add_argument("--task", help="export: the task text (default: from the dataset's environment)")
     p.add_argument("--fps", type=int, help="export: frames per second (default: the recorded control rate)")
     p.add_argument("--vcodec", choices=["libsvtav1", "h264"], default="libsvtav1",

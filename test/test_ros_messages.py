@@ -155,3 +155,38 @@ def test_nodes_never_import_torch():
             "assert n.trigger_configure() == R.SUCCESS, n.last_error; "
             "assert 'torch' not in sys.modules; n.close(); n.destroy_node(); rclpy.shutdown()")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_a_bag_without_episode_events_splits_where_the_commands_pause(tmp_path):
+    """A bag from another recorder (no /dm1/teleop/episode): one episode per run of commands; a bag without the
+    command topic is refused naming what it has."""
+    from dm1_ros.data.rosbag import BagRecorder
+    from dm1_ros.ros import topics as T
+    from dm1_ros.ros.bag_import import BagImportError, import_bag
+
+    bag = BagRecorder(tmp_path / "bag")
+    t = 100.0
+    for run, steps in enumerate((5, 3)):
+        for k in range(steps):
+            joints, pose, _ = cv.state_messages(np.array([0.1 * k, 0, 1, 0, 0, 0, 1, 0.03, -0.03]), t, "base")
+            image = cv.array_to_image(np.full((8, 8, 3), 10 * k + run, np.uint8), t, "cam")
+            command = cv.actions_to_trajectory(np.array([[0.2 * k, 0, 0, 0, 0, 0, 1.0]] * 2), t, 20.0, 0.05, 0.5, "base")
+            for topic, msg, delay in ((T.JOINT_STATES, joints, 0.0), (T.EEF_POSE, pose, 0.001),
+                                      (T.CAMERA_IMAGE, image, 0.002), (T.ACTION_TRAJECTORY, command, 0.004)):
+                bag.write(topic, msg, int((t + delay) * 1e9))
+            t += 0.05
+        t += 3.0  # the operator paused
+    bag.close()
+    summary = import_bag(tmp_path / "bag", tmp_path / "out.hdf5", image_size=(0, 0), valid_fraction=0.0)
+    assert (summary["episodes"], summary["steps"], summary["skipped"]) == (2, 8, {})
+    import h5py
+
+    with h5py.File(tmp_path / "out.hdf5") as f:
+        first, second = f["data/demo_0"], f["data/demo_1"]
+        assert first["actions"].shape == (5, 7) and second["actions"].shape == (3, 7)
+        np.testing.assert_allclose(first["actions"][:, 0], 0.2 * np.arange(5), atol=1e-6)
+        assert second["obs"][KEY][2, 0, 0, 0] == 21 and first["obs/robot0_eef_pos"][4, 0] == pytest.approx(0.4)
+    with pytest.raises(BagImportError, match="exists"):
+        import_bag(tmp_path / "bag", tmp_path / "out.hdf5")
+    with pytest.raises(BagImportError, match=r"has no \['/camera/depth'\]"):
+        import_bag(tmp_path / "bag", tmp_path / "other.hdf5", image_topics=["/camera/depth"])

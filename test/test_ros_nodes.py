@@ -597,7 +597,7 @@ def test_teleop_commands_records_and_saves_episodes(ros, tmp_path):
     assert actions.shape == (3, 7) and stamp == pytest.approx(t0 + 3 / 20) and spacing == pytest.approx(1 / 20)
     np.testing.assert_allclose(actions[0], [0.5, 0, 0, 0, 0, 0, 1.0], atol=1e-6)
     ros.publish(Bool(data=True), T.SIM_SUCCESS)
-    ros.spin(lambda: node.success)
+    ros.spin(lambda: node.recorder.success)
     response = ros.call(Trigger, T.TELEOP_STOP)
     assert response.success and "4 steps, success=True" in response.message
     device.emit("toggle_episode")  # the device's own button starts the next one
@@ -618,6 +618,21 @@ def test_teleop_commands_records_and_saves_episodes(ros, tmp_path):
         assert demo.attrs["success"] and list(demo["rewards"][()]) == [0, 0, 0, 1]
         assert list(f["data"].keys()) == ["demo_0"]
     assert list((tmp_path / "bag").glob("*.mcap"))
+
+    # the bag alone gives the same episode back: replayed through the same assembly and recorder
+    from dm1_ros.cli import main
+
+    assert main(["dataset", "import", str(tmp_path / "bag"), "--from-bag", "--image-size", "8", "8", "--out",
+                 str(tmp_path / "from_bag.hdf5")]) == 0
+    with h5py.File(out) as a, h5py.File(tmp_path / "from_bag.hdf5") as b:
+        assert list(b["data"].keys()) == ["demo_0"]  # the two discarded episodes stay discarded
+        ga, gb = a["data/demo_0"], b["data/demo_0"]
+        for key in ga["obs"]:
+            np.testing.assert_array_equal(ga["obs"][key][()], gb["obs"][key][()], err_msg=key)
+        np.testing.assert_allclose(ga["actions"][()], gb["actions"][()], atol=1e-6)
+        for name in ("rewards", "dones", "timestamps"):
+            np.testing.assert_array_equal(ga[name][()], gb[name][()], err_msg=name)
+        assert gb.attrs["success"] and gb.attrs["steps"] == 4
 
 
 def test_teleop_keyboard_without_a_terminal_takes_keys_from_the_topic(ros, tmp_path):

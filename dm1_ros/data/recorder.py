@@ -2,8 +2,9 @@
 
     rec = DemoRecorder("data/teleop.hdf5", env_args={...}, image_size=(96, 96))
     rec.start(device="keyboard")          # the loop only queues; it never waits for the disk
-    rec.add(observation, action, reward)  # once per control tick
-    rec.stop(success=True)                # the thread writes the episode shard atomically (data/episodes.py)
+    rec.step(observation, action)         # once per control tick (or rec.add(observation, action, reward))
+    rec.set_success(True)                 # the task's success flag as it is seen
+    rec.stop()                            # the thread writes the episode shard atomically (data/episodes.py)
     rec.close()                           # finishes and assembles data/teleop.hdf5 (shards are kept: resumable)
 
 Each finished episode is one shard in `<out>.parts/` (temporary file, then rename); the dataset file is assembled
@@ -51,6 +52,8 @@ class DemoRecorder:
         self.errors: list[str] = []
         self.dropped = 0
         self._incomplete = False
+        self.success = False  # the task's success flag as last seen (set_success)
+        self._pending = None  # (obs, action) of step(): its reward is the success seen with the next observation
         self._thread = threading.Thread(target=self._run, name="demo-recorder", daemon=True)
         self._thread.start()
 
@@ -70,8 +73,26 @@ class DemoRecorder:
         name = f"{PREFIX}{self._next:05d}"
         self._next += 1
         self.recording, self.steps, self._incomplete = name, 0, False
+        self.success, self._pending = False, None
         self._put(("start", name, {"started_wall": time.time(), **attrs}))
         return name
+
+    def set_success(self, success: bool) -> None:
+        self.success = bool(success)
+
+    def step(self, obs: Observation, action: np.ndarray) -> None:
+        """One control tick while recording. robomimic's reward of step t is what acting brought: the success flag
+        seen with observation t+1; so a step is queued when the next one (or stop) comes."""
+        if not self.recording:
+            return
+        self._flush_pending()
+        self._pending = (obs, np.asarray(action, np.float32).copy())
+
+    def _flush_pending(self) -> None:
+        if self._pending is not None:
+            obs, action = self._pending
+            self._pending = None
+            self.add(obs, action, reward=1.0 if self.success else 0.0)
 
     def add(self, obs: Observation, action: np.ndarray, reward: float = 0.0) -> bool:
         if not self.recording:
@@ -81,9 +102,12 @@ class DemoRecorder:
         return ok
 
     def stop(self, **attrs) -> str:
-        """End the episode; it is written in the background. Returns its name."""
+        """End the episode (attrs: success defaults to the flag last seen); it is written in the background. Returns
+        its name; `steps` keeps its length until the next start."""
         if not self.recording:
             raise RuntimeError("not recording")
+        self._flush_pending()
+        attrs.setdefault("success", self.success)
         name, self.recording = self.recording, None
         if self._incomplete:
             self._put(("discard", name, {}))
@@ -95,7 +119,7 @@ class DemoRecorder:
     def discard(self) -> str:
         if not self.recording:
             raise RuntimeError("not recording")
-        name, self.recording = self.recording, None
+        name, self.recording, self._pending = self.recording, None, None
         self._put(("discard", name, {}))
         return name
 

@@ -6,7 +6,8 @@ command stays valid for a few ticks and the robot holds soon after the operator'
 episode is being recorded, (observation, action, timestamp) goes to a DemoRecorder: robomimic HDF5 written on a
 background thread, one atomic shard per episode, assembled into `output` on cleanup or shutdown (or after each
 episode with assemble_every_episode) - the file `dm1 train` reads. With bag_path set, the raw topics also go to a
-rosbag2 (MCAP by default). A step's reward is the success flag (/dm1/sim/success) seen with the next observation,
+rosbag2 (MCAP by default), with the episode events (/dm1/teleop/episode) and success flags that make the bag
+importable on its own (`dm1 dataset import --from-bag`). A step's reward is the success flag (/dm1/sim/success) seen with the next observation,
 as in robomimic (reward after acting); the last step gets the flag at stop. Services /dm1/teleop/{start,stop,discard}; device buttons and keys (enter toggles,
 backspace discards) do the same. Key taps may also arrive on /dm1/teleop/keys (std_msgs/String).
 """
@@ -24,7 +25,7 @@ from dm1_ros.ros.assembler import ObservationAssembler
 from dm1_ros.ros.conversions import actions_to_trajectory
 from dm1_ros.ros.node_base import COMMAND_QOS, LATEST_QOS, STATE_QOS, Dm1Node, Param, run
 from dm1_ros.ros.topics import (ACTION_TRAJECTORY, CAMERA_IMAGE, EEF_POSE, FINGER_JOINTS, GRIPPER_STATE,
-                                JOINT_STATES, SIM_SUCCESS, TELEOP_DISCARD, TELEOP_KEYS, TELEOP_START, TELEOP_STOP,
+                                JOINT_STATES, SIM_SUCCESS, TELEOP_DISCARD, TELEOP_EPISODE, TELEOP_KEYS, TELEOP_START, TELEOP_STOP,
                                 info_topic)
 from dm1_ros.runtime.safety import Watchdog
 
@@ -69,14 +70,12 @@ class TeleopNode(Dm1Node):
         self.bag = None
         self.assembler = None
         self.timer = None
-        self.success = False
         self.last_stamp = None
         self.commands = 0
-        self.recorded = 0
         self.skipped: dict[str, int] = {}
-        self._pending = None  # (obs, action) waiting for its reward: the success seen at the next observation
         self._dm1_subs = []
         self.command_pub = self.create_publisher(MultiDOFJointTrajectory, ACTION_TRAJECTORY, COMMAND_QOS)
+        self.episode_pub = self.create_publisher(String, TELEOP_EPISODE, STATE_QOS)
         self.subscribe(JointState, JOINT_STATES, self._on_joints, LATEST_QOS)
         self.subscribe(PoseStamped, EEF_POSE, self._on_pose, LATEST_QOS)
         self.subscribe(Bool, SIM_SUCCESS, self._on_success, STATE_QOS)
@@ -159,8 +158,7 @@ class TeleopNode(Dm1Node):
 
     def deactivate(self) -> None:
         if self.recorder is not None and self.recorder.recording:
-            self._flush_pending()
-            name = self.recorder.stop(success=self.success)
+            name = self.recorder.stop()
             self.get_logger().info(f"deactivated: episode {name} saved")
 
     def cleanup(self) -> None:
@@ -202,7 +200,16 @@ class TeleopNode(Dm1Node):
         self._to_bag(EEF_POSE, msg)
 
     def _on_success(self, msg) -> None:
-        self.success = bool(msg.data)
+        if self.recorder is not None:
+            self.recorder.set_success(msg.data)
+        self._to_bag(SIM_SUCCESS, msg)
+
+    def _episode_event(self, text: str) -> None:
+        """'start NAME', 'stop NAME success=B', 'discard NAME' on TELEOP_EPISODE and into the bag, so that a bag
+        alone says where its episodes begin and end (`dm1 dataset import --from-bag`)."""
+        msg = String(data=text)
+        self.episode_pub.publish(msg)
+        self._to_bag(TELEOP_EPISODE, msg)
 
     def _on_key(self, msg) -> None:
         press = getattr(self.device, "press", None)
@@ -214,23 +221,23 @@ class TeleopNode(Dm1Node):
         if self.state != "active":
             return False, f"node is {self.state}; activate it first"
         name = self.recorder.start(device=self.p("device"))
-        self.success = False
-        self._pending = None
+        self._episode_event(f"start {name}")
         return True, f"recording {name}"
 
     def _stop(self):
         if self.recorder is None or not self.recorder.recording:
             return False, "not recording"
-        self._flush_pending()
-        steps = self.recorder.steps
-        name = self.recorder.stop(success=self.success)
-        return True, f"{name}: {steps} steps, success={self.success}; written in the background"
+        success = self.recorder.success
+        name = self.recorder.stop()
+        self._episode_event(f"stop {name} success={success}")
+        return True, f"{name}: {self.recorder.steps} steps, success={success}; written in the background"
 
     def _discard(self):
         if self.recorder is None or not self.recorder.recording:
             return False, "not recording"
-        self._pending = None
-        return True, f"{self.recorder.discard()} discarded"
+        name = self.recorder.discard()
+        self._episode_event(f"discard {name}")
+        return True, f"{name} discarded"
 
     # --- the tick ----------------------------------------------------------------------------------------------
     def tick(self) -> None:
@@ -262,16 +269,7 @@ class TeleopNode(Dm1Node):
         self._to_bag(ACTION_TRAJECTORY, msg)
         self.commands += 1
         self.last_stamp = stamp
-        if self.recorder.recording:
-            self._flush_pending()
-            self._pending = (obs, action)
-
-    def _flush_pending(self) -> None:
-        """robomimic's reward of step t is what acting brought: the success flag seen with observation t+1."""
-        if self._pending is not None:
-            obs, action = self._pending
-            self._pending = None
-            self.recorded += int(self.recorder.add(obs, action, reward=1.0 if self.success else 0.0))
+        self.recorder.step(obs, action)  # recorded while an episode is (its reward: the next success flag)
 
     # --- diagnostics -------------------------------------------------------------------------------------------
     def diagnostics(self):
