@@ -342,6 +342,7 @@ def test_teleop_record_launch_as_the_docs_show_it(ros_ws, ros_domain, probe, tmp
     start, drive, stop, discard; the dataset is assembled at shutdown, `dm1 train`'s reader takes it as it is and
     the MCAP bag opens with rosbags."""
     pytest.importorskip("robosuite")
+    from diagnostic_msgs.msg import DiagnosticArray
     from rosbags.rosbag2 import Reader
     from std_msgs.msg import String
     from std_srvs.srv import Trigger
@@ -354,14 +355,22 @@ def test_teleop_record_launch_as_the_docs_show_it(ros_ws, ros_domain, probe, tmp
     from sensor_msgs.msg import Image
 
     images = probe.capture(Image, "/camera/camera/color/image_raw")
+    diags = probe.capture(DiagnosticArray, "/diagnostics", qos=50)
     probe.prepare(Trigger, "/dm1/teleop/start", "/dm1/teleop/stop", "/dm1/teleop/discard", "/dm1/robot/reset")
     try:
         assert stack.wait_for("keys: only from /dm1/teleop/keys", 60), stack.text()[-3000:]
         assert probe.wait(lambda: images, 60), stack.text()[-3000:]  # robosuite is up
         assert probe.call(Trigger, "/dm1/teleop/start").message == "recording teleop_00000"
-        for key in ["space"] + ["f"] * 20 + ["space"]:  # close the gripper, go down, open it
-            probe.publish(String(data=key), "/dm1/teleop/keys")
+        probe.publish(String(data="space"), "/dm1/teleop/keys")  # close the gripper
+        taps, deadline = 0, time.monotonic() + 60
+        # go down until 25 steps are recorded (a loaded machine simulates slower than real time)
+        while (taps < 20 or int(diagnostics_values(diags, "teleop").get("episode_steps", 0)) < 25) \
+                and time.monotonic() < deadline:
+            probe.publish(String(data="f"), "/dm1/teleop/keys")
+            taps += 1
             time.sleep(0.1)
+        probe.publish(String(data="space"), "/dm1/teleop/keys")  # open it
+        time.sleep(0.1)
         response = probe.call(Trigger, "/dm1/teleop/stop")
         assert response.success and "steps" in response.message, response.message
         steps = int(re.search(r"(\d+) steps", response.message).group(1))
@@ -380,7 +389,12 @@ def test_teleop_record_launch_as_the_docs_show_it(ros_ws, ros_domain, probe, tmp
     with Reader(bag) as reader:
         topics = {c.topic for c in reader.connections}
         assert reader.message_count > 50
-    assert {"/camera/camera/color/image_raw", "/dm1/action_trajectory", "/dm1/eef_pose"} <= topics
+    assert {"/camera/camera/color/image_raw", "/dm1/action_trajectory", "/dm1/eef_pose", "/dm1/teleop/episode"} <= topics
+    from dm1_ros.ros.bag_import import import_bag
+
+    summary = import_bag(bag, tmp_path / "from_bag.hdf5")  # the MCAP alone: the same one episode, the discard dropped
+    assert summary["episodes"] == 1 and summary["discarded"] == 1
+    assert len(RobomimicDataset(tmp_path / "from_bag.hdf5", ["robot0_eye_in_hand_image"], chunk=4, split=None)) == steps
 
 
 @pytest.mark.skipif(not ROS2, reason=HOW)
