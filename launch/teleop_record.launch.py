@@ -11,14 +11,14 @@ the keyboard is read from the desktop (pynput) when there is one, else key taps 
 teleop node shuts down (Ctrl-C) or is cleaned up.
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
-from dm1_ros.ros.launch_arguments import ROBOT_ARGUMENTS, declare
+from dm1_ros.ros.launch_arguments import ROBOT_ARGUMENTS, camera_rig, declare
 
 
 def generate_launch_description():
@@ -38,11 +38,18 @@ def generate_launch_description():
         PythonLaunchDescriptionSource(PathJoinSubstitution([share, "launch", "robot.launch.py"])),
         launch_arguments={**{name: arg(name) for name in ROBOT_ARGUMENTS if name != "auto_reset"},
                           "auto_reset": "false"}.items())
-    teleop = Node(package="dm1_ros", executable="teleop_node", name="teleop", output="screen", emulate_tty=True,
-                  parameters=[PathJoinSubstitution([share, "config", "ros", "teleop.yaml"]),
-                              {"device": ParameterValue(arg("device"), value_type=str),
-                               "keyboard_backend": ParameterValue(arg("keyboard_backend"), value_type=str),
-                               "output": ParameterValue(arg("output"), value_type=str),
-                               "bag_path": ParameterValue(arg("bag_path"), value_type=str),
-                               "autostart": ParameterValue(arg("autostart"), value_type=bool)}])
-    return LaunchDescription([*args, include, teleop])
+    return LaunchDescription([*args, include, OpaqueFunction(function=teleop_node)])
+
+
+def teleop_node(context):
+    share = FindPackageShare("dm1_ros")
+    arg = LaunchConfiguration
+    rig = camera_rig(context)
+    return [Node(package="dm1_ros", executable="teleop_node", name="teleop", output="screen", emulate_tty=True,
+                 parameters=[PathJoinSubstitution([share, "config", "ros", "teleop.yaml"]),
+                             {"device": ParameterValue(arg("device"), value_type=str),
+                              "keyboard_backend": ParameterValue(arg("keyboard_backend"), value_type=str),
+                              "output": ParameterValue(arg("output"), value_type=str),
+                              "bag_path": ParameterValue(arg("bag_path"), value_type=str),
+                              "autostart": ParameterValue(arg("autostart"), value_type=bool),
+                              "image_topics": [c.image_topic for c in rig], "camera_names": [c.key for c in rig]}])]

@@ -126,8 +126,9 @@ def test_parameter_files_name_only_parameters_the_node_declares(ros, executable)
     module, cls, name = NODE_CLASSES[executable]
     path = ROOT / "config" / "ros" / f"{name}.yaml"
     data = yaml.safe_load(path.read_text())
-    assert list(data) == [name] and list(data[name]) == ["ros__parameters"], path
-    values = data[name]["ros__parameters"]
+    root = "/**" if name == "camera" else name  # one camera_node per namespace of a rig reads the camera file
+    assert list(data) == [root] and list(data[root]) == ["ros__parameters"], path
+    values = data[root]["ros__parameters"]
     node_class = getattr(importlib.import_module(module), cls)
     declared = {p.name for p in (*node_class.COMMON, *node_class.PARAMETERS)}
     assert not set(values) - declared, f"{path.name}: undeclared {sorted(set(values) - declared)}"
@@ -214,6 +215,46 @@ def test_sim_policy_launch_closes_the_loop_and_hot_swaps(ros_ws, ros_domain, pro
         assert diagnostics_values(diags, "policy")["swaps"] == "1"
     finally:
         assert stack.stop() in (0, -2), (getattr(stack, 'stop_seconds', None), stack.text()[-2000:])
+
+
+@pytest.mark.skipif(not ROS2, reason=HOW)
+def test_two_cameras_one_namespace_each_reach_a_two_camera_policy(ros_ws, ros_domain, probe, tmp_path):
+    """camera_namespaces:=wrist,front: robosuite renders both cameras onto /wrist/camera/... and /front/camera/...,
+    the policy pairs them by time and plans; camera lists that do not pair up stop the launch with the reason."""
+    pytest.importorskip("robosuite")
+    torch = pytest.importorskip("torch")
+    from diagnostic_msgs.msg import DiagnosticArray
+    from sensor_msgs.msg import Image
+
+    from dm1_ros.policy.config import HeadConfig, PolicyConfig, VisionConfig
+    from dm1_ros.policy.export import export_bundle
+    from dm1_ros.policy.model import GenerativePolicy
+
+    torch.manual_seed(0)
+    keys = ["robot0_eye_in_hand_image", "agentview_image"]
+    policy = GenerativePolicy(PolicyConfig(image_keys=keys, vision=VisionConfig(channels=8, heads=2, pool_dim=8),
+                                           head=HeadConfig(hidden=32)))
+    policy.action_normalizer.fit(np.array([[-0.3] * 6 + [-1.0], [0.3] * 6 + [1.0]]))
+    policy.proprio_normalizer.fit(np.random.default_rng(0).uniform(-1, 1, (32, 9)))
+    export_bundle(policy.eval(), tmp_path / "two_cameras")
+
+    wrist = probe.capture(Image, "/wrist/camera/color/image_raw")
+    front = probe.capture(Image, "/front/camera/color/image_raw")
+    diags = probe.capture(DiagnosticArray, "/diagnostics", qos=50)
+    stack = Launched(ros_ws, ros_domain, "panda_policy.launch.py", "use_sim:=true", "camera_namespaces:=wrist,front",
+                     f"camera_keys:={','.join(keys)}", f"model_path:={tmp_path / 'two_cameras'}",
+                     log=tmp_path / "launch.log")
+    try:
+        planned = probe.wait(lambda: int(diagnostics_values(diags, "policy").get("plans", 0)) > 10, 120)
+        assert planned, f"{diagnostics_values(diags, 'policy')}\n{stack.text()[-3000:]}"
+        assert wrist and front and wrist[-1].height == front[-1].height == 96
+        assert np.mean(np.frombuffer(wrist[-1].data, np.uint8)) != np.mean(np.frombuffer(front[-1].data, np.uint8))
+    finally:
+        assert stack.stop() in (0, -2), (getattr(stack, 'stop_seconds', None), stack.text()[-2000:])
+    bad = Launched(ros_ws, ros_domain, "panda_policy.launch.py", "camera_namespaces:=wrist,front",
+                   f"camera_keys:={','.join(keys)}", "serial_no:=_123456789012", log=tmp_path / "bad.log")
+    assert bad.wait_for("serial_no lists 1 value(s)", 60), bad.text()[-2000:]
+    bad.stop()
 
 
 @pytest.fixture

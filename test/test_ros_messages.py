@@ -119,6 +119,29 @@ def test_assembler_stamps_from_the_image_and_refuses_a_stale_state():
     assert asm.build(1.3)[1] == "bad_state"
 
 
+def test_assembler_pairs_several_cameras_by_time_within_the_skew_bound():
+    """Wrist at 30 Hz, front camera lagging: the observation takes the wrist image nearest the front's newest
+    (approximate time), stamped with the older of the two; beyond max_camera_skew_s there is no observation."""
+    wrist, front = "robot0_eye_in_hand_image", "agentview_image"
+    asm = ObservationAssembler([front, wrist], {front: (8, 8), wrist: (8, 8)}, max_state_age_s=1.0,
+                               max_camera_skew_s=0.02)
+    joints, pose, _ = cv.state_messages(np.array([0.1, 0, 0.2, 1, 0, 0, 0, 0.02, -0.02]), 2.0, "base")
+    asm.set_joints(joints)
+    asm.set_pose(pose)
+    for k in range(6):  # wrist frames 1.0, 1.033, ..., 1.167; value k
+        asm.set_image(wrist, cv.array_to_image(np.full((8, 8, 3), k, np.uint8), 1.0 + k / 30, "wrist"))
+    assert asm.image_stamp() is None and asm.build(2.0) == (None, "no_image")
+    asm.set_image(front, cv.array_to_image(np.full((8, 8, 3), 100, np.uint8), 1.07, "front"))
+    obs, why = asm.build(2.0)
+    assert why is None and obs.images[wrist][0, 0, 0] == 2 and obs.images[front][0, 0, 0] == 100  # 1.067 nearest 1.07
+    assert obs.stamp == pytest.approx(1.0 + 2 / 30) and asm.image_stamp() == pytest.approx(1.0 + 2 / 30)
+    asm.set_image(front, cv.array_to_image(np.full((8, 8, 3), 101, np.uint8), 0.5, "front"))  # far behind the wrist
+    assert asm.build(2.0) == (None, "unsynced_images")
+    asm.max_camera_skew_s = 1.0
+    obs, why = asm.build(2.0)
+    assert why is None and obs.images[wrist][0, 0, 0] == 0 and obs.stamp == pytest.approx(0.5)
+
+
 # --- rosbag2 ---------------------------------------------------------------------------------------------------
 def test_bag_recorder_writes_mcap_that_rosbags_reads(tmp_path):
     from rosbags.rosbag2 import Reader

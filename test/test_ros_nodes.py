@@ -511,6 +511,24 @@ def test_camera_node_replays_a_recording_with_its_intrinsics(ros, tmp_path):
     assert (images[0].height, images[0].width) == (H, W) and infos[-1].k[0] == pytest.approx(50.0)
 
 
+def test_camera_nodes_of_a_rig_publish_under_their_own_namespaces(ros, tmp_path):
+    """Two cameras, camera_namespace wrist and front: realsense-ros topics /<namespace>/camera/..., nothing on the
+    default camera's topics."""
+    from realsense_support import SoftwareRealSense, record_db3
+
+    from dm1_ros.ros.camera_node import CameraNode
+
+    recording = record_db3(SoftwareRealSense(), tmp_path / "session.db3")
+    got = {ns: ros.capture(Image, T.camera_topics(ns)["image"]) for ns in ("wrist", "front", "camera")}
+    infos = ros.capture(CameraInfo, "/front/camera/color/camera_info")
+    nodes = [ros.add(CameraNode, name=f"{ns}_camera", parameter_overrides=params(
+        camera="replay", replay_path=recording, camera_namespace=ns)) for ns in ("wrist", "front")]
+    for node in nodes:
+        assert ros.configure(node) == OK, node.last_error
+    assert ros.spin(lambda: len(got["wrist"]) >= 3 and len(got["front"]) >= 3 and infos, timeout=10)
+    assert got["camera"] == [] and nodes[1].topics["image"] == "/front/camera/color/image_raw"
+
+
 def test_camera_node_publishes_aligned_depth_and_a_point_cloud_as_realsense_ros(ros, tmp_path):
     """A .db3 of colour + depth (600 + 3 * column + i mm) replayed: 16UC1 millimetres on the aligned-depth topic with
     the colour intrinsics, and the back-projected cloud (z = depth, x from the column) on the points topic."""

@@ -14,9 +14,10 @@ field name.
 """
 from __future__ import annotations
 
-import numpy as np
-
+from collections import deque
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from dm1_ros.ros.conversions import image_to_array, image_to_depth, proprio_from_state, to_sec
 from dm1_ros.ros.topics import FINGER_JOINTS
@@ -26,6 +27,8 @@ from dm1_ros.runtime.images import resize_image
 from dm1_ros.runtime.pointcloud import CameraModel, PointCloudError, merged_cloud
 from dm1_ros.runtime.rotations import quat_to_matrix
 from dm1_ros.runtime.safety import Watchdog
+
+RECENT_IMAGES = 8  # per camera: enough to pair 30 Hz cameras a few frames apart
 
 
 def depth_cameras_of(point_clouds: list[PointCloudSpec]) -> list[str]:
@@ -50,9 +53,13 @@ class DepthMount:
 class ObservationAssembler:
     def __init__(self, image_keys: list[str], image_shapes: dict[str, tuple[int, int]] | None = None,
                  max_state_age_s: float = 0.25, finger_names=FINGER_JOINTS, resize: bool = True,
-                 point_clouds: list[PointCloudSpec] | None = None, mounts: dict[str, DepthMount] | None = None):
+                 point_clouds: list[PointCloudSpec] | None = None, mounts: dict[str, DepthMount] | None = None,
+                 max_camera_skew_s: float = 0.05):
         """image_shapes: key -> (height, width) the consumer wants (resized when `resize`, else refused).
-        point_clouds: the clouds to build; mounts: depth camera name -> DepthMount for each of their cameras."""
+        point_clouds: the clouds to build; mounts: depth camera name -> DepthMount for each of their cameras.
+        max_camera_skew_s: with several cameras, the images of one observation are the ones nearest in time to the
+        most lagging camera's newest (approximate time, as message_filters), at most this far apart; farther is
+        no observation ("unsynced_images")."""
         self.point_clouds = list(point_clouds or [])
         self.mounts = dict(mounts or {})
         self.depth_cameras = depth_cameras_of(self.point_clouds)
@@ -66,7 +73,9 @@ class ObservationAssembler:
         self.state_watchdog = Watchdog(max_state_age_s, "state")
         self.finger_names = tuple(finger_names)
         self.resize = resize
-        self.images: dict[str, object] = {}
+        self.max_camera_skew_s = float(max_camera_skew_s)
+        self.images: dict[str, object] = {}  # the newest image of each camera
+        self.recent: dict[str, deque] = {k: deque(maxlen=RECENT_IMAGES) for k in self.image_keys}
         self.pose = None
         self.joints = None
 
@@ -80,6 +89,19 @@ class ObservationAssembler:
 
     def set_image(self, key: str, msg) -> None:
         self.images[key] = msg
+        self.recent.setdefault(key, deque(maxlen=RECENT_IMAGES)).append(msg)
+
+    def synced_images(self) -> tuple[dict[str, object] | None, float]:
+        """(key -> image nearest in time to the most lagging camera's newest, their largest distance from it, s);
+        ({}, 0) with one camera or none (its newest image); (None, inf) until every camera has sent one."""
+        if any(k not in self.images for k in self.image_keys):
+            return None, float("inf")
+        if len(self.image_keys) < 2:
+            return {k: self.images[k] for k in self.image_keys}, 0.0
+        reference = min(to_sec(self.images[k].header.stamp) for k in self.image_keys)
+        chosen = {k: min(self.recent[k], key=lambda m: abs(to_sec(m.header.stamp) - reference)) for k in self.image_keys}
+        skew = max(abs(to_sec(m.header.stamp) - reference) for m in chosen.values())
+        return chosen, skew
 
     def set_depth(self, camera: str, msg) -> None:
         self.depths[camera] = msg
@@ -95,15 +117,19 @@ class ObservationAssembler:
 
     def clear(self) -> None:
         self.images.clear()
+        for history in self.recent.values():
+            history.clear()
         self.depths.clear()
         self.pose = self.joints = None
         self.state_watchdog.clear()
 
     def image_stamp(self) -> float | None:
-        """The oldest of the latest images' stamps; None until every camera has sent one."""
+        """The oldest stamp of the images an observation would take now (synced_images) and the newest depth
+        images; None until every camera has sent one."""
         if any(k not in self.images for k in self.image_keys) or any(c not in self.depths for c in self.depth_cameras):
             return None
-        stamps = [to_sec(self.images[k].header.stamp) for k in self.image_keys]
+        chosen, _ = self.synced_images()
+        stamps = [to_sec(m.header.stamp) for m in chosen.values()]
         stamps += [to_sec(self.depths[c].header.stamp) for c in self.depth_cameras]
         return min(stamps) if stamps else None
 
@@ -113,8 +139,8 @@ class ObservationAssembler:
         return min(to_sec(self.pose.header.stamp), to_sec(self.joints.header.stamp))
 
     def build(self, now: float) -> tuple[Observation | None, str | None]:
-        """-> (observation, None) or (None, reason) with reason in no_image, no_depth, no_state, stale_state,
-        bad_image, bad_depth, bad_state."""
+        """-> (observation, None) or (None, reason) with reason in no_image, unsynced_images, no_depth, no_state,
+        stale_state, bad_image, bad_depth, bad_state."""
         stamp = self.image_stamp()
         if stamp is None and self.image_keys and any(k not in self.images for k in self.image_keys):
             return None, "no_image"
@@ -126,12 +152,15 @@ class ObservationAssembler:
         self.state_watchdog.feed(state_stamp)
         if self.state_watchdog.check(now):
             return None, "stale_state"
+        chosen, skew = self.synced_images()
+        if skew > self.max_camera_skew_s:
+            return None, "unsynced_images"
         if stamp is None:
             stamp = state_stamp
         images = {}
         for key in self.image_keys:
             try:
-                img = image_to_array(self.images[key])
+                img = image_to_array(chosen[key])
             except ValueError:
                 return None, "bad_image"
             want = self.image_shapes.get(key)

@@ -18,7 +18,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from dm1_ros.runtime.images import parse_size
 from dm1_ros.ros.conversions import array_to_image, camera_info, depth_to_image, points_to_cloud
 from dm1_ros.ros.node_base import SENSOR_QOS, Dm1Node, Param, run
-from dm1_ros.ros.topics import CAMERA_DEPTH, CAMERA_DEPTH_INFO, CAMERA_IMAGE, CAMERA_INFO, CAMERA_POINTS
+from dm1_ros.ros.topics import camera_topics
 
 KINDS = ("realsense", "opencv", "replay")
 
@@ -34,28 +34,31 @@ class CameraNode(Dm1Node):
         Param("replay_loop", True, "replay: start over at the end", configure_only=True),
         Param("resize", "", "WIDTHxHEIGHT to publish instead of the native size ('' = native)", configure_only=True),
         Param("frame_id", "camera_color_optical_frame", "header.frame_id of images and camera_info"),
-        Param("image_topic", CAMERA_IMAGE, "image topic (realsense-ros name)", read_only=True),
-        Param("camera_info_topic", CAMERA_INFO, "camera_info topic (realsense-ros name)", read_only=True),
+        Param("camera_namespace", "camera", "topics go to /<camera_namespace>/<camera_name>/... as realsense-ros "
+              "names them (one namespace per camera of a rig)", read_only=True),
+        Param("camera_name", "camera", "see camera_namespace", read_only=True),
         Param("max_age_s", 0.25, "a frame older than this makes the camera stale (diagnostics ERROR)"),
         Param("warmup_frames", 5, "RealSense frames dropped after every start (auto exposure)", configure_only=True),
         Param("depth", False, "also stream depth aligned to colour (realsense, replay) and publish it on "
-              f"{CAMERA_DEPTH}", configure_only=True),
-        Param("pointcloud", False, f"publish the depth as sensor_msgs/PointCloud2 on {CAMERA_POINTS} (needs depth)",
+              "aligned_depth_to_color/image_raw (default camera: /camera/camera/...)", configure_only=True),
+        Param("pointcloud", False, "publish the depth as sensor_msgs/PointCloud2 on depth/color/points (needs depth)",
               configure_only=True),
     )
 
-    def __init__(self, *, camera_factory=None, **kwargs):
-        """camera_factory(**kwargs) -> a dm1_ros.hardware.cameras.Camera (tests inject a SoftwareCamera)."""
-        super().__init__("camera", **kwargs)
+    def __init__(self, *, camera_factory=None, name: str = "camera", **kwargs):
+        """camera_factory(**kwargs) -> a dm1_ros.hardware.cameras.Camera (tests inject a SoftwareCamera). name: the
+        node's (a rig's launch names each camera node <namespace>_camera)."""
+        super().__init__(name, **kwargs)
         self.camera_factory = camera_factory
         self.camera = None
         self.intrinsics = None
         self.published = 0
-        self.image_pub = self.create_publisher(Image, self.p("image_topic"), SENSOR_QOS)
-        self.info_pub = self.create_publisher(CameraInfo, self.p("camera_info_topic"), SENSOR_QOS)
-        self.depth_pub = self.create_publisher(Image, CAMERA_DEPTH, SENSOR_QOS)
-        self.depth_info_pub = self.create_publisher(CameraInfo, CAMERA_DEPTH_INFO, SENSOR_QOS)
-        self.points_pub = self.create_publisher(PointCloud2, CAMERA_POINTS, SENSOR_QOS)
+        self.topics = camera_topics(self.p("camera_namespace"), self.p("camera_name"))
+        self.image_pub = self.create_publisher(Image, self.topics["image"], SENSOR_QOS)
+        self.info_pub = self.create_publisher(CameraInfo, self.topics["info"], SENSOR_QOS)
+        self.depth_pub = self.create_publisher(Image, self.topics["depth"], SENSOR_QOS)
+        self.depth_info_pub = self.create_publisher(CameraInfo, self.topics["depth_info"], SENSOR_QOS)
+        self.points_pub = self.create_publisher(PointCloud2, self.topics["points"], SENSOR_QOS)
         self._camera_model = None
 
     def validate(self, name, value):

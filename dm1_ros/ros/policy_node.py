@@ -61,6 +61,8 @@ class PolicyNode(Dm1Node):
               configure_only=True),
         Param("finger_joints", list(FINGER_JOINTS), "joint_states names of the two fingers", configure_only=True),
         Param("max_observation_age_s", 0.25, "hold (publish a hold) when the image or the state is older than this (s)"),
+        Param("max_camera_skew_s", 0.05, "several cameras: their images of one observation are at most this far apart "
+              "in time (approximate time sync; farther: no plan, diagnostics count unsynced_images)"),
         Param("pos_scale", 0.05, "metres per unit of dx dy dz (trajectory translation = action * pos_scale)"),
         Param("rot_scale", 0.5, "radians per unit of drx dry drz"),
         Param("base_frame", "panda_link0", "frame_id of the published trajectory"),
@@ -104,7 +106,7 @@ class PolicyNode(Dm1Node):
             return "must not be negative"
         if name == "lookahead_s" and value < 0 and value != -1.0:
             return "must be -1 (the bundle's) or a non-negative number of seconds"
-        if name in ("max_observation_age_s", "pos_scale", "rot_scale") and value <= 0:
+        if name in ("max_observation_age_s", "max_camera_skew_s", "pos_scale", "rot_scale") and value <= 0:
             return "must be positive"
         if name == "camera_mounts" and any(m not in ("fixed", "hand") for m in value):
             return "each mount is fixed or hand"
@@ -147,6 +149,8 @@ class PolicyNode(Dm1Node):
             planner.watchdog.timeout_s = float(value)
             if self.assembler is not None:
                 self.assembler.max_state_age_s = float(value)
+        elif name == "max_camera_skew_s" and self.assembler is not None:
+            self.assembler.max_camera_skew_s = float(value)
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
     def configure(self) -> None:
@@ -173,7 +177,8 @@ class PolicyNode(Dm1Node):
         self.assembler = ObservationAssembler(
             [s.name for s in spec.images], {s.name: (s.height, s.width) for s in spec.images},
             max_state_age_s=self.p("max_observation_age_s"), finger_names=self.p("finger_joints"),
-            resize=self.p("resize_images"), point_clouds=spec.point_clouds, mounts=mounts)
+            resize=self.p("resize_images"), point_clouds=spec.point_clouds, mounts=mounts,
+            max_camera_skew_s=self.p("max_camera_skew_s"))
         for i, (topic, image) in enumerate(zip(topics, spec.images)):
             self._image_subs.append(self.subscribe(
                 Image, topic, lambda msg, key=image.name, first=i == 0: self._on_image(key, msg, first), LATEST_QOS))

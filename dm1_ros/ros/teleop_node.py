@@ -47,6 +47,8 @@ class TeleopNode(Dm1Node):
               configure_only=True),
         Param("hold_points", 3, "points per command: the action stays valid for this many ticks"),
         Param("max_observation_age_s", 0.25, "do not command or record on inputs older than this (s)"),
+        Param("max_camera_skew_s", 0.05, "several cameras: their images of one step are at most this far apart in time",
+              configure_only=True),
         Param("finger_joints", list(FINGER_JOINTS), "joint_states names of the two fingers", configure_only=True),
         Param("pos_scale", 0.05, "metres per unit of dx dy dz (must match the robot's)"),
         Param("rot_scale", 0.5, "radians per unit of drx dry drz"),
@@ -89,7 +91,7 @@ class TeleopNode(Dm1Node):
             return f"{value!r}: choose {' or '.join(DEVICES)}"
         if name == "keyboard_backend" and value not in ("auto", "pynput", "terminal", "topic"):
             return f"{value!r}: choose auto, pynput, terminal or topic"
-        if name in ("rate", "max_observation_age_s", "pos_scale", "rot_scale") and value <= 0:
+        if name in ("rate", "max_observation_age_s", "max_camera_skew_s", "pos_scale", "rot_scale") and value <= 0:
             return "must be positive"
         if name == "hold_points" and value < 1:
             return "must be at least 1"
@@ -120,7 +122,8 @@ class TeleopNode(Dm1Node):
             raise ValueError(f"image_topics {topics} and camera_names {names} must pair up one to one")
         size = self.p("record_image_size")
         self.assembler = ObservationAssembler(names, max_state_age_s=self.p("max_observation_age_s"),
-                                              finger_names=self.p("finger_joints"))
+                                              finger_names=self.p("finger_joints"),
+                                              max_camera_skew_s=self.p("max_camera_skew_s"))
         self.image_watchdog = Watchdog(self.p("max_observation_age_s"), "image")
         env_args = json.loads(self.p("env_args")) if self.p("env_args") else None
         self.recorder = DemoRecorder(self.p("output"), env_args, image_size=tuple(size) if min(size) > 0 else None,

@@ -4,11 +4,23 @@ Camera topics are realsense-ros's, so the official driver can replace camera_nod
 /dm1; the sim and Franka bridges use the same names, so `use_sim:=true` runs the identical stack.
 """
 
-CAMERA_IMAGE = "/camera/camera/color/image_raw"  # sensor_msgs/Image rgb8, sensor QoS
-CAMERA_INFO = "/camera/camera/color/camera_info"  # sensor_msgs/CameraInfo, sensor QoS
-CAMERA_DEPTH = "/camera/camera/aligned_depth_to_color/image_raw"  # sensor_msgs/Image 16UC1, millimetres, 0 = none
-CAMERA_DEPTH_INFO = "/camera/camera/aligned_depth_to_color/camera_info"  # the colour intrinsics (aligned)
-CAMERA_POINTS = "/camera/camera/depth/color/points"  # sensor_msgs/PointCloud2 x y z float32, optical frame
+
+def camera_topics(namespace: str = "camera", name: str = "camera") -> dict[str, str]:
+    """A camera's topics as realsense-ros names them: /<camera_namespace>/<camera_name>/..."""
+    base = f"/{namespace.strip('/')}/{name.strip('/')}" if namespace.strip("/") else f"/{name.strip('/')}"
+    return {"image": f"{base}/color/image_raw",  # sensor_msgs/Image rgb8, sensor QoS
+            "info": f"{base}/color/camera_info",  # sensor_msgs/CameraInfo, sensor QoS
+            "depth": f"{base}/aligned_depth_to_color/image_raw",  # sensor_msgs/Image 16UC1, millimetres, 0 = none
+            "depth_info": f"{base}/aligned_depth_to_color/camera_info",  # the colour intrinsics (aligned)
+            "points": f"{base}/depth/color/points"}  # sensor_msgs/PointCloud2 x y z float32, optical frame
+
+
+_DEFAULT_CAMERA = camera_topics()
+CAMERA_IMAGE = _DEFAULT_CAMERA["image"]
+CAMERA_INFO = _DEFAULT_CAMERA["info"]
+CAMERA_DEPTH = _DEFAULT_CAMERA["depth"]
+CAMERA_DEPTH_INFO = _DEFAULT_CAMERA["depth_info"]
+CAMERA_POINTS = _DEFAULT_CAMERA["points"]
 
 JOINT_STATES = "/dm1/joint_states"  # sensor_msgs/JointState: arm joints (when known) + the two finger joints
 EEF_POSE = "/dm1/eef_pose"  # geometry_msgs/PoseStamped: end effector in the base frame (quaternion x y z w)
@@ -42,3 +54,4 @@ def info_topic(image_topic: str) -> str:
     """realsense-ros pairing: .../image_raw -> .../camera_info."""
     head, _, _ = image_topic.rpartition("/")
     return f"{head}/camera_info" if head else "camera_info"
+
