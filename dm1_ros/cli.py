@@ -253,6 +253,20 @@ def run_sim(args, policy) -> int:
     return 0
 
 
+def _per_camera(values: list[str] | None, names: list[str], option: str):
+    """One value for a one-camera model, a list in the manifest's camera order for several (None: the default)."""
+    if values is None:
+        return None
+    if len(names) <= 1:
+        if len(values) != 1:
+            raise UsageError(f"{option} takes one value for this one-camera model, got {len(values)}: {values}")
+        return values[0]
+    if len(values) != len(names):
+        raise UsageError(f"{option} takes one value per camera of the model ({len(names)}: {', '.join(names)}, in "
+                         f"this order), got {len(values)}: {values}")
+    return list(values)
+
+
 def run_franka(args, policy) -> int:
     """Wall-clock loop on the real arm: cameras -> planner -> executor -> FrankaBridge (whose safety filter every
     action passes) at --rate Hz. Ctrl-C holds and stops; SIGHUP reloads --model (hot swap between ticks; a bad
@@ -265,8 +279,11 @@ def run_franka(args, policy) -> int:
 
     manifest = policy.manifest
     rate = args.rate or manifest.control_rate_hz
-    camera_kwargs = {"realsense": {"serial_no": args.serial_no, "color_profile": args.color_profile},
-                     "opencv": {"device": int(args.device) if args.device.isdigit() else args.device}, "replay": {"path": args.replay}}[args.camera]
+    names = [spec.name for spec in manifest.observation.images]
+    camera_kwargs = {"realsense": {"serial_no": _per_camera(args.serial_no, names, "--serial-no"),
+                                   "color_profile": args.color_profile},
+                     "opencv": {"device": int(args.device) if args.device.isdigit() else args.device},
+                     "replay": {"path": _per_camera(args.replay, names, "--replay")}}[args.camera]
     overrides = list(args.robot_set or []) + ([f"robot_ip={args.robot_ip}"] if args.robot_ip else [])
     robot = franka_rig(manifest, args.robot_config, args.camera, rate_hz=rate, overrides=overrides, **camera_kwargs)
     try:
@@ -533,10 +550,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--robot-config", default=str(default_config_path("robot/franka.yaml")), help="FrankaConfig YAML")
     p.add_argument("--robot-ip", default=None)
     p.add_argument("--robot-set", action="append", metavar="KEY=VALUE", help="override a FrankaConfig key")
-    p.add_argument("--serial-no", default=None, help="RealSense serial (default: the only one connected)")
+    p.add_argument("--serial-no", nargs="+", default=None, help="RealSense serial (default: the only one connected); "
+                   "a model with several cameras takes one per camera, in its manifest's camera order")
     p.add_argument("--color-profile", default="640x480x30", help="RealSense WIDTHxHEIGHTxFPS")
     p.add_argument("--device", default="0", help="OpenCV device index, /dev/videoN or a video file")
-    p.add_argument("--replay", default=None, help="a .db3 recorded by librealsense (--camera replay)")
+    p.add_argument("--replay", nargs="+", default=None, help="a .db3 recorded by librealsense (--camera replay); one "
+                   "per camera of the model")
     p.add_argument("--camera-latency", type=natural_float, default=0.0, help="seconds from exposure to frame arrival")
     p.add_argument("--stale-after", type=positive_float, default=0.2, help="hold when the newest frame is older, seconds")
     p.add_argument("--duration", type=natural_float, default=0.0, help="franka: stop after this many seconds (0: until Ctrl-C)")

@@ -224,6 +224,8 @@ def test_numbers_written_as_text_are_numbers():
      1, "nonexistent"),
     (["run", "--model", "/nonexistent"], 1, "/nonexistent"),
     (["run", "--robot", "franka", "--camera", "replay"], 2, "--replay"),
+    (["run", "--robot", "franka", "--camera", "replay", "--replay", "a.db3", "b.db3"], 2,
+     "--replay takes one value for this one-camera model, got 2"),
     (["collect", "--task", "lift"], 2, "--out"),
     (["export", "/nonexistent.pt", "--out", "OUT"], 1, "nonexistent"),
     (["demo", "--model", "/nonexistent"], 1, "/nonexistent"),
@@ -291,3 +293,12 @@ def test_dm1_run_reloads_its_model_on_sighup_and_stops_on_ctrl_c(tmp_path):
             proc.kill()
     text = "".join(lines)
     assert "SIGHUP, reloading" in text and "stopped: robot holding" in text and "swaps 1 (0 refused)" in text
+
+
+def test_run_takes_one_serial_or_recording_per_camera_in_manifest_order():
+    cameras = ["robot0_eye_in_hand_image", "agentview_image"]
+    assert cli._per_camera(["111", "222"], cameras, "--serial-no") == ["111", "222"]
+    assert cli._per_camera(["111"], cameras[:1], "--serial-no") == "111" and cli._per_camera(None, cameras, "x") is None
+    with pytest.raises(cli.UsageError, match=r"one value per camera of the model \(2: robot0_eye_in_hand_image, "
+                                             r"agentview_image, in this order\), got 1"):
+        cli._per_camera(["111"], cameras, "--serial-no")
