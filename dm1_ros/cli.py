@@ -103,7 +103,8 @@ def cmd_eval(args) -> int:
         summary = evaluate(EvalArgs(model=bundle, task=args.task, episodes=args.episodes, execute=args.execute or "",
                                     workers=args.workers, video=args.video if k == min(bundles) else None,
                                     seed_base=args.seed_base, delay_ms=args.delay_ms, noise=args.noise,
-                                    delay_mode=args.delay_mode, lookahead_ms=args.lookahead_ms))
+                                    delay_mode=args.delay_mode, lookahead_ms=args.lookahead_ms,
+                                    appearance=args.appearance))
         summary["model"] = str(model)
         if outputs:
             write_summary(summary, outputs[k], force=args.force)
@@ -440,6 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "ensemble: temporal ensemble of overlapping chunks (default: the bundle's manifest execution)")
     p.add_argument("--workers", type=positive_int, default=1)
     p.add_argument("--seed-base", type=natural_int, default=100_000)
+    p.add_argument("--appearance", choices=["default", "recolor", "relight", "both"], default="default",
+                   help="evaluate in a changed scene: recolor (blue table, green floor and objects), relight (dimmer, "
+                   "warmer light from the other side), both; the geometry and depth stay as they are")
     p.add_argument("--delay-ms", type=natural_float, default=0.0,
                    help="observation latency: the policy sees observations this old when its actions start "
                    "(rounded to control periods: 50 ms at 20 Hz)")

@@ -165,3 +165,27 @@ def test_point_cloud_from_robosuite_depth_finds_the_table_and_the_cube():
             np.testing.assert_array_equal(points, env.observation().points["point_cloud"])  # same state, same cloud
         finally:
             env.close()
+
+
+def test_a_changed_appearance_changes_the_images_and_not_the_geometry():
+    """recolor / relight (evaluation of robustness): the camera sees another scene, the point cloud from depth and
+    the robot state are the same, and the change is the same after every reset."""
+    from dm1_ros.sim.env import default_point_cloud
+
+    seen = {}
+    for appearance in ("default", "recolor", "relight"):
+        env = SimEnv(SimConfig(task="lift", cameras=["agentview"], image_size=[32, 32], appearance=appearance,
+                               point_cloud=default_point_cloud("lift", ["agentview"], num_points=64)))
+        first = env.reset(seed=5)
+        env.reset(seed=6)
+        again = env.reset(seed=5)
+        env.close()
+        np.testing.assert_array_equal(first.images["agentview_image"], again.images["agentview_image"])
+        seen[appearance] = first
+    image = {k: o.images["agentview_image"].astype(int) for k, o in seen.items()}
+    for changed in ("recolor", "relight"):
+        assert np.abs(image[changed] - image["default"]).mean() > 20, changed
+        np.testing.assert_allclose(seen[changed].points["point_cloud"], seen["default"].points["point_cloud"], atol=1e-6)
+        np.testing.assert_array_equal(seen[changed].proprio, seen["default"].proprio)
+    with pytest.raises(ValueError, match="appearance 'dark'"):
+        SimConfig(appearance="dark")

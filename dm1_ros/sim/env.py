@@ -22,7 +22,8 @@ from dm1_ros.configuration import to_dict
 from dm1_ros.runtime.bundle import ImageSpec, ObservationSpec, PointCloudSpec
 from dm1_ros.runtime.pointcloud import CameraModel, merged_cloud
 from dm1_ros.runtime.contract import PROPRIO_DIMS, PROPRIO_KEYS, Observation
-from dm1_ros.sim.rendering import configure_gl, disable_shadows_and_reflections, import_robosuite
+from dm1_ros.sim.rendering import (APPEARANCES, apply_appearance, configure_gl, disable_shadows_and_reflections,
+                                   import_robosuite)
 
 TASKS = {"lift": "Lift", "can": "PickPlaceCan", "square": "NutAssemblySquare"}
 # Episode limits at 20 Hz: about 3x what the scripted experts need.
@@ -60,6 +61,9 @@ class SimConfig:
     # state, which only a simulator knows: low-dim policies are sim-only).
     proprio_keys: list[str] = field(default_factory=lambda: list(PROPRIO_KEYS))
     point_cloud: PointCloudSpec | None = None  # a point cloud from these depth cameras (frame: robosuite's world)
+    # default | recolor (table, floor and objects in other colours) | relight (dimmer, warmer, from the other side) |
+    # both: evaluation under appearance changes (sim/rendering.py); the geometry and depth are untouched
+    appearance: str = "default"
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -70,6 +74,8 @@ class SimConfig:
                 raise ValueError(f"unknown proprio key {key!r}; the simulator provides {known}")
         if self.max_steps <= 0:
             self.max_steps = DEFAULT_MAX_STEPS[self.task]
+        if self.appearance not in APPEARANCES:
+            raise ValueError(f"appearance {self.appearance!r}: choose one of {', '.join(APPEARANCES)}")
         if self.point_cloud is not None and self.point_cloud.frame != "world":
             raise ValueError(f"simulated point clouds are in robosuite's world frame, the spec says "
                              f"{self.point_cloud.frame!r}")
@@ -155,6 +161,9 @@ class SimEnv:
         if self.config.render_cameras() and self.config.fast_render and not self._fast_render_applied:
             self._fast_render_applied = disable_shadows_and_reflections(self.env)
             self._obs = self.env._get_observations(force_update=True)  # re-render with the flags
+        if self.config.appearance != "default":
+            apply_appearance(self.env, self.config.appearance)
+            self._obs = self.env._get_observations(force_update=True)
         self.steps = 0
         return self.observation()
 

@@ -41,6 +41,7 @@ class EvalArgs:
     # run, at each observation, the action its chunk planned this much later (None: the bundle's manifest lookahead_s)
     lookahead_ms: float | None = None
     delay_mode: str = "stamped"  # stamped: actions run at the instants planned for; naive: from the first (sim/latency.py)
+    appearance: str = "default"  # default | recolor | relight | both: colours / lighting changed (sim/rendering.py)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -64,7 +65,7 @@ def _setup(args: EvalArgs):
     from dm1_ros.runtime.bundle import BundleError
 
     try:
-        sim_config = SimConfig.matching(spec, args.task, max_steps=args.max_steps)
+        sim_config = SimConfig.matching(spec, args.task, max_steps=args.max_steps, appearance=args.appearance)
     except ValueError as exc:  # a proprio key the simulator does not have
         raise BundleError(f"proprio layout: model {policy.model_id} expects "
                           f"{list(zip(spec.proprio_keys, spec.proprio_dims))}; {exc}") from None
@@ -191,6 +192,7 @@ def evaluate(args: EvalArgs, progress: bool = True) -> dict:
         "policy_latency_ms": {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))},
         "loop_tick_ms": float(np.mean([r["tick_ms"] for r in results])),
         "execute": args.execute, "delay_ms": args.delay_ms, "delay_mode": args.delay_mode, "noise": args.noise,
+        "appearance": args.appearance,
         "lookahead_ms": manifest.lookahead_s * 1e3 if args.lookahead_ms is None else args.lookahead_ms, "provider": provider, "seconds": time.perf_counter() - start,
         "seeds": [args.seed_base, args.seed_base + args.episodes - 1], "per_episode": results, "args": asdict(args),
     }
@@ -222,7 +224,8 @@ def markdown_row(s: dict) -> str:
     lo, hi = s["ci95"]
     execute = s["execute"] + (f", {s['delay_ms']:g} ms delay ({s.get('delay_mode', 'stamped')})" if s.get("delay_ms") else "") + (
         f", {s['noise']} noise" if s.get("noise", "fresh") != "fresh" else "") + (
-        f", {s['lookahead_ms']:g} ms lookahead" if s.get("lookahead_ms") else "")
+        f", {s['lookahead_ms']:g} ms lookahead" if s.get("lookahead_ms") else "") + (
+        f", {s['appearance']} scene" if s.get("appearance", "default") != "default" else "")
     return (f"| {s['task']} | {s['method']} | {s['sampling_steps']} | {execute} | {s['successes']}/{s['episodes']} "
             f"({s['success_rate']:.0%}, 95% CI {lo:.0%}-{hi:.0%}) | {s['mean_steps']:.0f} | "
             f"{s['policy_latency_ms']['p50']:.2f} / {s['policy_latency_ms']['p99']:.2f} |")
