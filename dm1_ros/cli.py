@@ -254,6 +254,35 @@ def run_sim(args, policy) -> int:
     return 0
 
 
+def _camera_mounts(texts: list[str], depth_cameras: list[str]) -> dict:
+    """--camera-mount NAME=fixed:x,y,z,qx,qy,qz,qw (the camera in the base frame) or NAME=hand:... (in the end
+    effector's frame, the hand-eye calibration); positions in metres, OpenCV camera axes. One per depth camera."""
+    import numpy as np
+
+    from dm1_ros.runtime.pointcloud import DepthMount
+    from dm1_ros.runtime.rotations import quat_to_matrix
+
+    mounts = {}
+    for text in texts:
+        name, _, rest = text.partition("=")
+        mount, _, numbers = rest.partition(":")
+        try:
+            values = [float(v) for v in numbers.split(",")]
+        except ValueError:
+            values = []
+        if not name or mount not in ("fixed", "hand") or len(values) != 7:
+            raise UsageError(f"--camera-mount {text!r}: write NAME=fixed:x,y,z,qx,qy,qz,qw or NAME=hand:x,y,z,qx,qy,qz,qw")
+        transform = np.eye(4)
+        transform[:3, :3] = quat_to_matrix(np.asarray(values[3:], np.float64))
+        transform[:3, 3] = values[:3]
+        mounts[name] = DepthMount(mount, transform)
+    unknown, missing = sorted(set(mounts) - set(depth_cameras)), [c for c in depth_cameras if c not in mounts]
+    if unknown or missing:
+        raise UsageError(f"--camera-mount: the model's depth cameras are {depth_cameras or 'none'}; "
+                         + (f"no mount for {missing}" if missing else f"{unknown} is not one of them"))
+    return mounts
+
+
 def _per_camera(values: list[str] | None, names: list[str], option: str):
     """One value for a one-camera model, a list in the manifest's camera order for several (None: the default)."""
     if values is None:
@@ -280,22 +309,26 @@ def run_franka(args, policy) -> int:
 
     manifest = policy.manifest
     rate = args.rate or manifest.control_rate_hz
-    names = [spec.name for spec in manifest.observation.images]
+    spec = manifest.observation
+    if spec.images and spec.point_clouds:
+        raise UsageError("--robot franka runs a model of images or of point clouds, not both")
+    names = [s.name for s in spec.images] or list(dict.fromkeys(c for cloud in spec.point_clouds for c in cloud.cameras))
+    mounts = _camera_mounts(args.camera_mount or [], names if spec.point_clouds else [])
     camera_kwargs = {"realsense": {"serial_no": _per_camera(args.serial_no, names, "--serial-no"),
                                    "color_profile": args.color_profile},
                      "opencv": {"device": int(args.device) if args.device.isdigit() else args.device},
                      "replay": {"path": _per_camera(args.replay, names, "--replay")}}[args.camera]
     overrides = list(args.robot_set or []) + ([f"robot_ip={args.robot_ip}"] if args.robot_ip else [])
-    robot = franka_rig(manifest, args.robot_config, args.camera, rate_hz=rate, overrides=overrides, **camera_kwargs)
+    robot = franka_rig(manifest, args.robot_config, args.camera, rate_hz=rate, overrides=overrides, mounts=mounts,
+                       **camera_kwargs)
     try:
-        for cam in robot.cameras.values():
+        for cam in [*robot.cameras.values(), *(robot.clouds.cameras.values() if robot.clouds else [])]:
             cam.wait_for_frame(timeout_s=5.0, after=-1)
         loop = control_loop(robot, policy, args.blend or "model", stale_after_s=args.stale_after,
                             lookahead_s=_lookahead_s(args), camera_latency_s=args.camera_latency, clock=time.monotonic)
     except BaseException:
         robot.close()
-        for cam in robot.cameras.values():
-            cam.stop()
+        robot.stop_cameras()
         raise
     cadence = loop.cadence
     _reload_on_sighup(loop, args.model)
@@ -324,8 +357,7 @@ def run_franka(args, policy) -> int:
         print(f"holds: {loop.stats.holds or 'none'}; safety interventions: {dict(robot.safety.interventions) or 'none'}; "
               f"swaps {loop.stats.swaps} ({loop.stats.failed_swaps} refused)")
         robot.close()
-        for cam in robot.cameras.values():
-            cam.stop()
+        robot.stop_cameras()
     return 0
 
 
@@ -560,6 +592,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="0", help="OpenCV device index, /dev/videoN or a video file")
     p.add_argument("--replay", nargs="+", default=None, help="a .db3 recorded by librealsense (--camera replay); one "
                    "per camera of the model")
+    p.add_argument("--camera-mount", action="append", metavar="NAME=fixed|hand:x,y,z,qx,qy,qz,qw",
+                   help="a point-cloud model: where each depth camera is, in the base frame (fixed) or the end "
+                   "effector's (hand, the hand-eye calibration); metres, quaternion x y z w, OpenCV camera axes")
     p.add_argument("--camera-latency", type=natural_float, default=0.0, help="seconds from exposure to frame arrival")
     p.add_argument("--stale-after", type=positive_float, default=0.2, help="hold when the newest frame is older, seconds")
     p.add_argument("--duration", type=natural_float, default=0.0, help="franka: stop after this many seconds (0: until Ctrl-C)")

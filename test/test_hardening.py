@@ -302,3 +302,15 @@ def test_run_takes_one_serial_or_recording_per_camera_in_manifest_order():
     with pytest.raises(cli.UsageError, match=r"one value per camera of the model \(2: robot0_eye_in_hand_image, "
                                              r"agentview_image, in this order\), got 1"):
         cli._per_camera(["111"], cameras, "--serial-no")
+
+
+def test_camera_mounts_of_a_point_cloud_model_on_the_franka():
+    mounts = cli._camera_mounts(["agentview=fixed:0.5,0,1.2,0,0,0,1", "wrist=hand:0,0,0.05,0,0,0.7071068,0.7071068"],
+                                ["agentview", "wrist"])
+    assert mounts["agentview"].mount == "fixed" and mounts["agentview"].transform[:3, 3].tolist() == [0.5, 0, 1.2]
+    np.testing.assert_allclose(mounts["wrist"].transform[:3, :3] @ [1, 0, 0], [0, 1, 0], atol=1e-6)  # 90 deg about z
+    with pytest.raises(cli.UsageError, match=r"no mount for \['wrist'\]"):
+        cli._camera_mounts(["agentview=fixed:0,0,0,0,0,0,1"], ["agentview", "wrist"])
+    with pytest.raises(cli.UsageError, match="NAME=fixed:x,y,z,qx,qy,qz,qw"):
+        cli._camera_mounts(["agentview=side:0,0,0"], ["agentview"])
+    assert cli._camera_mounts([], []) == {}

@@ -252,8 +252,10 @@ class FrankaBridge:
     """The Robot protocol (observe, apply, hold, reset, close) on a Franka through franky; see the module doc."""
 
     def __init__(self, config: FrankaConfig | None = None, cameras: dict[str, Any] | None = None,
-                 connect: bool = True):
+                 connect: bool = True, clouds: Any = None):
+        """clouds: the point clouds of a point-cloud model (hardware/rig.py DepthClouds), built at every observe."""
         self.config = config or FrankaConfig()
+        self.clouds = clouds
         # The control loop calls apply() at rate_hz (the command rate); an action is a delta per policy period,
         # so at a faster command rate each call moves the hand by the matching fraction of it.
         self.set_command_rate(self.config.command_rate_hz or self.config.rate_hz)
@@ -444,9 +446,17 @@ class FrankaBridge:
             return float(self.config.gripper.width_open_m)
         return float(self._gripper.width)
 
+    def stop_cameras(self) -> None:
+        """Stop the colour cameras and the depth cameras of the point clouds (the caller started them)."""
+        for camera in self.cameras.values():
+            camera.stop()
+        if self.clouds is not None:
+            self.clouds.stop()
+
     def observe(self) -> Observation:
         """proprio = [eef pos (3, base frame + observation_offset_m), eef quat xyzw (4), fingers +w/2, -w/2];
-        images from the cameras; stamp = the oldest camera frame's stamp (time.monotonic() without cameras).
+        images from the cameras, point clouds from the depth cameras (clouds); stamp = the oldest camera frame's stamp
+        (time.monotonic() without cameras).
         Raises FrankaError when the robot state cannot be read, ObservationError when a camera has no frame."""
         if self._robot is None:
             raise FrankaError("Franka observe() refused: not connected", "refused")
@@ -469,7 +479,11 @@ class FrankaBridge:
                 raise ObservationError(f"camera '{name}' has no frame yet (not started, or no image received)")
             images[name] = frame.image
             stamps.append(float(frame.stamp))
-        return Observation(images=images, proprio=proprio, stamp=min(stamps) if stamps else stamp)
+        points = {}
+        if self.clouds is not None:
+            points, cloud_stamps = self.clouds.observe(proprio)
+            stamps += cloud_stamps
+        return Observation(images=images, proprio=proprio, stamp=min(stamps) if stamps else stamp, points=points)
 
     @property
     def observation_spec(self) -> ObservationSpec:
@@ -483,7 +497,9 @@ class FrankaBridge:
             else:
                 raise ObservationError(f"camera '{name}': image size unknown until its first frame")
             specs.append(ImageSpec(name, h, w))
-        return ObservationSpec(images=specs, proprio_keys=list(PROPRIO_KEYS), proprio_dims=list(PROPRIO_DIMS))
+        clouds = list(self.clouds.specs) if self.clouds is not None else []
+        return ObservationSpec(images=specs, proprio_keys=list(PROPRIO_KEYS), proprio_dims=list(PROPRIO_DIMS),
+                               point_clouds=clouds)
 
     def set_command_rate(self, hz: float) -> None:
         """How often apply() will be called; each call then moves the hand by rate_hz / hz of an action."""

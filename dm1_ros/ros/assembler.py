@@ -15,7 +15,6 @@ field name.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,8 +23,7 @@ from dm1_ros.ros.topics import FINGER_JOINTS
 from dm1_ros.runtime.bundle import PointCloudSpec
 from dm1_ros.runtime.contract import Observation
 from dm1_ros.runtime.images import resize_image
-from dm1_ros.runtime.pointcloud import CameraModel, PointCloudError, merged_cloud
-from dm1_ros.runtime.rotations import quat_to_matrix
+from dm1_ros.runtime.pointcloud import CameraModel, DepthMount, PointCloudError, merged_cloud
 from dm1_ros.runtime.safety import Watchdog
 
 RECENT_IMAGES = 8  # per camera: enough to pair 30 Hz cameras a few frames apart
@@ -34,20 +32,6 @@ RECENT_IMAGES = 8  # per camera: enough to pair 30 Hz cameras a few frames apart
 def depth_cameras_of(point_clouds: list[PointCloudSpec]) -> list[str]:
     """Every depth camera the clouds are made from, each once, in order."""
     return list(dict.fromkeys(c for cloud in point_clouds for c in cloud.cameras))
-
-
-@dataclass
-class DepthMount:
-    """Where a depth camera is: `fixed` (transform = base_from_camera) or on the `hand` (transform =
-    eef_from_camera, the hand-eye calibration), 4 x 4, camera axes as OpenCV's (x right, y down, z forward)."""
-
-    mount: str = "fixed"
-    transform: np.ndarray = field(default_factory=lambda: np.eye(4))
-
-    def __post_init__(self):
-        if self.mount not in ("fixed", "hand"):
-            raise ValueError(f"camera mount {self.mount!r}: choose fixed or hand")
-        self.transform = np.asarray(self.transform, np.float64).reshape(4, 4)
 
 
 class ObservationAssembler:
@@ -189,11 +173,5 @@ class ObservationAssembler:
         k = np.asarray(info.k if info is not None else np.zeros(9), np.float64)
         if k[0] <= 0 or k[4] <= 0:
             raise PointCloudError(f"depth camera {camera}: no camera_info with intrinsics yet")
-        mount = self.mounts[camera]
-        pose = mount.transform
-        if mount.mount == "hand":  # base_from_eef (this observation's pose) @ eef_from_camera
-            base_from_eef = np.eye(4)
-            base_from_eef[:3, :3] = quat_to_matrix(proprio[3:7])
-            base_from_eef[:3, 3] = proprio[:3]
-            pose = base_from_eef @ mount.transform
+        pose = self.mounts[camera].base_from_camera(proprio)  # hand: this observation's eef pose @ eef_from_camera
         return image_to_depth(self.depths[camera]), CameraModel(k[0], k[4], k[2], k[5], pose)

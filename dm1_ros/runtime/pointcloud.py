@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dm1_ros.errors import Dm1Error
+from dm1_ros.runtime.rotations import quat_to_matrix
 
 
 class PointCloudError(Dm1Error, ValueError):
@@ -90,6 +91,30 @@ class CameraModel:
         if not (self.fx > 0 and self.fy > 0 and all(math.isfinite(v) for v in (self.fx, self.fy, self.cx, self.cy))):
             raise PointCloudError(f"intrinsics must be finite with fx, fy > 0, got fx={self.fx} fy={self.fy}")
         self.base_from_camera = T
+
+
+@dataclass
+class DepthMount:
+    """Where a depth camera is: `fixed` (transform = base_from_camera) or on the `hand` (transform =
+    eef_from_camera, the hand-eye calibration), 4 x 4, camera axes as OpenCV's (x right, y down, z forward)."""
+
+    mount: str = "fixed"
+    transform: np.ndarray = field(default_factory=lambda: np.eye(4))
+
+    def __post_init__(self):
+        if self.mount not in ("fixed", "hand"):
+            raise PointCloudError(f"camera mount {self.mount!r}: choose fixed or hand")
+        self.transform = np.asarray(self.transform, np.float64).reshape(4, 4)
+
+    def base_from_camera(self, proprio: np.ndarray) -> np.ndarray:
+        """The camera's pose in the base frame at an observation whose proprio starts with the end effector's
+        position (3) and quaternion x y z w (4), as the observation contract orders them."""
+        if self.mount == "fixed":
+            return self.transform
+        base_from_eef = np.eye(4)
+        base_from_eef[:3, :3] = quat_to_matrix(np.asarray(proprio[3:7], np.float64))
+        base_from_eef[:3, 3] = proprio[:3]
+        return base_from_eef @ self.transform
 
 
 def backproject(depth: np.ndarray, camera: CameraModel, max_depth: float = np.inf, stride: int = 1) -> np.ndarray:
