@@ -407,14 +407,21 @@ def read_info(path: str | Path) -> dict:
     return info
 
 
-def _read_parquets(root: Path, folder: str):
+def _read_parquets(root: Path, folder: str, skip_prefix: str | None = None):
+    """Every parquet file of `folder` (chunk-*/file-*.parquet, in path order, as LeRobot reads them) as one table;
+    columns starting with skip_prefix are not read (the episodes' per-episode stats: large, unused here)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     files = sorted((root / folder).glob("*/*.parquet"))
     if not files:
         raise LeRobotError(f"{root}/{folder} holds no parquet file")
-    return pa.concat_tables([pq.read_table(p) for p in files])
+    tables = []
+    for path in files:
+        names = pq.read_schema(path).names
+        columns = [n for n in names if not (skip_prefix and n.startswith(skip_prefix))]
+        tables.append(pq.read_table(path, columns=columns))
+    return pa.concat_tables(tables)
 
 
 def _column(table, name: str, n_rows: int) -> np.ndarray:
@@ -437,15 +444,17 @@ def _column(table, name: str, n_rows: int) -> np.ndarray:
 def _decode_video(path: Path, fps: int) -> np.ndarray:
     """All frames of one mp4 as (N, H, W, 3) uint8, indexed by round(pts * fps)."""
     import av
+    from av.video.reformatter import VideoReformatter
 
     if not path.is_file():
         raise LeRobotError(f"video file missing: {path}")
     frames: dict[int, np.ndarray] = {}
+    rgb = VideoReformatter()  # one converter for the file: to_ndarray(format=...) sets one up per frame (20x slower)
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         for frame in container.decode(stream):
             k = int(round(float(frame.pts * frame.time_base) * fps))
-            frames[k] = frame.to_ndarray(format="rgb24")
+            frames[k] = rgb.reformat(frame, format="rgb24").to_ndarray()
     if not frames:
         raise LeRobotError(f"{path} holds no video frame")
     first = next(iter(frames.values()))
@@ -462,7 +471,7 @@ def read_lerobot(path: str | Path) -> LeRobotContents:
     fps = int(info["fps"])
     features = info["features"]
     frames = _read_parquets(path, "data")
-    episodes_table = _read_parquets(path, "meta/episodes").sort_by("episode_index")
+    episodes_table = _read_parquets(path, "meta/episodes", skip_prefix="stats/").sort_by("episode_index")
     n_rows = frames.num_rows
     for name in ("action", "episode_index", "index"):
         if name not in frames.column_names:
