@@ -357,6 +357,42 @@ def test_impedance_streaming_mode(bridge):
         bridge.config.streaming = "motion"
 
 
+def test_observe_builds_the_point_cloud_from_a_depth_camera_on_the_hand(bridge, tmp_path):
+    """A point-cloud model on the arm: the recorded depth camera's frames back-projected with its intrinsics, posed
+    by its mount - fixed in the base frame, or on the hand (then composed with this observation's eef pose) - and
+    cropped and sampled as the manifest says."""
+    from realsense_support import SoftwareRealSense, record_db3
+
+    from dm1_ros.hardware.cameras import ReplayCamera
+    from dm1_ros.hardware.rig import DepthClouds
+    from dm1_ros.runtime.bundle import PointCloudSpec
+    from dm1_ros.runtime.pointcloud import DepthMount
+
+    recording = record_db3(SoftwareRealSense(serial="000000000045", depth=True), tmp_path / "depth.db3")
+    spec = PointCloudSpec(name="point_cloud", cameras=["wrist"], frame="base", num_points=32,
+                          crop_min=[-5.0, -5.0, -5.0], crop_max=[5.0, 5.0, 5.0])
+    camera = ReplayCamera(recording, depth=True, name="wrist").start()
+    try:
+        camera.wait_for_frame(timeout_s=5.0, after=-1)
+        with pytest.raises(ValueError, match=r"depth camera\(s\) \['wrist'\] have no mount"):
+            DepthClouds([spec], {"wrist": camera}, {})
+        for mount in ("fixed", "hand"):
+            bridge.clouds = DepthClouds([spec], {"wrist": camera}, {"wrist": DepthMount(mount, np.eye(4))})
+            obs = bridge.observe()
+            cloud = obs.points["point_cloud"]
+            assert cloud.shape == (32, 3) and cloud.dtype == np.float32 and bridge.observation_spec.point_clouds == [spec]
+            if mount == "fixed":  # camera frame = base frame: depths 0.6 m and more straight ahead
+                assert cloud[:, 2].min() > 0.55
+            else:  # the same points seen from the hand: moved by the end effector's pose
+                eef = np.eye(4)
+                eef[:3, :3], eef[:3, 3] = quat_to_matrix(obs.proprio[3:7]), obs.proprio[:3]
+                back = (np.linalg.inv(eef) @ np.c_[cloud, np.ones(len(cloud))].T).T[:, :3]
+                assert back[:, 2].min() > 0.55 and np.abs(cloud - back).max() > 0.1
+    finally:
+        bridge.clouds = None
+        camera.stop()
+
+
 def test_server_stopped_mid_motion_gives_clear_error_and_safe_stop(shared_bridge, sim_server):
     """Runs last: stops the shared simulation server while the bridge streams."""
     bridge = shared_bridge
@@ -404,42 +440,6 @@ def test_server_stopped_mid_motion_gives_clear_error_and_safe_stop(shared_bridge
     finally:
         server.cleanup()
         sim.cleanup()
-
-
-def test_observe_builds_the_point_cloud_from_a_depth_camera_on_the_hand(bridge, tmp_path):
-    """A point-cloud model on the arm: the recorded depth camera's frames back-projected with its intrinsics, posed
-    by its mount - fixed in the base frame, or on the hand (then composed with this observation's eef pose) - and
-    cropped and sampled as the manifest says."""
-    from realsense_support import SoftwareRealSense, record_db3
-
-    from dm1_ros.hardware.cameras import ReplayCamera
-    from dm1_ros.hardware.rig import DepthClouds
-    from dm1_ros.runtime.bundle import PointCloudSpec
-    from dm1_ros.runtime.pointcloud import DepthMount
-
-    recording = record_db3(SoftwareRealSense(serial="000000000045", depth=True), tmp_path / "depth.db3")
-    spec = PointCloudSpec(name="point_cloud", cameras=["wrist"], frame="base", num_points=32,
-                          crop_min=[-5.0, -5.0, -5.0], crop_max=[5.0, 5.0, 5.0])
-    camera = ReplayCamera(recording, depth=True, name="wrist").start()
-    try:
-        camera.wait_for_frame(timeout_s=5.0, after=-1)
-        with pytest.raises(ValueError, match=r"depth camera\(s\) \['wrist'\] have no mount"):
-            DepthClouds([spec], {"wrist": camera}, {})
-        for mount in ("fixed", "hand"):
-            bridge.clouds = DepthClouds([spec], {"wrist": camera}, {"wrist": DepthMount(mount, np.eye(4))})
-            obs = bridge.observe()
-            cloud = obs.points["point_cloud"]
-            assert cloud.shape == (32, 3) and cloud.dtype == np.float32 and bridge.observation_spec.point_clouds == [spec]
-            if mount == "fixed":  # camera frame = base frame: depths 0.6 m and more straight ahead
-                assert cloud[:, 2].min() > 0.55
-            else:  # the same points seen from the hand: moved by the end effector's pose
-                eef = np.eye(4)
-                eef[:3, :3], eef[:3, 3] = quat_to_matrix(obs.proprio[3:7]), obs.proprio[:3]
-                back = (np.linalg.inv(eef) @ np.c_[cloud, np.ones(len(cloud))].T).T[:, :3]
-                assert back[:, 2].min() > 0.55 and np.abs(cloud - back).max() > 0.1
-    finally:
-        bridge.clouds = None
-        camera.stop()
 
 
 def test_dm1_run_franka_refuses_a_sim_camera_and_names_a_missing_recording(tmp_path):
