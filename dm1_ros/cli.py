@@ -306,13 +306,14 @@ def run_franka(args, policy) -> int:
     from dm1_ros.hardware.franka import FrankaError
     from dm1_ros.hardware.rig import franka_rig
     from dm1_ros.runtime.loop import control_loop
+    from dm1_ros.runtime.pointcloud import depth_cameras_of
 
     manifest = policy.manifest
     rate = args.rate or manifest.control_rate_hz
     spec = manifest.observation
     if spec.images and spec.point_clouds:
         raise UsageError("--robot franka runs a model of images or of point clouds, not both")
-    names = [s.name for s in spec.images] or list(dict.fromkeys(c for cloud in spec.point_clouds for c in cloud.cameras))
+    names = [s.name for s in spec.images] or depth_cameras_of(spec.point_clouds)
     mounts = _camera_mounts(args.camera_mount or [], names if spec.point_clouds else [])
     camera_kwargs = {"realsense": {"serial_no": _per_camera(args.serial_no, names, "--serial-no"),
                                    "color_profile": args.color_profile},

@@ -12,7 +12,12 @@ from dm1_ros.configuration import load_yaml
 from dm1_ros.hardware.cameras import make_camera
 from dm1_ros.hardware.franka import FrankaBridge, FrankaConfig, ObservationError
 from dm1_ros.runtime.bundle import Manifest, PointCloudSpec
-from dm1_ros.runtime.pointcloud import CameraModel, DepthMount, merged_cloud
+from dm1_ros.runtime.pointcloud import CameraModel, DepthMount, depth_cameras_of, merged_cloud
+
+
+def _camera_kwargs(i: int, count: int, camera_kwargs: dict) -> dict:
+    """The keyword arguments of the i-th of `count` cameras: lists (serial_no=["A", "B"]) give one value each."""
+    return {k: (v[i] if isinstance(v, (list, tuple)) and count > 1 else v) for k, v in camera_kwargs.items()}
 
 
 def open_cameras(manifest: Manifest, camera: str, **camera_kwargs) -> dict:
@@ -21,8 +26,8 @@ def open_cameras(manifest: Manifest, camera: str, **camera_kwargs) -> dict:
     cameras = {}
     images = manifest.observation.images
     for i, spec in enumerate(images):
-        kwargs = {k: (v[i] if isinstance(v, (list, tuple)) and len(images) > 1 else v) for k, v in camera_kwargs.items()}
-        cam = make_camera(camera, name=spec.name, resize=(spec.width, spec.height), **kwargs)
+        cam = make_camera(camera, name=spec.name, resize=(spec.width, spec.height),
+                          **_camera_kwargs(i, len(images), camera_kwargs))
         cameras[spec.name] = cam.start()
     return cameras
 
@@ -33,7 +38,7 @@ class DepthClouds:
     sampled by runtime/pointcloud.py exactly as the simulator and policy_node do."""
 
     def __init__(self, specs: list[PointCloudSpec], cameras: dict, mounts: dict[str, DepthMount]):
-        missing = sorted({c for spec in specs for c in spec.cameras} - set(mounts))
+        missing = [c for c in depth_cameras_of(specs) if c not in mounts]
         if missing:
             raise ValueError(f"depth camera(s) {missing} have no mount: say where each is (fixed, with base_from_camera, "
                              "or hand, with eef_from_camera)")
@@ -71,11 +76,11 @@ def open_depth_cameras(manifest: Manifest, camera: str, mounts: dict[str, DepthM
     specs = manifest.observation.point_clouds
     if not specs:
         return None
-    names = list(dict.fromkeys(c for spec in specs for c in spec.cameras))
+    names = depth_cameras_of(specs)
     clouds = DepthClouds(specs, {}, dict(mounts or {}))  # checks the mounts before any camera opens
     for i, name in enumerate(names):
-        kwargs = {k: (v[i] if isinstance(v, (list, tuple)) and len(names) > 1 else v) for k, v in camera_kwargs.items()}
-        clouds.cameras[name] = make_camera(camera, name=name, depth=True, **kwargs).start()
+        clouds.cameras[name] = make_camera(camera, name=name, depth=True,
+                                           **_camera_kwargs(i, len(names), camera_kwargs)).start()
     return clouds
 
 

@@ -23,15 +23,10 @@ from dm1_ros.ros.topics import FINGER_JOINTS
 from dm1_ros.runtime.bundle import PointCloudSpec
 from dm1_ros.runtime.contract import Observation
 from dm1_ros.runtime.images import resize_image
-from dm1_ros.runtime.pointcloud import CameraModel, DepthMount, PointCloudError, merged_cloud
+from dm1_ros.runtime.pointcloud import CameraModel, DepthMount, PointCloudError, depth_cameras_of, merged_cloud
 from dm1_ros.runtime.safety import Watchdog
 
 RECENT_IMAGES = 8  # per camera: enough to pair 30 Hz cameras a few frames apart
-
-
-def depth_cameras_of(point_clouds: list[PointCloudSpec]) -> list[str]:
-    """Every depth camera the clouds are made from, each once, in order."""
-    return list(dict.fromkeys(c for cloud in point_clouds for c in cloud.cameras))
 
 
 class ObservationAssembler:
@@ -75,14 +70,16 @@ class ObservationAssembler:
         self.images[key] = msg
         self.recent.setdefault(key, deque(maxlen=RECENT_IMAGES)).append(msg)
 
-    def synced_images(self) -> tuple[dict[str, object] | None, float]:
-        """(key -> image nearest in time to the most lagging camera's newest, their largest distance from it, s);
-        ({}, 0) with one camera or none (its newest image); (None, inf) until every camera has sent one."""
+    def synced_images(self, reference: float | None = None) -> tuple[dict[str, object] | None, float]:
+        """(key -> the image nearest in time to `reference`, their largest distance from it, s); reference defaults
+        to the most lagging camera's newest stamp (approximate time), and with one camera and no reference the
+        newest image is taken as it is. (None, inf) until every camera has sent one."""
         if any(k not in self.images for k in self.image_keys):
             return None, float("inf")
-        if len(self.image_keys) < 2:
-            return {k: self.images[k] for k in self.image_keys}, 0.0
-        reference = min(to_sec(self.images[k].header.stamp) for k in self.image_keys)
+        if reference is None:
+            if len(self.image_keys) < 2:
+                return {k: self.images[k] for k in self.image_keys}, 0.0
+            reference = min(to_sec(self.images[k].header.stamp) for k in self.image_keys)
         chosen = {k: min(self.recent[k], key=lambda m: abs(to_sec(m.header.stamp) - reference)) for k in self.image_keys}
         skew = max(abs(to_sec(m.header.stamp) - reference) for m in chosen.values())
         return chosen, skew
@@ -110,9 +107,12 @@ class ObservationAssembler:
     def image_stamp(self) -> float | None:
         """The oldest stamp of the images an observation would take now (synced_images) and the newest depth
         images; None until every camera has sent one."""
-        if any(k not in self.images for k in self.image_keys) or any(c not in self.depths for c in self.depth_cameras):
+        if any(c not in self.depths for c in self.depth_cameras):
             return None
         chosen, _ = self.synced_images()
+        return None if chosen is None else self._oldest(chosen)
+
+    def _oldest(self, chosen: dict) -> float | None:
         stamps = [to_sec(m.header.stamp) for m in chosen.values()]
         stamps += [to_sec(self.depths[c].header.stamp) for c in self.depth_cameras]
         return min(stamps) if stamps else None
@@ -122,13 +122,14 @@ class ObservationAssembler:
             return None
         return min(to_sec(self.pose.header.stamp), to_sec(self.joints.header.stamp))
 
-    def build(self, now: float) -> tuple[Observation | None, str | None]:
+    def build(self, now: float, reference: float | None = None) -> tuple[Observation | None, str | None]:
         """-> (observation, None) or (None, reason) with reason in no_image, unsynced_images, no_depth, no_state,
-        stale_state, bad_image, bad_depth, bad_state."""
-        stamp = self.image_stamp()
-        if stamp is None and self.image_keys and any(k not in self.images for k in self.image_keys):
+        stale_state, bad_image, bad_depth, bad_state. reference: take the images nearest this stamp (a replay that
+        knows which observation a command was planned on) instead of the newest ones."""
+        chosen, skew = self.synced_images(reference)
+        if chosen is None:
             return None, "no_image"
-        if stamp is None and self.depth_cameras:
+        if any(c not in self.depths for c in self.depth_cameras):
             return None, "no_depth"
         state_stamp = self.state_stamp()
         if state_stamp is None:
@@ -136,9 +137,9 @@ class ObservationAssembler:
         self.state_watchdog.feed(state_stamp)
         if self.state_watchdog.check(now):
             return None, "stale_state"
-        chosen, skew = self.synced_images()
         if skew > self.max_camera_skew_s:
             return None, "unsynced_images"
+        stamp = self._oldest(chosen)
         if stamp is None:
             stamp = state_stamp
         images = {}

@@ -12,13 +12,12 @@ packages are needed for the conversions only (no node is started).
 from __future__ import annotations
 
 import shutil
-from collections import deque
 from pathlib import Path
 
 from dm1_ros.data.recorder import DemoRecorder
 from dm1_ros.errors import Dm1Error
 from dm1_ros.ros.assembler import ObservationAssembler
-from dm1_ros.ros.conversions import to_sec, trajectory_to_actions
+from dm1_ros.ros.conversions import trajectory_to_actions
 from dm1_ros.ros.topics import (ACTION_TRAJECTORY, CAMERA_IMAGE, EEF_POSE, FINGER_JOINTS, JOINT_STATES, SIM_SUCCESS,
                                 TELEOP_EPISODE)
 
@@ -50,7 +49,6 @@ def import_bag(bag: str | Path, out: str | Path, image_topics=(CAMERA_IMAGE,),
     camera_of = dict(zip(image_topics, camera_names))
     # no age limit: a command in the bag is the node's word that its observation was fresh enough when it acted
     assembler = ObservationAssembler(list(camera_names), max_state_age_s=1e9, finger_names=list(finger_joints))
-    recent = {name: deque(maxlen=32) for name in camera_names}  # (stamp, msg): the image a command's stamp names
     recorder = DemoRecorder(out, env_args, image_size=tuple(image_size) if image_size and min(image_size) > 0 else None,
                             valid_fraction=valid_fraction)
     skipped: dict[str, int] = {}
@@ -66,7 +64,6 @@ def import_bag(bag: str | Path, out: str | Path, image_topics=(CAMERA_IMAGE,),
                 topic, now = connection.topic, stamp_ns * 1e-9
                 msg = typestore.deserialize_cdr(raw, connection.msgtype)
                 if topic in camera_of:
-                    recent[camera_of[topic]].append((to_sec(msg.header.stamp), msg))
                     assembler.set_image(camera_of[topic], msg)
                 elif topic == JOINT_STATES:
                     assembler.set_joints(msg)
@@ -96,12 +93,7 @@ def import_bag(bag: str | Path, out: str | Path, image_topics=(CAMERA_IMAGE,),
                     if len(actions) == 0:
                         skipped["hold"] = skipped.get("hold", 0) + 1
                         continue
-                    for name, history in recent.items():  # the images this command was planned on
-                        for image_stamp, image in reversed(history):
-                            if abs(image_stamp - command_stamp) < 1e-6:
-                                assembler.set_image(name, image)
-                                break
-                    obs, reason = assembler.build(now)
+                    obs, reason = assembler.build(now, reference=command_stamp)  # the images it was planned on
                     if obs is None or abs(obs.stamp - command_stamp) > 1e-6:
                         reason = reason or "no image with the command's stamp"
                         skipped[reason] = skipped.get(reason, 0) + 1

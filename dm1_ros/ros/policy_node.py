@@ -21,8 +21,8 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import MultiDOFJointTrajectory
 
-from dm1_ros.ros.assembler import ObservationAssembler, depth_cameras_of
-from dm1_ros.runtime.pointcloud import DepthMount
+from dm1_ros.ros.assembler import ObservationAssembler
+from dm1_ros.runtime.pointcloud import DepthMount, depth_cameras_of
 from dm1_ros.ros.conversions import actions_to_trajectory, chunk_to_array_msg
 from dm1_ros.ros.node_base import COMMAND_QOS, LATEST_QOS, Dm1Node, Param, run
 from dm1_ros.ros.topics import (ACTION_CHUNK, ACTION_TRAJECTORY, CAMERA_DEPTH, CAMERA_DEPTH_INFO, CAMERA_IMAGE, EEF_POSE, FINGER_JOINTS,

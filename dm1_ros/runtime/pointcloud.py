@@ -93,6 +93,11 @@ class CameraModel:
         self.base_from_camera = T
 
 
+def depth_cameras_of(point_clouds) -> list[str]:
+    """Every depth camera the clouds (PointCloudSpec) are made from, each once, in order."""
+    return list(dict.fromkeys(c for cloud in point_clouds for c in cloud.cameras))
+
+
 @dataclass
 class DepthMount:
     """Where a depth camera is: `fixed` (transform = base_from_camera) or on the `hand` (transform =
