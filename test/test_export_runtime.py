@@ -48,6 +48,23 @@ def test_bundle_round_trip_matches_torch(tiny_policy, bundle):
     assert batch.shape == (3, 4, 7)
 
 
+def test_patchify_stem_exports_with_parity(tiny_image_config, tmp_path):
+    from dm1_ros.policy.config import VisionConfig
+    from dm1_ros.policy.model import GenerativePolicy
+
+    tiny_image_config.vision = VisionConfig(channels=16, heads=2, pool_dim=16, stem_kernel=8, stem_stride=8,
+                                            stem_downsample=False)
+    torch.manual_seed(0)
+    policy = GenerativePolicy(tiny_image_config)
+    rng = np.random.default_rng(0)
+    policy.action_normalizer.fit(rng.uniform(-0.5, 0.5, (64, 7)))
+    policy.proprio_normalizer.fit(rng.uniform(-1.0, 1.0, (64, 9)))
+    manifest = export.export_bundle(policy.eval(), tmp_path / "patchify")
+    assert policy.image_encoders[KEY].num_tokens == 16  # 32x32 in 8x8 patches
+    assert manifest.parity.max_abs_diff <= 1e-4
+    assert OnnxPolicy(tmp_path / "patchify", threads=1, warmup=1).predict(observation()).actions.shape == (4, 7)
+
+
 def test_fixed_noise_seed_reproduces_actions(bundle):
     a = OnnxPolicy(bundle, warmup=0, noise_seed=7).predict(observation()).actions
     b = OnnxPolicy(bundle, warmup=0, noise_seed=7).predict(observation()).actions

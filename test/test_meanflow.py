@@ -25,6 +25,22 @@ def test_default_image_policy_matches_dmpo_size():
     assert encoder.num_tokens == 121  # 96x96 -> 23x23 -> 11x11
 
 
+def test_patchify_stem_of_the_fast_recipe_tokens_and_size():
+    import yaml
+
+    from dm1_ros.configuration import from_dict
+    from dm1_ros.train.pretrain import TrainConfig
+
+    cfg = from_dict(TrainConfig, yaml.safe_load(open("config/train/lift_image_fast.yaml")))
+    policy = GenerativePolicy(cfg.policy)
+    encoder = policy.image_encoders["robot0_eye_in_hand_image"]
+    assert encoder.num_tokens == 64 and len(encoder.stem) == 1  # 96x96 -> 8x8 patches of 12x12, no second conv
+    assert abs(policy.parameter_breakdown()["total"] - 0.93e6) / 0.93e6 < 0.02
+    images = {"robot0_eye_in_hand_image": torch.randint(0, 256, (2, 96, 96, 3), dtype=torch.uint8)}
+    visual, tokens = encoder(images["robot0_eye_in_hand_image"], torch.zeros(2, 9))
+    assert visual.shape == (2, 128) and tokens.shape == (2, 128)
+
+
 @pytest.mark.parametrize("mode", ["t_r", "t_dt"])
 def test_jvp_total_derivative_matches_finite_differences(mode):
     torch.manual_seed(0)

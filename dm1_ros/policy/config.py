@@ -17,6 +17,9 @@ class VisionConfig:
     channels: int = 128
     stem_kernel: int = 8
     stem_stride: int = 4
+    # DMPO's stem ends with a 3x3 stride-2 convolution (half the network's multiply-adds at 96x96). False: the first
+    # convolution alone makes the tokens (a patchify stem: kernel = stride = patch size).
+    stem_downsample: bool = True
     depth: int = 1
     heads: int = 4
     mlp_ratio: float = 4.0

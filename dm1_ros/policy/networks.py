@@ -93,9 +93,8 @@ class ViTEncoder(nn.Module):
     def __init__(self, cfg: VisionConfig, image_size: tuple[int, int], proprio_dim: int):
         super().__init__()
         c = cfg.channels
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, c, cfg.stem_kernel, stride=cfg.stem_stride), nn.ReLU(), nn.Conv2d(c, c, 3, stride=2)
-        )
+        downsample = [nn.ReLU(), nn.Conv2d(c, c, 3, stride=2)] if cfg.stem_downsample else []
+        self.stem = nn.Sequential(nn.Conv2d(3, c, cfg.stem_kernel, stride=cfg.stem_stride), *downsample)
         with torch.no_grad():
             h, w = self.stem(torch.zeros(1, 3, *image_size)).shape[-2:]
         self.num_tokens = h * w
@@ -113,8 +112,10 @@ class ViTEncoder(nn.Module):
         conv = self.stem[0]
         weight = conv.weight / 255.0
         bias = conv.bias - 0.5 * conv.weight.sum((1, 2, 3))
-        x = torch.relu(F.conv2d(x, weight, bias, stride=conv.stride))
-        x = self.stem[2](x).reshape(-1, self.channels, self.num_tokens).transpose(1, 2) + self.pos  # (B, N, C)
+        x = F.conv2d(x, weight, bias, stride=conv.stride)
+        if len(self.stem) > 1:
+            x = self.stem[2](torch.relu(x))
+        x = x.reshape(-1, self.channels, self.num_tokens).transpose(1, 2) + self.pos  # (B, N, C)
         for block in self.blocks:
             x = block(x)
         x = self.norm(x)
