@@ -10,8 +10,9 @@ PACKAGE = "dm1_ros"
 RUNTIME = ["numpy==2.4.6", "onnxruntime==1.31.1", "pyyaml==6.0.3", "h5py==3.16.0", "tqdm==4.70.1", "transforms3d==0.4.2"]
 TRAIN = ["torch==2.13.0", "onnx==1.23.2", "matplotlib==3.11.2", "tensorboard==2.21.0", "gymnasium==1.4.0"]
 SIM = ["robosuite==1.5.1", "mujoco==3.9.0", "opencv-python==4.14.0.94"]
+# numba (also robosuite's) compiles the point-cloud kernels in runtime/pointcloud.py; without it numpy does the same
 ROBOT = ["franky-control==2.0.0", "pyrealsense2==2.59.1.11053", "opencv-python==4.14.0.94", "rosbags==0.11.9",
-         "pynput==1.8.2"]
+         "pynput==1.8.2", "numba==0.68.1"]
 FRANKA_SIM = ["franky-sim==1.0.4"]  # libfranka-protocol simulator (MuJoCo) the Franka bridge is tested against
 GPU = ["onnxruntime-gpu==1.31.1"]  # replaces onnxruntime (same module): uninstall onnxruntime first
 # Python tools a ROS 2 workspace needs beside a source-built or pip-only environment (colcon from PyPI; lark, psutil,

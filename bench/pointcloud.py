@@ -17,8 +17,20 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from dm1_ros.runtime import pointcloud  # noqa: E402
 from dm1_ros.runtime.pointcloud import (CameraModel, PointCloudConfig, backproject, crop,  # noqa: E402
-                                        depth_to_points, sample_points, transform)
+                                        depth_to_points, sample_points, transform, transform_crop)
+
+
+def numpy_only(fn):
+    """fn run as on a machine without numba (the numpy functions the compiled kernels replace)."""
+    def run():
+        compiled, pointcloud._COMPILED = pointcloud._COMPILED, {name: None for name in pointcloud._KERNELS}
+        try:
+            return fn()
+        finally:
+            pointcloud._COMPILED = compiled
+    return run
 
 
 def scene(height: int, width: int, fx: float) -> tuple[np.ndarray, CameraModel]:
@@ -62,21 +74,29 @@ def main(rounds: int = 10, per_round: int = 20) -> dict:
         "640x480 -> 512 points (every pixel, end to end)": lambda: depth_to_points(rs_depth, rs_cam, every),
         "96x96 (robosuite) -> 512 points (end to end)": lambda: depth_to_points(sim_depth, sim_cam, auto),
         f"  back-projection (640x480, stride {stride})": lambda: backproject(rs_depth, rs_cam, auto.max_depth, stride),
-        "  transform + crop": lambda: crop(transform(cam_points, rs_cam.base_from_camera), auto.crop_min, auto.crop_max),
+        "  transform + crop": lambda: transform_crop(cam_points, rs_cam.base_from_camera, auto.crop_min, auto.crop_max),
         f"  farthest point sampling ({min(len(cropped), auto.candidates)} candidates -> 512)":
             lambda: sample_points(cropped, auto),
+        f"640x480 -> 512 points (stride {stride}, end to end), numpy only": numpy_only(lambda: depth_to_points(rs_depth, rs_cam, auto)),
+        "  transform + crop, numpy only": lambda: crop(transform(cam_points, rs_cam.base_from_camera), auto.crop_min, auto.crop_max),
+        "  farthest point sampling, numpy only": numpy_only(lambda: sample_points(cropped, auto)),
     }
+    for fn in variants.values():
+        fn()  # numba compiles its kernels on first use
     samples = {name: [] for name in variants}
     for _ in range(rounds):
         for name, fn in variants.items():
             samples[name] += timed(fn, per_round)
     rows = {name: {"p50_ms": round(float(np.percentile(x, 50)), 3), "p99_ms": round(float(np.percentile(x, 99)), 3),
                    "n": len(x)} for name, x in samples.items()}
-    result = {"goal_ms": 2.0, "cropped_points": int(len(cropped)), "stride": stride, "rows": rows}
+    end_to_end = f"640x480 -> 512 points (stride {stride}, end to end)"
+    result = {"goal_ms": 2.0, "cropped_points": int(len(cropped)), "stride": stride, "rows": rows,
+              "numba_vs_numpy_speedup": round(rows[end_to_end + ", numpy only"]["p50_ms"] / rows[end_to_end]["p50_ms"], 2)}
     (ROOT / "docs" / "bench_pointcloud.json").write_text(json.dumps(result, indent=1) + "\n")
     print("| stage | p50 ms | p99 ms |\n|---|---|---|")
     for name, r in rows.items():
         print(f"| {name} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |")
+    print(f"compiled (numba) vs numpy only, end to end: {result['numba_vs_numpy_speedup']}x")
     return result
 
 

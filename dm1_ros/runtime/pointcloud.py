@@ -151,9 +151,36 @@ def crop(points: np.ndarray, lo, hi) -> np.ndarray:
     return points[keep]
 
 
+def transform_crop(points: np.ndarray, T: np.ndarray, lo, hi) -> np.ndarray:
+    """crop(transform(points, T), lo, hi) in one pass where numba is installed (the same float32 arithmetic in the
+    same order, so the same points), else those two functions."""
+    compiled = _compiled("transform_crop")
+    if compiled is None:
+        return crop(transform(points, T), lo, hi)
+    return compiled(np.ascontiguousarray(points, np.float32), np.asarray(T, np.float32), np.asarray(lo, np.float32),
+                    np.asarray(hi, np.float32))
+
+
+def _transform_crop_loop(points, T, lo, hi):
+    out = np.empty_like(points)
+    kept = 0
+    for j in range(points.shape[0]):
+        x, y, z = points[j, 0], points[j, 1], points[j, 2]
+        inside = True
+        for r in range(3):
+            v = T[r, 0] * x + T[r, 1] * y + T[r, 2] * z + T[r, 3]
+            out[kept, r] = v
+            inside = inside and lo[r] <= v <= hi[r]
+        if inside:
+            kept += 1
+    return out[:kept].copy()
+
+
 def farthest_point_sampling(points: np.ndarray, n: int, start: int = 0) -> np.ndarray:
     """Indices of n points of `points` (N, 3), each the farthest from those already chosen, from index `start`.
-    Fewer than n points: all of them, then repeated from the first (a fixed-size input for the network)."""
+    Fewer than n points: all of them, then repeated from the first (a fixed-size input for the network).
+    Compiled with numba where it is installed (robosuite brings it; the `robot` extra pins it), else numpy: the
+    two pick the same indices (the same float32 arithmetic in the same order, ties to the lowest index)."""
     count = points.shape[0]
     if count == 0:
         raise PointCloudError("no points to sample from")
@@ -162,6 +189,14 @@ def farthest_point_sampling(points: np.ndarray, n: int, start: int = 0) -> np.nd
     # elementwise arithmetic, no BLAS: a threaded matrix-vector product may round differently from run to run,
     # and one flipped near-tie changes every later pick
     x, y, z = (np.ascontiguousarray(points[:, k], np.float32) for k in range(3))
+    compiled = _compiled("farthest_point_sampling")
+    if compiled is not None:
+        return compiled(x, y, z, int(n), int(start))
+    return _sample_numpy(x, y, z, n, start)
+
+
+def _sample_numpy(x: np.ndarray, y: np.ndarray, z: np.ndarray, n: int, start: int) -> np.ndarray:
+    count = x.shape[0]
     nearest = np.full(count, np.inf, np.float32)
     d = np.empty(count, np.float32)
     tmp = np.empty(count, np.float32)
@@ -180,6 +215,47 @@ def farthest_point_sampling(points: np.ndarray, n: int, start: int = 0) -> np.nd
         np.minimum(nearest, d, out=nearest)
         i = int(nearest.argmax())
     return chosen
+
+
+def _sample_loop(x, y, z, n, start):
+    """_sample_numpy as one loop (for numba): squared distances summed x, y, z in float32, argmax's first index."""
+    count = x.shape[0]
+    nearest = np.full(count, np.inf, np.float32)
+    chosen = np.empty(n, np.int64)
+    i = start
+    for k in range(n):
+        chosen[k] = i
+        xi, yi, zi = x[i], y[i], z[i]
+        best, best_j = np.float32(-1.0), 0
+        for j in range(count):
+            dx, dy, dz = x[j] - xi, y[j] - yi, z[j] - zi
+            d = (dx * dx + dy * dy) + dz * dz
+            m = nearest[j]
+            if d < m:
+                m = d
+                nearest[j] = d
+            if m > best:
+                best, best_j = m, j
+        i = best_j
+    return chosen
+
+
+_KERNELS = {"farthest_point_sampling": (_sample_loop, "int64[:](float32[:], float32[:], float32[:], int64, int64)"),
+            "transform_crop": (_transform_crop_loop, "float32[:, :](float32[:, :], float32[:, :], float32[:], float32[:])")}
+_COMPILED: dict = {}
+
+
+def _compiled(name: str):
+    """numba's compilation of a kernel above (under a second, once per process), or None without numba."""
+    if name not in _COMPILED:
+        try:
+            import numba
+        except ImportError:
+            _COMPILED[name] = None
+        else:  # no fastmath: IEEE float32 in the written order, no fused multiply-add
+            function, signature = _KERNELS[name]
+            _COMPILED[name] = numba.njit(signature, cache=False)(function)
+    return _COMPILED[name]
 
 
 def sample_points(points: np.ndarray, config: PointCloudConfig) -> np.ndarray:
@@ -205,5 +281,5 @@ def merged_cloud(views: list[tuple[np.ndarray, CameraModel]], config: PointCloud
     for depth, camera in views:
         depth = np.asarray(depth)
         cam = backproject(depth, camera, config.max_depth, config.stride_for(depth.shape[0], depth.shape[1]))
-        parts.append(crop(transform(cam, camera.base_from_camera), config.crop_min, config.crop_max))
+        parts.append(transform_crop(cam, camera.base_from_camera, config.crop_min, config.crop_max))
     return sample_points(np.concatenate(parts) if len(parts) > 1 else parts[0], config)
