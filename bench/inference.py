@@ -13,7 +13,10 @@ from dm1_ros.policy.benchmark import bench_inference, format_table  # noqa: E402
 
 
 def main():
-    result = bench_inference(iters=1000, rounds=10, train_iters=10)
+    # the shipped fast lift model through the runtime against the shipped DMPO-network lift model in plain onnxruntime
+    fast, reference = ROOT / "models" / "lift_image_fast", ROOT / "models" / "lift_image"
+    result = bench_inference(model=str(fast) if fast.is_dir() else None, reference=str(reference), iters=1000, rounds=10,
+                             train_iters=10)
     (ROOT / "docs" / "bench_inference.json").write_text(json.dumps(result, indent=1) + "\n")
     print(format_table(result))
 

@@ -121,7 +121,7 @@ def cmd_bench(args) -> int:
 
     if not args.json:
         print("measuring (variants interleaved in rounds; a minute or two on 2 cores)...", file=sys.stderr, flush=True)
-    result = bench_inference(model=args.model, iters=args.iters, train_iters=args.train_iters)
+    result = bench_inference(model=args.model, iters=args.iters, train_iters=args.train_iters, reference=args.reference)
     print(json.dumps(result, indent=1) if args.json else format_table(result))
     return 0
 
@@ -500,7 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "MeanFlow 5 and 10 steps, flow matching 10 steps, plus the training-step cost of MeanFlow vs flow "
                        "matching.")
     p.add_argument("what", choices=["inference"], help="which benchmark")
-    p.add_argument("--model", help="also time this bundle directory")
+    p.add_argument("--model", help="also time this bundle directory through the runtime (input checks included)")
+    p.add_argument("--reference", help="time this bundle in a plain onnxruntime session and report --model's speed-up "
+                   "over it, e.g. --reference models/lift_image --model models/lift_image_fast")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--iters", type=positive_int, default=300, help="timed calls per variant (default 300)")
     p.add_argument("--train-iters", type=positive_int, default=8, help="timed training steps per method (default 8)")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dm1_ros.policy.config import MethodConfig, PolicyConfig
+from dm1_ros.policy.config import HeadConfig, MethodConfig, PolicyConfig, VisionConfig
 from dm1_ros.policy.export import export_bundle
 from dm1_ros.policy.model import GenerativePolicy
 from dm1_ros.runtime.contract import Observation
@@ -24,23 +24,50 @@ def _stats(samples_s: list[float]) -> dict:
     return {"p50_ms": round(p50, 4), "p99_ms": round(float(np.percentile(x, 99)), 4), "hz": round(1e3 / p50, 1), "n": int(x.size)}
 
 
-def random_policy(method: str = "meanflow", seed: int = 0) -> GenerativePolicy:
+# config/train/lift_image_fast.yaml's network: 12x12 patches (64 tokens) and a 512-wide head
+FAST_VISION = VisionConfig(stem_kernel=12, stem_stride=12, stem_downsample=False)
+FAST_HEAD = HeadConfig(hidden=512)
+
+
+def random_policy(method: str = "meanflow", seed: int = 0, fast: bool = False) -> GenerativePolicy:
     torch.manual_seed(seed)
-    policy = GenerativePolicy(PolicyConfig(method=MethodConfig(name=method)))
+    extra = dict(vision=FAST_VISION, head=FAST_HEAD) if fast else {}
+    policy = GenerativePolicy(PolicyConfig(method=MethodConfig(name=method), **extra))
     rng = np.random.default_rng(seed)
     policy.action_normalizer.fit(rng.uniform(-1, 1, (256, 7)))
     policy.proprio_normalizer.fit(rng.uniform(-1, 1, (256, 9)))
     return policy.eval()
 
 
-def bench_inference(model: str | None = None, iters: int = 300, rounds: int = 5, train_iters: int = 8, train_batch: int = 64) -> dict:
-    """Returns {'inference': {name: stats}, 'ratios': {...}, 'training': {...}, 'machine': {...}}."""
+def plain_session(bundle: Path, threads: int = 2):
+    """The reference: the bundle's model.onnx in a plain onnxruntime session (default options, 2 threads), fed
+    directly, without the runtime's input checks."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(Path(bundle) / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    obs = OnnxPolicy(bundle, warmup=0).dummy_observation()
+    feeds = {name: image[None] for name, image in obs.images.items()}
+    feeds.update(proprio=obs.proprio[None], noise=np.zeros((1, 4, 7), np.float32))
+    return lambda: session.run(None, feeds)
+
+
+def bench_inference(model: str | None = None, iters: int = 300, rounds: int = 5, train_iters: int = 8, train_batch: int = 64,
+                    reference: str | None = None) -> dict:
+    """Returns {'inference': {name: stats}, 'ratios': {...}, 'training': {...}, 'machine': {...}}.
+
+    model: also time this bundle through the runtime (OnnxPolicy.predict, input checks included), with onnxruntime's
+    threads parked between calls (the runtime's default) and spinning; reference: a bundle timed in a plain
+    onnxruntime session, and the model's speed-up over it."""
     torch.set_num_threads(2)
     policy = random_policy()
     work = Path(tempfile.mkdtemp(prefix="dm1-bench-"))
     bundles = {}
     if model:
         bundles["onnx_bundle"] = Path(model)
+    bundles["onnx_meanflow_1step_fast_network"] = work / "fast"
+    export_bundle(random_policy(fast=True), bundles["onnx_meanflow_1step_fast_network"], steps=1)
     for steps in (1, 5, 10):
         bundles[f"onnx_meanflow_{steps}step"] = work / f"mf{steps}"
         export_bundle(policy, bundles[f"onnx_meanflow_{steps}step"], steps=steps)
@@ -56,6 +83,11 @@ def bench_inference(model: str | None = None, iters: int = 300, rounds: int = 5,
             p = OnnxPolicy(path, providers=["CPUExecutionProvider"], threads=th, warmup=20)
             obs = p.dummy_observation()
             runners[label] = (lambda p=p, obs=obs: p.predict(obs))
+    if model:
+        spinning = OnnxPolicy(model, providers=["CPUExecutionProvider"], threads=2, warmup=20, spinning=True)
+        runners["onnx_bundle_spinning"] = (lambda p=spinning, obs=spinning.dummy_observation(): p.predict(obs))
+    if reference:
+        runners["reference_plain_onnxruntime"] = plain_session(Path(reference))
     spec = bundles["onnx_meanflow_1step"]
     obs_np: Observation = OnnxPolicy(spec, warmup=0).dummy_observation()
     images = {k: torch.from_numpy(v[None]) for k, v in obs_np.images.items()}
@@ -85,7 +117,15 @@ def bench_inference(model: str | None = None, iters: int = 300, rounds: int = 5,
         "onnx_1step_vs_flow_matching_10step_speedup": round(inference["onnx_flow_matching_10step"]["p50_ms"] / one, 2),
         "onnx_vs_torch_eager_1step_speedup": round(inference["torch_eager_meanflow_1step"]["p50_ms"] / one, 2),
         "onnx_2thread_vs_1thread_speedup": round(inference["onnx_meanflow_1step_1thread"]["p50_ms"] / one, 2),
+        "fast_network_vs_dmpo_network_speedup": round(one / inference["onnx_meanflow_1step_fast_network"]["p50_ms"], 2),
     }
+    if reference:
+        plain = inference["reference_plain_onnxruntime"]["p50_ms"]
+        ratios["onnx_1step_runtime_vs_reference_plain_speedup"] = round(plain / one, 2)
+        if model:
+            ratios["bundle_runtime_vs_reference_plain_speedup"] = round(plain / inference["onnx_bundle"]["p50_ms"], 2)
+            ratios["bundle_runtime_spinning_vs_reference_plain_speedup"] = round(
+                plain / inference["onnx_bundle_spinning"]["p50_ms"], 2)
     training = bench_training(train_iters, train_batch)
     return {"inference": inference, "ratios": ratios, "training": training,
             "parameters": policy.parameter_breakdown()["total"], "machine": machine()}
