@@ -226,7 +226,7 @@ def point_cloud_section() -> list[str]:
     out = [f"Lift, one step, seeds {EVAL_SEEDS}..{EVAL_SEEDS + n - 1} in every cell (`dm1 eval --appearance`: recolor = "
            "blue table, green floor and cube; relight = dimmer, warmer light from the other side; the geometry, and "
            "so depth, unchanged). Policy latency p50 through the ONNX runtime in the loop; the simulator hands the "
-           "point-cloud policy its cloud, which from 640 x 480 depth costs 5.6 ms more (bench/pointcloud.py).", "",
+           f"point-cloud policy its cloud, which from 640 x 480 depth costs {cloud_ms()} ms more (bench/pointcloud.py).", "",
            "| model | scene | success | 95% CI | policy p50 ms | file |", "|---|---|---|---|---:|---|"]
     for stem, r in runs:
         episodes = sorted(r["per_episode"], key=lambda e: e["seed"])[:n]
@@ -234,6 +234,35 @@ def point_cloud_section() -> list[str]:
         lo, hi = wilson(ok, n)
         out.append(f"| {r['model_id']} | {r.get('appearance', 'default')} | {ok}/{n} | {lo:.0%}-{hi:.0%} | "
                    f"{r['policy_latency_ms']['p50']:.2f} | {stem} ({r['successes']}/{r['episodes']} in all) |")
+    return out
+
+
+def cloud_ms() -> str:
+    b = load(DOCS / "bench_pointcloud.json")
+    rows = b.get("rows", {}) if b else {}
+    end_to_end = [r for name, r in rows.items() if name.startswith("640x480") and "stride" in name and "numpy" not in name]
+    return f"{end_to_end[0]['p50_ms']:.1f}" if end_to_end else "?"
+
+
+def pooled_section(folder: str, reference: list[str], what: str) -> list[str]:
+    """Success pooled per (model, execution) over results/<folder>/*.json (runs on adjacent seed ranges), beside the
+    reference runs named (paths under results/) on the same seeds."""
+    runs = [load(p) for p in sorted((ROOT / "results" / folder).glob("*.json"))]
+    if not runs:
+        return [f"_not measured yet: see docs/results_notes.md ({what})_"]
+    pools: dict = {}
+    for r in [load(ROOT / "results" / ref) for ref in reference] + runs:
+        key = (r["model_id"], r["execute"], r.get("lookahead_ms") or 0)
+        pool = pools.setdefault(key, {"ok": 0, "n": 0, "seeds": [], "p50": []})
+        pool["ok"] += r["successes"]
+        pool["n"] += r["episodes"]
+        pool["seeds"] += list(r["seeds"])
+        pool["p50"].append(r["policy_latency_ms"]["p50"])
+    out = ["| model | execution | success | 95% CI | seeds | policy p50 ms (in the loop) |", "|---|---|---|---|---|---:|"]
+    for (model, execute, lookahead), p in pools.items():
+        lo, hi = wilson(p["ok"], p["n"])
+        out.append(f"| {model} | {execute}, {lookahead:.0f} ms lookahead | {p['ok']}/{p['n']} | {lo:.0%}-{hi:.0%} | "
+                   f"{min(p['seeds'])}-{max(p['seeds'])} | {sorted(p['p50'])[len(p['p50']) // 2]:.2f} |")
     return out
 
 
@@ -292,6 +321,9 @@ def main():
              "## Through ROS 2", "", *ros_section(load(DOCS / "bench_ros_loop.json"), load(DOCS / "bench_ros_eval.json")), "",
              "## Closed loop and latency", "", *closed_loop_section(load(DOCS / "bench_latency.json")), "",
              "## Point clouds and appearance changes", "", *point_cloud_section(), "",
+             "## A lift policy in 15 minutes on a cheaper network", "",
+             *pooled_section("fast", ["closed_loop/lift_first_lookahead50_100ep.json"], "fast recipe"), "",
+             "## One camera or two", "", *pooled_section("cameras", ["closed_loop/can_first_lookahead50_100ep.json"], "cameras"), "",
              "## Hardening: faults, soak, smoothness", "",
              *hardening_section(load(DOCS / "bench_faults.json"), load(DOCS / "bench_soak.json"),
                                 load(DOCS / "bench_franka_smooth.json")), "",
