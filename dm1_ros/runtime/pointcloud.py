@@ -110,6 +110,7 @@ class DepthMount:
         if self.mount not in ("fixed", "hand"):
             raise PointCloudError(f"camera mount {self.mount!r}: choose fixed or hand")
         self.transform = np.asarray(self.transform, np.float64).reshape(4, 4)
+        compile_kernels()  # at set-up, so the robot's first observation does not wait for the compiler
 
     def base_from_camera(self, proprio: np.ndarray) -> np.ndarray:
         """The camera's pose in the base frame at an observation whose proprio starts with the end effector's
@@ -243,6 +244,12 @@ def _sample_loop(x, y, z, n, start):
 _KERNELS = {"farthest_point_sampling": (_sample_loop, "int64[:](float32[:], float32[:], float32[:], int64, int64)"),
             "transform_crop": (_transform_crop_loop, "float32[:, :](float32[:, :], float32[:, :], float32[:], float32[:])")}
 _COMPILED: dict = {}
+
+
+def compile_kernels() -> None:
+    """Compiles the numba kernels now (a no-op without numba, or once they are compiled)."""
+    for name in _KERNELS:
+        _compiled(name)
 
 
 def _compiled(name: str):
