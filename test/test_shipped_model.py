@@ -85,3 +85,22 @@ def test_fast_bundle_lifts_the_cube_on_seeded_episodes():
     # seeds 100001-100003 of the committed evaluation (results/fast/lift_image_fast_chunk_50ep.json: all lifted)
     summary = evaluate(EvalArgs(model=str(FAST), task="lift", episodes=3, seed_base=100_001), progress=False)
     assert summary["execute"] == "chunk" and summary["successes"] >= 2, summary["per_episode"]
+
+
+def test_two_camera_can_bundle_is_its_recipe():
+    """models/can_image_2cam: config/train/can_image.yaml with agentview beside the wrist camera (one ViT each)."""
+    from dm1_ros.configuration import from_dict, load_yaml, to_dict
+    from dm1_ros.train.pretrain import TrainConfig
+
+    bundle = BUNDLE.parent / "can_image_2cam"
+    manifest, _ = load_bundle(bundle)
+    assert [s.name for s in manifest.observation.images] == ["robot0_eye_in_hand_image", "agentview_image"]
+    assert manifest.execution == "latest" and manifest.lookahead_s == 0.05
+    recipe = to_dict(load_yaml(TrainConfig, bundle.parents[1] / "config" / "train" / "can_image_2cam.yaml"))
+    assert to_dict(from_dict(TrainConfig, manifest.training["recipe"])) == recipe
+    one_camera = to_dict(load_yaml(TrainConfig, bundle.parents[1] / "config" / "train" / "can_image.yaml"))
+    differ = {k for k in recipe if recipe[k] != one_camera[k]}
+    assert differ == {"data", "out_dir", "policy"}  # the same schedule; the policies differ in their cameras only
+    assert {k for k in recipe["policy"] if recipe["policy"][k] != one_camera["policy"][k]} == {"image_keys"}
+    policy = OnnxPolicy(bundle, threads=1, noise_seed=0)
+    assert policy.predict(policy.dummy_observation()).actions.shape == (4, 7)
