@@ -244,19 +244,20 @@ def cloud_ms() -> str:
     return f"{end_to_end[0]['p50_ms']:.1f}" if end_to_end else "?"
 
 
-def pooled_section(folder: str, reference: list[str], what: str) -> list[str]:
+def pooled_section(folder: str, reference: list[str], what: str, first: int | None = None) -> list[str]:
     """Success pooled per (model, execution) over results/<folder>/*.json (runs on adjacent seed ranges), beside the
-    reference runs named (paths under results/) on the same seeds."""
+    reference runs named (paths under results/); `first`: only each run's first N seeds, so every row has the same."""
     runs = [load(p) for p in sorted((ROOT / "results" / folder).glob("*.json"))]
     if not runs:
         return [f"_not measured yet: see docs/results_notes.md ({what})_"]
     pools: dict = {}
     for r in [load(ROOT / "results" / ref) for ref in reference] + runs:
-        key = (r["model_id"], r["execute"], r.get("lookahead_ms") or 0)
+        episodes = sorted(r["per_episode"], key=lambda e: e["seed"])[:first]
+        key = (r["model"], r["execute"], r.get("lookahead_ms") or 0)
         pool = pools.setdefault(key, {"ok": 0, "n": 0, "seeds": [], "p50": []})
-        pool["ok"] += r["successes"]
-        pool["n"] += r["episodes"]
-        pool["seeds"] += list(r["seeds"])
+        pool["ok"] += sum(bool(e["success"]) for e in episodes)
+        pool["n"] += len(episodes)
+        pool["seeds"] += [e["seed"] for e in episodes]
         pool["p50"].append(r["policy_latency_ms"]["p50"])
     out = ["| model | execution | success | 95% CI | seeds | policy p50 ms (in the loop) |", "|---|---|---|---|---|---:|"]
     for (model, execute, lookahead), p in pools.items():
@@ -324,6 +325,8 @@ def main():
              "## A lift policy in 15 minutes on a cheaper network", "",
              *pooled_section("fast", ["closed_loop/lift_first_lookahead50_100ep.json"], "fast recipe"), "",
              "## One camera or two", "", *pooled_section("cameras", ["closed_loop/can_first_lookahead50_100ep.json"], "cameras"), "",
+             "## Can: RGB or point cloud", "",
+             *pooled_section("pointcloud_can", ["closed_loop/can_first_lookahead50_100ep.json"], "point clouds", first=50), "",
              "## Hardening: faults, soak, smoothness", "",
              *hardening_section(load(DOCS / "bench_faults.json"), load(DOCS / "bench_soak.json"),
                                 load(DOCS / "bench_franka_smooth.json")), "",
