@@ -31,7 +31,10 @@ def test_patchify_stem_of_the_fast_recipe_tokens_and_size():
     from dm1_ros.configuration import from_dict
     from dm1_ros.train.pretrain import TrainConfig
 
-    cfg = from_dict(TrainConfig, yaml.safe_load(open("config/train/lift_image_fast.yaml")))
+    from pathlib import Path
+
+    recipe = Path(__file__).resolve().parents[1] / "config" / "train" / "lift_image_fast.yaml"
+    cfg = from_dict(TrainConfig, yaml.safe_load(recipe.read_text()))
     policy = GenerativePolicy(cfg.policy)
     encoder = policy.image_encoders["robot0_eye_in_hand_image"]
     assert encoder.num_tokens == 64 and len(encoder.stem) == 1  # 96x96 -> 8x8 patches of 12x12, no second conv
