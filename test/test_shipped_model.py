@@ -63,8 +63,8 @@ FAST = BUNDLE.parent / "lift_image_fast"
 
 
 def test_fast_bundle_is_its_recipe_and_runs_chunks_open_loop():
-    """models/lift_image_fast: config/train/lift_image_fast.yaml's network (0.93 M parameters, half the inference
-    cost), trained in 14 min; it lifts more with open-loop chunks (95/100) than re-planning every tick (91/100), and
+    """models/lift_image_fast: config/train/lift_image_fast.yaml's network (0.93 M parameters, 1.7x cheaper
+    inference), trained in 14 min; it lifts more with open-loop chunks (95/100) than re-planning every tick (91/100), and
     its manifest says so."""
     from dm1_ros.configuration import from_dict, load_yaml, to_dict
     from dm1_ros.train.pretrain import TrainConfig
