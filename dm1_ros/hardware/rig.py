@@ -12,7 +12,7 @@ from dm1_ros.configuration import load_yaml
 from dm1_ros.hardware.cameras import make_camera
 from dm1_ros.hardware.franka import FrankaBridge, FrankaConfig, ObservationError
 from dm1_ros.runtime.bundle import Manifest, PointCloudSpec
-from dm1_ros.runtime.pointcloud import CameraModel, DepthMount, depth_cameras_of, merged_cloud
+from dm1_ros.runtime.pointcloud import CameraModel, DepthMount, compile_kernels, depth_cameras_of, merged_cloud
 
 
 def _camera_kwargs(i: int, count: int, camera_kwargs: dict) -> dict:
@@ -43,6 +43,7 @@ class DepthClouds:
             raise ValueError(f"depth camera(s) {missing} have no mount: say where each is (fixed, with base_from_camera, "
                              "or hand, with eef_from_camera)")
         self.specs, self.cameras, self.mounts = list(specs), dict(cameras), dict(mounts)
+        compile_kernels()
 
     def observe(self, proprio) -> tuple[dict, list[float]]:
         """(cloud name -> (num_points, 3) float32, the depth frames' stamps); ObservationError when a camera has no

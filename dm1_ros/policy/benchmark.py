@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dm1_ros.policy.config import HeadConfig, MethodConfig, PolicyConfig, VisionConfig
+from dm1_ros.policy.config import MethodConfig, PolicyConfig
 from dm1_ros.policy.export import export_bundle
 from dm1_ros.policy.model import GenerativePolicy
 from dm1_ros.runtime.contract import Observation
@@ -24,15 +24,21 @@ def _stats(samples_s: list[float]) -> dict:
     return {"p50_ms": round(p50, 4), "p99_ms": round(float(np.percentile(x, 99)), 4), "hz": round(1e3 / p50, 1), "n": int(x.size)}
 
 
-# config/train/lift_image_fast.yaml's network: 12x12 patches (64 tokens) and a 512-wide head
-FAST_VISION = VisionConfig(stem_kernel=12, stem_stride=12, stem_downsample=False)
-FAST_HEAD = HeadConfig(hidden=512)
+def fast_network_config() -> PolicyConfig:
+    """The network of config/train/lift_image_fast.yaml (12x12 patches, 512-wide head), read from the recipe."""
+    from dm1_ros.configuration import load_yaml
+    from dm1_ros.paths import default_config_path
+    from dm1_ros.train.pretrain import TrainConfig
+
+    return load_yaml(TrainConfig, default_config_path("train/lift_image_fast.yaml")).policy
 
 
 def random_policy(method: str = "meanflow", seed: int = 0, fast: bool = False) -> GenerativePolicy:
     torch.manual_seed(seed)
-    extra = dict(vision=FAST_VISION, head=FAST_HEAD) if fast else {}
-    policy = GenerativePolicy(PolicyConfig(method=MethodConfig(name=method), **extra))
+    config = fast_network_config() if fast else PolicyConfig()
+    config.method = MethodConfig(name=method)
+    config.dispersive = []  # a training-only term; the benchmark times the deployed graph
+    policy = GenerativePolicy(config)
     rng = np.random.default_rng(seed)
     policy.action_normalizer.fit(rng.uniform(-1, 1, (256, 7)))
     policy.proprio_normalizer.fit(rng.uniform(-1, 1, (256, 9)))
@@ -47,9 +53,10 @@ def plain_session(bundle: Path, threads: int = 2):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(Path(bundle) / "model.onnx"), options, providers=["CPUExecutionProvider"])
-    obs = OnnxPolicy(bundle, warmup=0).dummy_observation()
+    runtime = OnnxPolicy(bundle, warmup=0)
+    obs = runtime.dummy_observation()
     feeds = {name: image[None] for name, image in obs.images.items()}
-    feeds.update(proprio=obs.proprio[None], noise=np.zeros((1, 4, 7), np.float32))
+    feeds.update(proprio=obs.proprio[None], noise=np.zeros((1, *runtime.chunk_shape), np.float32))
     return lambda: session.run(None, feeds)
 
 

@@ -23,7 +23,8 @@ from dm1_ros.ros.topics import FINGER_JOINTS
 from dm1_ros.runtime.bundle import PointCloudSpec
 from dm1_ros.runtime.contract import Observation
 from dm1_ros.runtime.images import resize_image
-from dm1_ros.runtime.pointcloud import CameraModel, DepthMount, PointCloudError, depth_cameras_of, merged_cloud
+from dm1_ros.runtime.pointcloud import (CameraModel, DepthMount, PointCloudError, compile_kernels, depth_cameras_of,
+                                        merged_cloud)
 from dm1_ros.runtime.safety import Watchdog
 
 RECENT_IMAGES = 8  # per camera: enough to pair 30 Hz cameras a few frames apart
@@ -45,6 +46,8 @@ class ObservationAssembler:
         missing = [c for c in self.depth_cameras if c not in self.mounts]
         if missing:
             raise ValueError(f"depth camera(s) {missing} have no mount (fixed or hand, with its 4 x 4 transform)")
+        if self.depth_cameras:
+            compile_kernels()
         self.depths: dict[str, object] = {}
         self.depth_infos: dict[str, object] = {}
         self.image_keys = list(image_keys)

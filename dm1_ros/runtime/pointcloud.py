@@ -110,7 +110,6 @@ class DepthMount:
         if self.mount not in ("fixed", "hand"):
             raise PointCloudError(f"camera mount {self.mount!r}: choose fixed or hand")
         self.transform = np.asarray(self.transform, np.float64).reshape(4, 4)
-        compile_kernels()  # at set-up, so the robot's first observation does not wait for the compiler
 
     def base_from_camera(self, proprio: np.ndarray) -> np.ndarray:
         """The camera's pose in the base frame at an observation whose proprio starts with the end effector's
@@ -247,7 +246,8 @@ _COMPILED: dict = {}
 
 
 def compile_kernels() -> None:
-    """Compiles the numba kernels now (a no-op without numba, or once they are compiled)."""
+    """Compiles the numba kernels now (a no-op without numba, or once they are compiled): called where live depth
+    will be turned into clouds, so the robot's first observation does not wait for the compiler."""
     for name in _KERNELS:
         _compiled(name)
 
