@@ -6,6 +6,8 @@ Inputs: docs/bench_inference.json (bench/inference.py), docs/toy.json (dm1 toy),
 (bench/experts.py), docs/collection.json (bench/collection.py), results/*.json (dm1 eval --out ...).
 """
 import json
+import math
+import re
 import sys
 from pathlib import Path
 
@@ -29,6 +31,10 @@ def inference_section(b) -> list[str]:
     r, t = b["ratios"], b["training"]
     out += ["", "| ratio (same run) | value |", "|---|---:|"]
     out += [f"| {k} | {v}x |" for k, v in r.items()]
+    if b.get("cpu_percent_of_a_core_at_30hz"):
+        out += ["", "CPU the bundle costs at a camera's 30 Hz, by how onnxruntime's threads wait (`OnnxPolicy(spinning=...)`; "
+                "onnx_bundle is the default, in_run):", "", "| variant | % of a core |", "|---|---:|"]
+        out += [f"| {k} | {v} |" for k, v in b["cpu_percent_of_a_core_at_30hz"].items()]
     out += ["", f"Training step (batch {t['batch']}, forward + backward + AdamW): MeanFlow {t['meanflow_step_ms']} ms, "
             f"flow matching {t['flow_matching_step_ms']} ms: ratio **{t['meanflow_vs_flow_matching_ratio']}** (target <= 1.5)."]
     return out
@@ -267,6 +273,49 @@ def pooled_section(folder: str, reference: list[str], what: str, first: int | No
     return out
 
 
+def paired(a: dict, b: dict) -> tuple[int, int, float]:
+    """Two evaluations on the same seeds: (seeds only a solves, seeds only b solves, exact two-sided McNemar p)."""
+    sa = {e["seed"]: bool(e["success"]) for e in a["per_episode"]}
+    sb = {e["seed"]: bool(e["success"]) for e in b["per_episode"]}
+    if sorted(sa) != sorted(sb):
+        raise ValueError(f"{a['model']} and {b['model']} were not evaluated on the same seeds")
+    only_a = sum(sa[s] and not sb[s] for s in sa)
+    only_b = sum(sb[s] and not sa[s] for s in sa)
+    n, k = only_a + only_b, min(only_a, only_b)
+    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
+    return only_a, only_b, p
+
+
+def few_demos_section() -> list[str]:
+    """results/dispersive_few_demos/can_fast_<N>demos_w<weight>.json: the same recipe with the dispersive weight at the
+    recipe's value and at 0, trained on the first N demonstrations, evaluated on the same seeds."""
+    runs = {}
+    for path in sorted((ROOT / "results" / "dispersive_few_demos").glob("*.json")):
+        m = re.fullmatch(r"can_fast_(\d+)demos_w([\d.]+)", path.stem)
+        if m:
+            runs[(int(m.group(1)), float(m.group(2)))] = load(path)
+    if not runs:
+        return ["_not measured yet: see docs/results_notes.md (dispersive with few demonstrations)_"]
+    out = ["| demonstrations | weight 0.1 | 95% CI | weight 0 | 95% CI | seeds only 0.1 / only 0 solves | McNemar p |",
+           "|---:|---|---|---|---|---|---:|"]
+    for n in sorted({n for n, _ in runs}):
+        with_, without = runs.get((n, 0.1)), runs.get((n, 0.0))
+        cells = []
+        for r in (with_, without):
+            if r:
+                lo, hi = wilson(r["successes"], r["episodes"])
+                cells += [f"{r['successes']}/{r['episodes']}", f"{lo:.0%}-{hi:.0%}"]
+            else:
+                cells += ["not run", "-"]
+        if with_ and without:
+            only_with, only_without, p = paired(with_, without)
+            cells += [f"{only_with} / {only_without}", f"{p:.2f}"]
+        else:
+            cells += ["-", "-"]
+        out.append(f"| {n} | " + " | ".join(cells) + " |")
+    return out
+
+
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     p = successes / n
     denom = 1 + z * z / n
@@ -327,6 +376,8 @@ def main():
              "## One camera or two", "", *pooled_section("cameras", ["closed_loop/can_first_lookahead50_100ep.json"], "cameras"), "",
              "## Can: RGB or point cloud", "",
              *pooled_section("pointcloud_can", ["closed_loop/can_first_lookahead50_100ep.json"], "point clouds", first=50), "",
+             "## Dispersive regularization with few demonstrations", "", *few_demos_section(), "",
+             "## Guidance on can", "", *pooled_section("guidance", [], "guidance"), "",
              "## Hardening: faults, soak, smoothness", "",
              *hardening_section(load(DOCS / "bench_faults.json"), load(DOCS / "bench_soak.json"),
                                 load(DOCS / "bench_franka_smooth.json")), "",

@@ -73,6 +73,18 @@ def test_fixed_noise_seed_reproduces_actions(bundle):
     assert not np.allclose(a, c)
 
 
+def test_every_way_of_waiting_gives_the_same_actions_and_a_bad_one_is_named(bundle):
+    # how onnxruntime's threads wait is a speed and CPU choice only: same graph, same noise, same actions
+    runs = {mode: OnnxPolicy(bundle, warmup=0, threads=2, noise_seed=7, spinning=mode).predict(observation()).actions
+            for mode in ("in_run", "always", "never")}
+    np.testing.assert_allclose(runs["in_run"], runs["always"], atol=1e-6)
+    np.testing.assert_allclose(runs["in_run"], runs["never"], atol=1e-6)
+    session = OnnxPolicy(bundle, warmup=0).session
+    assert session.get_session_options().get_session_config_entry("session.force_spinning_stop") == "1"
+    with pytest.raises(ValueError, match="spinning must be one of in_run, always, never, got 'yes'"):
+        OnnxPolicy(bundle, warmup=0, spinning="yes")
+
+
 def test_multi_step_export(tiny_policy, tmp_path):
     manifest = export.export_bundle(tiny_policy, tmp_path / "k3", steps=3)
     assert manifest.sampling_steps == 3 and manifest.parity.max_abs_diff <= 1e-4

@@ -64,8 +64,8 @@ def bench_inference(model: str | None = None, iters: int = 300, rounds: int = 5,
                     reference: str | None = None) -> dict:
     """Returns {'inference': {name: stats}, 'ratios': {...}, 'training': {...}, 'machine': {...}}.
 
-    model: also time this bundle through the runtime (OnnxPolicy.predict, input checks included), with onnxruntime's
-    threads parked between calls (the runtime's default) and spinning; reference: a bundle timed in a plain
+    model: also time this bundle through the runtime (OnnxPolicy.predict, input checks included) with each way
+    onnxruntime's threads can wait (OnnxPolicy's `spinning`), and the CPU each costs at 30 Hz; reference: a bundle timed in a plain
     onnxruntime session, and the model's speed-up over it."""
     torch.set_num_threads(2)
     policy = random_policy()
@@ -90,9 +90,11 @@ def bench_inference(model: str | None = None, iters: int = 300, rounds: int = 5,
             p = OnnxPolicy(path, providers=["CPUExecutionProvider"], threads=th, warmup=20)
             obs = p.dummy_observation()
             runners[label] = (lambda p=p, obs=obs: p.predict(obs))
-    if model:
-        spinning = OnnxPolicy(model, providers=["CPUExecutionProvider"], threads=2, warmup=20, spinning=True)
-        runners["onnx_bundle_spinning"] = (lambda p=spinning, obs=spinning.dummy_observation(): p.predict(obs))
+    waiting = {}
+    if model:  # onnx_bundle above waits the runtime's default way: threads spin inside a call, sleep between calls
+        for label, mode in (("onnx_bundle_parked", "never"), ("onnx_bundle_spinning", "always")):
+            waiting[label] = OnnxPolicy(model, providers=["CPUExecutionProvider"], threads=2, warmup=20, spinning=mode)
+            runners[label] = (lambda p=waiting[label], obs=waiting[label].dummy_observation(): p.predict(obs))
     if reference:
         runners["reference_plain_onnxruntime"] = plain_session(Path(reference))
     spec = bundles["onnx_meanflow_1step"]
@@ -131,11 +133,25 @@ def bench_inference(model: str | None = None, iters: int = 300, rounds: int = 5,
         ratios["onnx_1step_runtime_vs_reference_plain_speedup"] = round(plain / one, 2)
         if model:
             ratios["bundle_runtime_vs_reference_plain_speedup"] = round(plain / inference["onnx_bundle"]["p50_ms"], 2)
-            ratios["bundle_runtime_spinning_vs_reference_plain_speedup"] = round(
-                plain / inference["onnx_bundle_spinning"]["p50_ms"], 2)
+            for label in waiting:
+                ratios[f"bundle_runtime_{label.removeprefix('onnx_bundle_')}_vs_reference_plain_speedup"] = round(
+                    plain / inference[label]["p50_ms"], 2)
+    cpu = {}
+    if model:  # what each way of waiting costs the robot PC between camera frames
+        cpu["onnx_bundle"] = cpu_at_rate(runners["onnx_bundle"])
+        cpu.update({label: cpu_at_rate(runners[label]) for label in waiting})
     training = bench_training(train_iters, train_batch)
-    return {"inference": inference, "ratios": ratios, "training": training,
+    return {"inference": inference, "ratios": ratios, "cpu_percent_of_a_core_at_30hz": cpu, "training": training,
             "parameters": policy.parameter_breakdown()["total"], "machine": machine()}
+
+
+def cpu_at_rate(call, rate_hz: float = 30.0, seconds: float = 3.0) -> float:
+    """Process CPU time per wall second, in % of one core, while `call` runs at `rate_hz` (a camera's frame rate)."""
+    cpu, start = time.process_time(), time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        call()
+        time.sleep(1.0 / rate_hz)
+    return round((time.process_time() - cpu) / (time.perf_counter() - start) * 100, 1)
 
 
 def bench_training(iters: int, batch: int) -> dict:
@@ -182,6 +198,7 @@ def format_table(result: dict) -> str:
         lines.append(f"| {name} | {s['p50_ms']:.3f} | {s['p99_ms']:.3f} | {s['hz']:.0f} |")
     lines.append("")
     lines += [f"- {k}: {v}x" for k, v in result["ratios"].items()]
+    lines += [f"- CPU at 30 Hz, {k}: {v} % of a core" for k, v in result.get("cpu_percent_of_a_core_at_30hz", {}).items()]
     t = result["training"]
     lines.append(
         f"- training step (batch {t['batch']}): MeanFlow {t['meanflow_step_ms']} ms, flow matching "

@@ -21,6 +21,7 @@ log = logging.getLogger("dm1_ros.onnx_policy")
 
 # Preference order; onnxruntime-gpu provides the first two, plain onnxruntime only the CPU one.
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+SPINNING = ("in_run", "always", "never")  # OnnxPolicy(spinning=...)
 
 
 class PolicyInputError(Dm1Error, ValueError):
@@ -51,9 +52,11 @@ class OnnxPolicy:
     providers: "auto" (TensorRT -> CUDA -> CPU, whichever this onnxruntime has) or an explicit list.
     threads: intra-op threads for the CPU provider (None: onnxruntime's default).
     noise_seed: seed of the sampling noise (reproducible rollouts); None draws fresh entropy.
-    spinning: let onnxruntime's worker threads busy-wait between calls (its default). Off here: at a camera's 30 Hz
-    two spinning threads keep about 70 % of a core busy for no gain in latency (measured on 2 cores), taking it from
-    the robot bridge and the simulator.
+    spinning: how onnxruntime's worker threads wait for work. "in_run" (default): they busy-wait between the
+    operators of one call and stop when it returns, so no operator waits for a thread to wake and nothing spins
+    between calls; "always": they also spin between calls (onnxruntime's own default: at a camera's 30 Hz a whole
+    core busy, taken from the robot bridge and the simulator); "never": they sleep between operators (slowest).
+    Measured side by side by `dm1 bench inference --model BUNDLE`.
     """
 
     def __init__(
@@ -63,7 +66,7 @@ class OnnxPolicy:
         threads: int | None = None,
         warmup: int = 5,
         noise_seed: int | None = None,
-        spinning: bool = False,
+        spinning: str = "in_run",
     ):
         self.bundle_dir = Path(bundle_dir)
         self.manifest: Manifest
@@ -74,7 +77,10 @@ class OnnxPolicy:
         options.inter_op_num_threads = 1
         if threads:
             options.intra_op_num_threads = int(threads)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+        if spinning not in SPINNING:
+            raise ValueError(f"spinning must be one of {', '.join(SPINNING)}, got {spinning!r}")
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0" if spinning == "never" else "1")
+        options.add_session_config_entry("session.force_spinning_stop", "1" if spinning == "in_run" else "0")
         options.log_severity_level = 3
         self.requested_providers = choose_providers(providers)
         try:
