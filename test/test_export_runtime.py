@@ -65,6 +65,32 @@ def test_patchify_stem_exports_with_parity(tiny_image_config, tmp_path):
     assert OnnxPolicy(tmp_path / "patchify", threads=1, warmup=1).predict(observation()).actions.shape == (4, 7)
 
 
+def test_silu_head_trains_through_the_jvp_and_exports_fused(tiny_image_config, tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    from dm1_ros.policy.model import GenerativePolicy
+
+    tiny_image_config.head.activation = "silu"
+    torch.manual_seed(0)
+    policy = GenerativePolicy(tiny_image_config)
+    rng = np.random.default_rng(0)
+    policy.action_normalizer.fit(rng.uniform(-0.5, 0.5, (64, 7)))
+    policy.proprio_normalizer.fit(rng.uniform(-1.0, 1.0, (64, 9)))
+    batch = {"images": {KEY: torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8)}, "proprio": torch.rand(4, 9),
+             "actions": torch.rand(4, 4, 7) - 0.5}
+    loss, _ = policy.compute_loss(batch)  # MeanFlow's JVP runs through the SiLU head
+    loss.backward()
+    assert torch.isfinite(loss) and policy.head.out.weight.grad.abs().sum() > 0
+    manifest = export.export_bundle(policy.eval(), tmp_path / "silu")
+    assert manifest.parity.max_abs_diff <= 1e-4
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(tmp_path / "silu" / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
+    assert ops.count("QuickGelu") == 3 and "Softplus" not in ops  # the head's three activations, one operator each
+
+
 def test_fixed_noise_seed_reproduces_actions(bundle):
     a = OnnxPolicy(bundle, warmup=0, noise_seed=7).predict(observation()).actions
     b = OnnxPolicy(bundle, warmup=0, noise_seed=7).predict(observation()).actions
@@ -83,6 +109,18 @@ def test_every_way_of_waiting_gives_the_same_actions_and_a_bad_one_is_named(bund
     assert session.get_session_options().get_session_config_entry("session.force_spinning_stop") == "1"
     with pytest.raises(ValueError, match="spinning must be one of in_run, always, never, got 'yes'"):
         OnnxPolicy(bundle, warmup=0, spinning="yes")
+
+
+def test_sampling_noise_is_the_generators_stream_in_order(bundle):
+    policy = OnnxPolicy(bundle, warmup=0)
+    policy.rng = np.random.default_rng(3)
+    drawn = [policy.sample_noise(b) for b in (1, 300, 1, 2)]  # across block boundaries, mixed batch sizes
+    assert [d.shape for d in drawn] == [(b, *policy.chunk_shape) for b in (1, 300, 1, 2)]
+    want = np.random.default_rng(3).standard_normal((304, *policy.chunk_shape), dtype=np.float32)
+    np.testing.assert_array_equal(np.concatenate(drawn), want)
+    policy.rng = np.random.default_rng(5)  # as dm1 eval does per episode: the next draw is the new generator's first
+    np.testing.assert_array_equal(policy.sample_noise(), np.random.default_rng(5).standard_normal(
+        (1, *policy.chunk_shape), dtype=np.float32))
 
 
 def test_multi_step_export(tiny_policy, tmp_path):

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from dm1_ros.policy.config import PolicyConfig
-from dm1_ros.policy.networks import LowDimEncoder, Mish, ViTEncoder
+from dm1_ros.policy.networks import Activation, LowDimEncoder, ViTEncoder
 from dm1_ros.policy.normalizer import MinMaxNormalizer
 
 
@@ -30,7 +30,7 @@ class Critic(nn.Module):
             feat = self.state_encoder.out_dim + p
         mlp, d = [], feat
         for _ in range(layers):
-            mlp += [nn.Linear(d, hidden), Mish()]
+            mlp += [nn.Linear(d, hidden), Activation()]
             d = hidden
         mlp.append(nn.Linear(d, 1))
         self.mlp = nn.Sequential(*mlp)

@@ -59,10 +59,12 @@ class TimeEmbeddingConfig:
 
 @dataclass
 class HeadConfig:
-    """Residual MLP velocity head over [noisy chunk, t-emb, r-emb, condition]."""
+    """Residual MLP velocity head over [noisy chunk, t-emb, r-emb, condition]. activation: mish (DMPO's) or silu
+    (onnxruntime fuses it into one QuickGelu operator; Mish stays three)."""
 
     hidden: int = 768
     blocks: int = 1
+    activation: Literal["mish", "silu"] = "mish"
 
 
 @dataclass

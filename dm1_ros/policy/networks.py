@@ -17,9 +17,17 @@ def mish(x: torch.Tensor) -> torch.Tensor:
     return x * torch.tanh(F.softplus(x))
 
 
-class Mish(nn.Module):
+ACTIVATIONS = {"mish": mish, "silu": F.silu}  # HeadConfig.activation
+
+
+class Activation(nn.Module):
+    def __init__(self, name: str = "mish"):
+        super().__init__()
+        self.name = name
+        self.fn = ACTIVATIONS[name]
+
     def forward(self, x):
-        return mish(x)
+        return self.fn(x)
 
 
 class SinusoidalEmbedding(nn.Module):
@@ -42,7 +50,7 @@ class TimeEmbedding(nn.Module):
     def __init__(self, cfg: TimeEmbeddingConfig):
         super().__init__()
         self.sinusoid = SinusoidalEmbedding(cfg.dim, cfg.scale)
-        self.mlp = nn.Sequential(nn.Linear(cfg.dim, 2 * cfg.dim), Mish(), nn.Linear(2 * cfg.dim, cfg.dim))
+        self.mlp = nn.Sequential(nn.Linear(cfg.dim, 2 * cfg.dim), Activation(), nn.Linear(2 * cfg.dim, cfg.dim))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.sinusoid(t))
@@ -152,7 +160,7 @@ class LowDimEncoder(nn.Module):
         super().__init__()
         layers, d = [], in_dim
         for _ in range(cfg.layers):
-            layers += [nn.Linear(d, cfg.hidden), Mish()]
+            layers += [nn.Linear(d, cfg.hidden), Activation()]
             d = cfg.hidden
         layers.append(nn.Linear(d, cfg.out_dim))
         self.net = nn.Sequential(*layers)
@@ -174,8 +182,10 @@ class ResidualMLPHead(nn.Module):
         self.splits = (z_dim, time_dim, cond_dim)
         self.inp = nn.Linear(z_dim + time_dim + cond_dim, cfg.hidden)
         self.blocks = nn.ModuleList(
-            [nn.Sequential(Mish(), nn.Linear(cfg.hidden, cfg.hidden), Mish(), nn.Linear(cfg.hidden, cfg.hidden)) for _ in range(cfg.blocks)]
+            [nn.Sequential(Activation(cfg.activation), nn.Linear(cfg.hidden, cfg.hidden), Activation(cfg.activation),
+                           nn.Linear(cfg.hidden, cfg.hidden)) for _ in range(cfg.blocks)]
         )
+        self.activation = ACTIVATIONS[cfg.activation]
         self.out = nn.Linear(cfg.hidden, out_dim)
 
     def forward(self, z: torch.Tensor, temb: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -183,5 +193,5 @@ class ResidualMLPHead(nn.Module):
         h = z @ w_z.T + cond @ w_c.T + (temb @ w_t.T + self.inp.bias)
         for block in self.blocks:
             h = h + block(h)
-        h = mish(h)
+        h = self.activation(h)
         return self.out(h), h

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from pathlib import Path
@@ -22,6 +23,7 @@ log = logging.getLogger("dm1_ros.onnx_policy")
 # Preference order; onnxruntime-gpu provides the first two, plain onnxruntime only the CPU one.
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 SPINNING = ("in_run", "always", "never")  # OnnxPolicy(spinning=...)
+NOISE_BLOCK = 256  # sampling-noise chunks drawn at once
 
 
 class PolicyInputError(Dm1Error, ValueError):
@@ -101,6 +103,7 @@ class OnnxPolicy:
         hi = np.asarray(self.manifest.normalization.proprio_max, np.float32)
         margin = np.maximum(hi - lo, 0.05)  # "far": a whole training range (at least 0.05) past either end
         self._proprio_bounds = (lo - margin, hi + margin)
+        self._proprio_bounds_list = tuple(bound.tolist() for bound in self._proprio_bounds)
         self._check_output()
         for _ in range(warmup):
             self.predict(self.dummy_observation())
@@ -170,11 +173,17 @@ class OnnxPolicy:
         want = (self.manifest.observation.proprio_dim,)
         if proprio.shape != want:
             raise PolicyInputError(f"proprio has shape {proprio.shape}, model expects {want}")
-        if not np.all(np.isfinite(proprio)):
-            raise PolicyInputError("proprio contains NaN or Inf")
-        low, high = self._proprio_bounds
-        outside = (proprio < low) | (proprio > high)
-        if np.any(outside):
+        # in plain Python: a handful of numbers, and numpy's small-array calls right before onnxruntime's run cost
+        # several times their own time there (measured: about 30 us a call, 6 % of the fast bundle's latency)
+        outside = False
+        for value, low, high in zip(proprio.tolist(), *self._proprio_bounds_list):
+            if not low <= value <= high:
+                if value != value or value in (math.inf, -math.inf):
+                    raise PolicyInputError("proprio contains NaN or Inf")
+                outside = True
+        if outside:
+            low, high = self._proprio_bounds
+            outside = (proprio < low) | (proprio > high)
             self.proprio_out_of_range += 1
             if self.proprio_out_of_range in (1, 10, 100) or self.proprio_out_of_range % 1000 == 0:
                 keys = [f"{k}[{i}]" for k, d in zip(self.manifest.observation.proprio_keys, self.manifest.observation.proprio_dims)
@@ -185,8 +194,23 @@ class OnnxPolicy:
                 log.warning("policy %s: proprio far outside its training range (%d times so far): %s; its actions "
                             "there are extrapolation", self.model_id, self.proprio_out_of_range, ", ".join(bad[:3]))
 
+    @property
+    def rng(self) -> np.random.Generator:
+        return self._rng
+
+    @rng.setter
+    def rng(self, generator: np.random.Generator) -> None:
+        self._rng = generator
+        self._noise = np.empty((0, *self.chunk_shape), np.float32)
+
     def sample_noise(self, batch: int = 1) -> np.ndarray:
-        return self.rng.standard_normal((batch, *self.chunk_shape), dtype=np.float32)
+        """(batch, Ta, Da) standard normal float32, drawn from `rng` in blocks of NOISE_BLOCK chunks: the same numbers,
+        in the same order, as one draw per call, without a numpy call on every control tick."""
+        if len(self._noise) < batch:
+            fresh = self._rng.standard_normal((max(batch, NOISE_BLOCK), *self.chunk_shape), dtype=np.float32)
+            self._noise = np.concatenate([self._noise, fresh])
+        drawn, self._noise = self._noise[:batch], self._noise[batch:]
+        return drawn
 
     def predict_batch(self, images: dict[str, np.ndarray], proprio: np.ndarray, noise: np.ndarray | None = None,
                       points: dict[str, np.ndarray] | None = None) -> np.ndarray:
