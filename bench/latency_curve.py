@@ -24,6 +24,7 @@ def main():
     parser.add_argument("--delays", type=float, nargs="+", default=[0, 50, 100, 200])
     parser.add_argument("--executions", nargs="+", default=["first", "chunk"])
     parser.add_argument("--delay-modes", nargs="+", default=["stamped", "naive"])
+    parser.add_argument("--workers", type=int, default=2, help="simulator processes (episodes run in parallel)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "bench_latency.json"))
     args = parser.parse_args()
     from dm1_ros.train.evaluate import EvalArgs, evaluate
@@ -41,10 +42,11 @@ def main():
                         delay == 0 and (args.model, args.task, execute, 0, "naive", args.episodes) in done):
                     continue  # without delay the two modes are the same run
                 s = evaluate(EvalArgs(model=str(ROOT / args.model), task=args.task, episodes=args.episodes,
-                                      execute=execute, delay_ms=delay, delay_mode=mode, seed_base=args.seed_base),
+                                      execute=execute, delay_ms=delay, delay_mode=mode, seed_base=args.seed_base,
+                                      workers=args.workers),
                              progress=False)
                 cell = {"model": args.model, "model_id": s["model_id"], "task": args.task, "execute": execute,
-                        "delay_ms": delay, "delay_mode": mode, "episodes": s["episodes"], "successes": s["successes"],
+                        "delay_ms": delay, "delay_mode": mode, "lookahead_ms": s.get("lookahead_ms") or 0.0, "episodes": s["episodes"], "successes": s["successes"],
                         "ci95": s["ci95"], "mean_steps": s["mean_steps"], "seeds": s["seeds"],
                         "holds": sum(sum(e["holds"].values()) for e in s["per_episode"])}
                 result["cells"].append(cell)

@@ -212,12 +212,16 @@ def closed_loop_section(latency) -> list[str]:
                 "observation the policy sees is D ms old when its actions start; same seeds and noise in every cell;"
                 " stamped: each action runs at the instant it was planned for, as the runtime does with true capture "
                 "stamps, so the first D ms of a chunk are skipped; naive: a chunk starts with its first action.", "",
-                "| model | task | execution | delay mode | delay ms | success | 95% CI |", "|---|---|---|---|---:|---|---|"]
+                "Lookahead: which action of each chunk runs at each observation (the bundle's manifest default; cells "
+                "made before bundles carried one ran the first action, 0 ms).", "",
+                "| model | task | execution | lookahead ms | delay mode | delay ms | success | 95% CI |",
+                "|---|---|---|---:|---|---:|---|---|"]
         cells = sorted(latency["cells"], key=lambda c: (c["model"], c["execute"], c.get("delay_mode", "naive"),
                                                            c["delay_ms"]))
         for c in cells:
             mode = "-" if c["delay_ms"] == 0 else c.get("delay_mode", "naive")
-            out.append(f"| {c['model']} | {c['task']} | {c['execute']} | {mode} | {c['delay_ms']:g} | "
+            out.append(f"| {c['model']} | {c['task']} | {c['execute']} | {c.get('lookahead_ms', 0.0):g} | {mode} | "
+                       f"{c['delay_ms']:g} | "
                        f"{c['successes']}/{c['episodes']} | {c['ci95'][0]:.0%}-{c['ci95'][1]:.0%} |")
     return out or ["_not measured yet: run `python bench/latency_curve.py`_"]
 
@@ -273,42 +277,51 @@ def pooled_section(folder: str, reference: list[str], what: str, first: int | No
     return out
 
 
-def paired(a: dict, b: dict) -> tuple[int, int, float]:
-    """Two evaluations on the same seeds: (seeds only a solves, seeds only b solves, exact two-sided McNemar p)."""
-    sa = {e["seed"]: bool(e["success"]) for e in a["per_episode"]}
-    sb = {e["seed"]: bool(e["success"]) for e in b["per_episode"]}
+def successes_by_seed(runs: list[dict]) -> dict:
+    """{(run index, episode seed): success} over evaluations listed in training-seed order."""
+    return {(i, e["seed"]): bool(e["success"]) for i, r in enumerate(runs) for e in r["per_episode"]}
+
+
+def paired(a: list[dict], b: list[dict]) -> tuple[int, int, float]:
+    """Evaluations of two recipes, one per training seed, on the same episode seeds: (episodes only a solves, episodes
+    only b solves, exact two-sided McNemar p)."""
+    sa, sb = successes_by_seed(a), successes_by_seed(b)
     if sorted(sa) != sorted(sb):
-        raise ValueError(f"{a['model']} and {b['model']} were not evaluated on the same seeds")
-    only_a = sum(sa[s] and not sb[s] for s in sa)
-    only_b = sum(sb[s] and not sa[s] for s in sa)
+        raise ValueError(f"{[r['model'] for r in a]} and {[r['model'] for r in b]} were not evaluated on the same seeds")
+    only_a = sum(sa[k] and not sb[k] for k in sa)
+    only_b = sum(sb[k] and not sa[k] for k in sa)
     n, k = only_a + only_b, min(only_a, only_b)
     p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
     return only_a, only_b, p
 
 
 def few_demos_section() -> list[str]:
-    """results/dispersive_few_demos/can_fast_<N>demos_w<weight>.json: the same recipe with the dispersive weight at the
-    recipe's value and at 0, trained on the first N demonstrations, evaluated on the same seeds."""
-    runs = {}
+    """results/dispersive_few_demos/can_fast_<N>demos_w<weight>[_seed<S>].json: the same recipe with the dispersive
+    weight at the recipe's value and at 0, trained (seed 0, and S where named) on the first N demonstrations, evaluated
+    on the same episode seeds; a cell pools its training seeds."""
+    runs: dict = {}
     for path in sorted((ROOT / "results" / "dispersive_few_demos").glob("*.json")):
-        m = re.fullmatch(r"can_fast_(\d+)demos_w([\d.]+)", path.stem)
+        m = re.fullmatch(r"can_fast_(\d+)demos_w([\d.]+)(?:_seed(\d+))?", path.stem)
         if m:
-            runs[(int(m.group(1)), float(m.group(2)))] = load(path)
+            runs.setdefault((int(m.group(1)), float(m.group(2))), {})[int(m.group(3) or 0)] = load(path)
     if not runs:
         return ["_not measured yet: see docs/results_notes.md (dispersive with few demonstrations)_"]
-    out = ["| demonstrations | weight 0.1 | 95% CI | weight 0 | 95% CI | seeds only 0.1 / only 0 solves | McNemar p |",
-           "|---:|---|---|---|---|---|---:|"]
+    out = ["| demonstrations | training seeds | weight 0.1 | 95% CI | weight 0 | 95% CI | episodes only 0.1 / only 0 "
+           "solves | McNemar p |", "|---:|---|---|---|---|---|---|---:|"]
     for n in sorted({n for n, _ in runs}):
-        with_, without = runs.get((n, 0.1)), runs.get((n, 0.0))
-        cells = []
-        for r in (with_, without):
-            if r:
-                lo, hi = wilson(r["successes"], r["episodes"])
-                cells += [f"{r['successes']}/{r['episodes']}", f"{lo:.0%}-{hi:.0%}"]
+        with_, without = runs.get((n, 0.1), {}), runs.get((n, 0.0), {})
+        seeds = sorted(set(with_) & set(without)) or sorted(set(with_) | set(without))
+        cells = [", ".join(map(str, seeds))]
+        for by_seed in (with_, without):
+            chosen = [by_seed[s] for s in seeds if s in by_seed]
+            if chosen:
+                ok, total = sum(r["successes"] for r in chosen), sum(r["episodes"] for r in chosen)
+                lo, hi = wilson(ok, total)
+                cells += [f"{ok}/{total}", f"{lo:.0%}-{hi:.0%}"]
             else:
                 cells += ["not run", "-"]
-        if with_ and without:
-            only_with, only_without, p = paired(with_, without)
+        if all(s in with_ and s in without for s in seeds):
+            only_with, only_without, p = paired([with_[s] for s in seeds], [without[s] for s in seeds])
             cells += [f"{only_with} / {only_without}", f"{p:.2f}"]
         else:
             cells += ["-", "-"]
