@@ -326,7 +326,7 @@ def few_demos_section() -> list[str]:
                 cells += ["not run", "-"]
         if all(s in with_ and s in without for s in seeds):
             only_with, only_without, p = paired([with_[s] for s in seeds], [without[s] for s in seeds])
-            cells += [f"{only_with} / {only_without}", f"{p:.2f}"]
+            cells += [f"{only_with} / {only_without}", f"{p:.2g}"]
         else:
             cells += ["-", "-"]
         out.append(f"| {n} | " + " | ".join(cells) + " |")
@@ -351,7 +351,7 @@ def guidance_section() -> list[str]:
         only_this, only_without, p = paired([r], [baseline])
         versus = "-" if r is baseline else f"{only_this} / {only_without}"
         out.append(f"| {kind} | {r['successes']}/{r['episodes']} | {lo:.0%}-{hi:.0%} | {versus} | "
-                   f"{'-' if r is baseline else f'{p:.2f}'} | {r['policy_latency_ms']['p50']:.2f} |")
+                   f"{'-' if r is baseline else f'{p:.2g}'} | {r['policy_latency_ms']['p50']:.2f} |")
     return out
 
 
