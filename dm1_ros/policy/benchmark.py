@@ -65,8 +65,8 @@ def bench_inference(model: str | None = None, iters: int = 300, rounds: int = 5,
     """Returns {'inference': {name: stats}, 'ratios': {...}, 'training': {...}, 'machine': {...}}.
 
     model: also time this bundle through the runtime (OnnxPolicy.predict, input checks included) with each way
-    onnxruntime's threads can wait (OnnxPolicy's `spinning`), and the CPU each costs at 30 Hz; reference: a bundle timed in a plain
-    onnxruntime session, and the model's speed-up over it."""
+    onnxruntime's threads can wait (OnnxPolicy's `spinning`), and the CPU each costs at 30 Hz; reference: a bundle
+    timed in a plain onnxruntime session, and the model's speed-up over it."""
     torch.set_num_threads(2)
     policy = random_policy()
     work = Path(tempfile.mkdtemp(prefix="dm1-bench-"))
@@ -91,7 +91,7 @@ def bench_inference(model: str | None = None, iters: int = 300, rounds: int = 5,
             obs = p.dummy_observation()
             runners[label] = (lambda p=p, obs=obs: p.predict(obs))
     waiting = {}
-    if model:  # onnx_bundle above waits the runtime's default way: threads spin inside a call, sleep between calls
+    if model:  # onnx_bundle above waits the runtime's default way (spinning inside a call, asleep between calls)
         for label, mode in (("onnx_bundle_parked", "never"), ("onnx_bundle_spinning", "always")):
             waiting[label] = OnnxPolicy(model, providers=["CPUExecutionProvider"], threads=2, warmup=20, spinning=mode)
             runners[label] = (lambda p=waiting[label], obs=waiting[label].dummy_observation(): p.predict(obs))

@@ -21,6 +21,8 @@ ACTIVATIONS = {"mish": mish, "silu": F.silu}  # HeadConfig.activation
 
 
 class Activation(nn.Module):
+    """An activation of ACTIVATIONS by name: the head's is HeadConfig.activation, the other MLPs keep Mish."""
+
     def __init__(self, name: str = "mish"):
         super().__init__()
         self.name = name
