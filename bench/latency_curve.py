@@ -46,7 +46,8 @@ def main():
                                       workers=args.workers),
                              progress=False)
                 cell = {"model": args.model, "model_id": s["model_id"], "task": args.task, "execute": execute,
-                        "delay_ms": delay, "delay_mode": mode, "lookahead_ms": s.get("lookahead_ms") or 0.0, "episodes": s["episodes"], "successes": s["successes"],
+                        "delay_ms": delay, "delay_mode": mode, "lookahead_ms": s.get("lookahead_ms") or 0.0,
+                        "episodes": s["episodes"], "successes": s["successes"],
                         "ci95": s["ci95"], "mean_steps": s["mean_steps"], "seeds": s["seeds"],
                         "holds": sum(sum(e["holds"].values()) for e in s["per_episode"])}
                 result["cells"].append(cell)

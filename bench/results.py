@@ -348,10 +348,12 @@ def guidance_section() -> list[str]:
            "|---|---|---|---|---:|---:|"]
     for kind, r in [("none", baseline), *runs.items()]:
         lo, hi = wilson(r["successes"], r["episodes"])
-        only_this, only_without, p = paired([r], [baseline])
-        versus = "-" if r is baseline else f"{only_this} / {only_without}"
+        versus = "- | -"
+        if r is not baseline:
+            only_this, only_without, p = paired([r], [baseline])
+            versus = f"{only_this} / {only_without} | {p:.2g}"
         out.append(f"| {kind} | {r['successes']}/{r['episodes']} | {lo:.0%}-{hi:.0%} | {versus} | "
-                   f"{'-' if r is baseline else f'{p:.2g}'} | {r['policy_latency_ms']['p50']:.2f} |")
+                   f"{r['policy_latency_ms']['p50']:.2f} |")
     return out
 
 

@@ -180,7 +180,8 @@ def diagnostics_values(probe_msgs, node_name):
 def test_sim_policy_launch_closes_the_loop_and_hot_swaps(ros_ws, ros_domain, probe, tmp_path):
     """sim_bridge + policy over DDS lift the cube on seeds 100001-100003 (the committed 100-episode evaluation,
     results/closed_loop/lift_first_lookahead50_100ep.json, lifts all three; it misses 100000, which this test used to
-    start from and so had one episode to spare, not two), then `ros2 param set /policy model_path` refuses a corrupt bundle with the reason and takes a good one."""
+    start from and so had one episode to spare, not two), then `ros2 param set /policy model_path` refuses a corrupt
+    bundle with the reason and takes a good one."""
     pytest.importorskip("robosuite")
     from diagnostic_msgs.msg import DiagnosticArray
 
