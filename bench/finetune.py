@@ -3,12 +3,13 @@
     python bench/finetune.py [--task can] [--demos 10] [--pretrain-steps 2000] [--iterations 200] [--minutes 20]
 
 Steps (each skipped when its output exists, so an interrupted run continues where it stopped):
-1. data/<task>_lowdim_<N>demos.hdf5: the first N demonstrations of data/<task>.hdf5, low-dimensional keys only;
+1. data/<task>_lowdim_<N>demos.hdf5: the first N demonstrations of --source (default data/<task>.hdf5; a file from
+   `dm1 collect --no-images` will do), low-dimensional keys only;
 2. dm1 train  (config/train/<task>_lowdim.yaml on that file) -> runs/ft_<task>_weak/last.pt;
 3. dm1 eval of the weak start (50 episodes, 1 step);
 4. dm1 finetune with BC (the recipe's schedule) and with bc 0, each for --iterations or --minutes;
 5. dm1 eval of both fine-tuned bundles (50 episodes, the same seeds as 3);
-6. results/finetune/<task>_*.{csv,json}, docs/finetune_<task>.png.
+6. <--results>/<task>_*.{csv,json} (default results/finetune), docs/finetune_<task>.png.
 """
 from __future__ import annotations
 
@@ -127,14 +128,17 @@ def main() -> int:
     ap.add_argument("--set", action="append", default=[], help="extra fine-tuning overrides for both runs")
     ap.add_argument("--tag", default="", help="prefix of the run directories and result files (several settings side by side)")
     ap.add_argument("--only", choices=["bc", "no_bc"], help="run one of the two fine-tunings")
+    ap.add_argument("--source", type=Path, help="demonstrations to take the first --demos from (default data/<task>.hdf5)")
+    ap.add_argument("--results", type=Path, default=Path("results/finetune"),
+                    help="where the evaluations, logs and summary go (a finished evaluation there is not redone)")
     args = ap.parse_args()
     task = args.task
-    res = ROOT / "results" / "finetune"
+    res = ROOT / args.results
     res.mkdir(parents=True, exist_ok=True)
 
     data = ROOT / "data" / f"{task}_lowdim_{args.demos}demos.hdf5"
     if not data.is_file():
-        subset(ROOT / "data" / f"{task}.hdf5", data, args.demos)
+        subset(ROOT / (args.source or Path("data") / f"{task}.hdf5"), data, args.demos)
     weak = ROOT / "runs" / f"ft_{task}_weak"
     t0 = time.perf_counter()
     if not (weak / "last.pt").is_file():

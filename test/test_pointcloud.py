@@ -115,6 +115,8 @@ def test_bad_input_is_named():
         PointCloudConfig(crop_min=[0, 0, 1], crop_max=[1, 1, 1])
     nan_depth = np.full((10, 10), np.nan, np.float32)
     assert backproject(nan_depth, camera).shape == (0, 3)  # invalid pixels are dropped, not passed on
+    with pytest.raises(PointCloudError, match="finite"):
+        farthest_point_sampling(np.array([[0, 0, 0], [np.nan, 0, 0], [1, 1, 1]], np.float32), 2)
 
 
 def test_point_cloud_policy_end_to_end_collect_train_export_evaluate(tmp_path):
