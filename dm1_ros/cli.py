@@ -373,7 +373,7 @@ def cmd_export(args) -> int:
         training["command"] = command_line(training["command"])
     manifest = export_bundle(policy, args.out, steps=args.steps, control_rate_hz=args.control_rate, training=training,
                              tolerance=args.tolerance, execution=args.execution, overwrite=args.force,
-                             lookahead_s=args.lookahead_ms * 1e-3)
+                             lookahead_s=args.lookahead_ms * 1e-3, fuse=not args.no_fuse)
     print(f"wrote {args.out}: {manifest.model_id}, {manifest.sampling_steps} step(s), parity {manifest.parity.max_abs_diff:.2e}")
     return 0
 
@@ -619,6 +619,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lookahead-ms", type=natural_float, default=0.0,
                    help="written to the manifest: at each observation the runtime runs the action its chunk planned "
                    "this much after it (default 0: the first action)")
+    p.add_argument("--no-fuse", action="store_true", help="plain ONNX operators only: each attention block stays "
+                   "about 16 operators instead of onnxruntime's one fused Attention (for runtimes other than onnxruntime)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("dataset", help="what a dataset holds; export to and import from LeRobotDataset v3.0",

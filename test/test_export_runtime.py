@@ -91,6 +91,38 @@ def test_silu_head_trains_through_the_jvp_and_exports_fused(tiny_image_config, t
     assert ops.count("QuickGelu") == 3 and "Softplus" not in ops  # the head's three activations, one operator each
 
 
+def test_attention_exports_as_one_fused_operator_with_the_same_actions(tiny_image_config, tmp_path):
+    import onnx
+
+    from dm1_ros.policy.graph_fusion import fuse_attention
+    from dm1_ros.policy.model import GenerativePolicy
+
+    tiny_image_config.vision.depth = 2
+    torch.manual_seed(0)
+    policy = GenerativePolicy(tiny_image_config)
+    rng = np.random.default_rng(0)
+    policy.action_normalizer.fit(rng.uniform(-0.5, 0.5, (64, 7)))
+    policy.proprio_normalizer.fit(rng.uniform(-1.0, 1.0, (64, 9)))
+    policy.eval()
+    fused = export.export_bundle(policy, tmp_path / "fused")
+    plain = export.export_bundle(policy, tmp_path / "plain", fuse=False)
+    graphs = {name: onnx.load(str(tmp_path / name / "model.onnx")).graph for name in ("fused", "plain")}
+    ops = {name: [n.op_type for n in g.node] for name, g in graphs.items()}
+    assert ops["fused"].count("Attention") == 2 and "Softmax" not in ops["fused"]  # one per transformer block
+    assert "Attention" not in ops["plain"] and ops["plain"].count("Softmax") == 2
+    assert len(ops["plain"]) - len(ops["fused"]) >= 2 * 14
+    assert fused.parity.max_abs_diff <= 1e-4 and plain.parity.max_abs_diff <= 1e-4
+    runs = {name: OnnxPolicy(tmp_path / name, threads=1, warmup=1) for name in ("fused", "plain")}
+    noise = np.random.default_rng(1).standard_normal((4, 7)).astype(np.float32)
+    for seed in range(3):
+        a, b = (runs[name].predict(observation(seed), noise=noise).actions for name in ("fused", "plain"))
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    # a graph without the exported attention pattern is left as it is
+    model = onnx.load(str(tmp_path / "fused" / "model.onnx"))
+    before = model.SerializeToString()
+    assert fuse_attention(model) == 0 and model.SerializeToString() == before
+
+
 def test_fixed_noise_seed_reproduces_actions(bundle):
     a = OnnxPolicy(bundle, warmup=0, noise_seed=7).predict(observation()).actions
     b = OnnxPolicy(bundle, warmup=0, noise_seed=7).predict(observation()).actions

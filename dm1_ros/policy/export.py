@@ -17,11 +17,13 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 from torch import nn
 
 from dm1_ros.errors import Dm1Error
 from dm1_ros.outputs import claim_bundle_dir
+from dm1_ros.policy.graph_fusion import fuse_attention
 from dm1_ros.policy.model import GenerativePolicy
 from dm1_ros.runtime.bundle import (
     MANIFEST_FORMAT_VERSION,
@@ -84,7 +86,8 @@ def example_inputs(policy: GenerativePolicy, batch: int, seed: int = 0) -> list[
     return [*images, proprio, noise]
 
 
-def to_onnx_bytes(policy: GenerativePolicy, steps: int) -> bytes:
+def to_onnx_bytes(policy: GenerativePolicy, steps: int, fuse: bool = True) -> bytes:
+    """The sampler as ONNX; `fuse`: each self-attention as one onnxruntime Attention operator (graph_fusion.py)."""
     graph = SamplerGraph(policy, steps).eval()
     names = input_names(policy)
     buffer = io.BytesIO()
@@ -100,7 +103,10 @@ def to_onnx_bytes(policy: GenerativePolicy, steps: int) -> bytes:
             opset_version=OPSET,
             dynamo=False,  # the TorchScript exporter needs no onnxscript and handles this graph in one pass
         )
-    return buffer.getvalue()
+    if not fuse:
+        return buffer.getvalue()
+    model = onnx.load_from_string(buffer.getvalue())
+    return model.SerializeToString() if fuse_attention(model) else buffer.getvalue()
 
 
 def parity(policy: GenerativePolicy, onnx_path: Path, steps: int, samples: int = 16) -> float:
@@ -130,8 +136,10 @@ def export_bundle(
     execution: str = "latest",
     overwrite: bool = False,
     lookahead_s: float = 0.0,
+    fuse: bool = True,
 ) -> Manifest:
     """Write `out_dir/model.onnx` + `out_dir/manifest.yaml`; refuse (ExportError) when parity > tolerance.
+    `fuse`: attention blocks as onnxruntime's fused operator (policy/graph_fusion.py); off, plain ONNX operators.
     An existing `out_dir` is replaced (atomically) only when it is a bundle and `overwrite` is set
     (dm1_ros/outputs.py); anything else there is never touched."""
     if execution not in MODES:
@@ -150,7 +158,7 @@ def export_bundle(
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     staging.chmod(0o755)
     try:
-        blob = to_onnx_bytes(policy, steps)
+        blob = to_onnx_bytes(policy, steps, fuse)
         onnx_path = staging / ONNX_NAME
         onnx_path.write_bytes(blob)
         diff = parity(policy, onnx_path, steps)
