@@ -6,7 +6,7 @@ each against the start with a two-sided two-proportion z test.
 
     python bench/finetune_confirm.py --episodes 200 --seed-base 200000 \
         start=runs/ft_lift_weak/last.pt v3_bc_long=runs/ft_lift_v3_bc_long/bundle_final ...
-    -> results/finetune/<task>_confirm.json and .md
+    -> results/finetune/<task>_confirm.json and .md (--results DIR: DIR/<task>_confirm.*)
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ def main():
     parser.add_argument("--seed-base", type=int, default=200_000)
     parser.add_argument("--execute", default="chunk", help="as in the fine-tuning rollouts (act_steps = chunk)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--results", type=Path, default=Path("results/finetune"), help="where <task>_confirm.json and .md go")
     args = parser.parse_args()
     pairs = [m.split("=", 1) for m in args.models]
     if any(len(p) != 2 for p in pairs):
@@ -68,7 +69,8 @@ def main():
                      f"{'-' if p is None else f'{p:.2g}'} |")
     table = "\n".join(lines)
     print(table)
-    res = ROOT / "results" / "finetune"
+    res = ROOT / args.results
+    res.mkdir(parents=True, exist_ok=True)
     summary = {"task": args.task, "episodes": args.episodes, "seed_base": args.seed_base, "execute": args.execute,
                "start": start_name, "rows": rows}
     (res / f"{args.task}_confirm.json").write_text(json.dumps(summary, indent=1) + "\n")

@@ -108,13 +108,30 @@ def eval_section(rows) -> list[str]:
 
 
 def finetune_section() -> list[str]:
-    summaries = sorted((ROOT / "results" / "finetune").glob("*_summary.json"))
-    if not summaries:
+    """The re-run whose models are committed (results/finetune/committed, bundles in results/finetune/bundles), then
+    the earlier runs, whose models were not kept."""
+    committed = finetune_tables(ROOT / "results" / "finetune" / "committed")
+    earlier = finetune_tables(ROOT / "results" / "finetune")
+    if not committed and not earlier:
         return ["_not run yet: `python bench/finetune.py`_"]
     out = ["`python bench/finetune.py` (commands and reading: results/finetune/README.md): a deliberately weak one-step "
-           "low-dim policy, then PPO (K = 1) with BC to the frozen start and without it; `dm1 eval` on the same 50 seeds "
-           "before and after.", "",
-           "| setting | start | PPO + BC | PPO, BC 0 | env steps (BC / no BC) | wall-clock s | plot |", "|---|---|---|---|---|---|---|"]
+           "low-dim policy, then PPO (K = 1) with BC to the frozen start and without it; `dm1 eval` on the same seeds "
+           "before and after (50 episodes for lift, 100 for can, chunks open loop)."]
+    if committed:
+        out += ["", "**Models in the repository** (results/finetune/bundles/: `<task>_start`, `<task>_ppo_bc`, "
+                "`<task>_ppo_no_bc`; `dm1 eval --model results/finetune/bundles/NAME --task TASK --episodes N --execute "
+                "chunk` re-checks a row; `--seed-base 200000` for the confirmations):", "", *committed]
+    if earlier:
+        out += ["", "Earlier runs of the same commands (their data and models were not kept; the re-run above is what "
+                "the repository can re-check):", "", *earlier]
+    return out
+
+
+def finetune_tables(folder: Path) -> list[str]:
+    summaries = sorted(folder.glob("*_summary.json"))
+    if not summaries:
+        return []
+    out = ["| setting | start | PPO + BC | PPO, BC 0 | env steps (BC / no BC) | wall-clock s | plot |", "|---|---|---|---|---|---|---|"]
     for path in summaries:
         d = load(path)
         tag = path.stem[: -len("_summary")]
@@ -130,7 +147,7 @@ def finetune_section() -> list[str]:
                    f"{bc['env_steps'] if bc else '-'} / {nobc['env_steps'] if nobc else '-'} | "
                    f"{bc['seconds'] if bc else 0:.0f} / {nobc['seconds'] if nobc else 0:.0f} | "
                    f"{'[png](' + png.split('/', 1)[1] + ')' if (ROOT / png).is_file() else '-'} |")
-    for path in sorted((ROOT / "results" / "finetune").glob("*_confirm.json")):
+    for path in sorted(folder.glob("*_confirm.json")):
         c = load(path)
         out += ["", f"Confirmation on {c['episodes']} fresh seeds ({c['seed_base']}-{c['seed_base'] + c['episodes'] - 1}, "
                 f"{c['task']}, `python bench/finetune_confirm.py`), two-sided two-proportion z test against the start:", "",
