@@ -285,3 +285,23 @@ def test_finetune_under_torchrun_takes_one_step_across_two_ranks(tmp_path):
     payload = read_checkpoint(tmp_path / "run" / "last.pt")
     assert payload["iteration"] == 2
     assert any(not torch.equal(a, b) for a, b in zip(payload["state_dict"].values(), init.state_dict().values()))
+
+
+@pytest.mark.parametrize("task, tag", [("lift", "rerun_v3_"), ("can", "rerun_v1_")])
+def test_committed_finetuning_rows_have_their_models(task, tag):
+    """Every row of the committed fine-tuning table names a bundle in the repository that loads and is the very graph
+    the row measured (the evaluation's model id ends with the ONNX file's digest)."""
+    import json
+
+    from dm1_ros.runtime.onnx_policy import OnnxPolicy
+
+    root = Path(__file__).resolve().parents[1] / "results" / "finetune"
+    rows = {"start": f"{task}_weak_start", "ppo_bc": f"{task}_{tag}bc_final", "ppo_no_bc": f"{task}_{tag}no_bc_final"}
+    confirm = json.loads((root / "committed" / f"{task}_confirm.json").read_text())["rows"]
+    for name, result in rows.items():
+        bundle = root / "bundles" / f"{task}_{name}"
+        policy = OnnxPolicy(bundle, threads=1, warmup=0)  # checks the file's digest against its manifest
+        digest = policy.manifest.onnx.sha256[:8]
+        assert json.loads((root / "committed" / f"{result}.json").read_text())["model_id"].endswith(digest)
+        assert confirm[name]["model"] == f"results/finetune/bundles/{task}_{name}"
+        assert policy.predict(policy.dummy_observation()).actions.shape == (4, 7)
