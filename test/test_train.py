@@ -1,6 +1,7 @@
 """Pre-training: the loss goes down, checkpoints load, resume is exact, bad recipes are named."""
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,6 +81,17 @@ def test_unknown_recipe_key_is_named(tmp_path):
                              "--set", "batch_sise=3"], capture_output=True, text=True)
     assert result.returncode == 1 and "unknown key batch_sise" in result.stderr
     assert load_yaml(TrainConfig, "config/train/lift_image.yaml").policy.dispersive[0].layer == "condition"
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in (Path(__file__).resolve().parents[1] / "config" / "train").glob("*.yaml")))
+def test_every_committed_recipe_parses_and_builds_its_network(recipe):
+    from dm1_ros.policy.model import GenerativePolicy
+
+    config = load_yaml(TrainConfig, f"config/train/{recipe}")
+    policy = GenerativePolicy(config.policy)
+    assert config.steps > 0 and config.out_dir.startswith("runs/")
+    assert sum(p.numel() for p in policy.parameters()) > 10_000
+    assert len(config.policy.proprio_keys) == len(config.policy.proprio_dims)
 
 
 def test_schedule_warms_up_then_decays():
