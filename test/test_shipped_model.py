@@ -104,3 +104,24 @@ def test_two_camera_can_bundle_is_its_recipe():
     assert {k for k in recipe["policy"] if recipe["policy"][k] != one_camera["policy"][k]} == {"image_keys"}
     policy = OnnxPolicy(bundle, threads=1, noise_seed=0)
     assert policy.predict(policy.dummy_observation()).actions.shape == (4, 7)
+
+
+def test_committed_square_state_policy_is_its_recipe_and_the_graph_its_rows_measured():
+    """results/square_lowdim/square_lowdim: config/train/square_lowdim.yaml (24,000 steps), the model behind the
+    committed square rows (their model ids end with its ONNX file's digest)."""
+    import json
+
+    from dm1_ros.configuration import from_dict, load_yaml, to_dict
+    from dm1_ros.train.pretrain import TrainConfig
+
+    root = BUNDLE.parents[1]
+    bundle = root / "results" / "square_lowdim" / "square_lowdim"
+    policy = OnnxPolicy(bundle, threads=1, warmup=0)  # checks the file's digest against its manifest
+    manifest = policy.manifest
+    assert manifest.observation.images == [] and manifest.observation.proprio_keys[-1] == "object"
+    recipe = to_dict(load_yaml(TrainConfig, root / "config" / "train" / "square_lowdim.yaml"))
+    assert to_dict(from_dict(TrainConfig, manifest.training["recipe"])) == recipe
+    assert manifest.training["command"].startswith("dm1 train --config config/train/square_lowdim.yaml")
+    for row in sorted((root / "results" / "square_lowdim").glob("*.json")):
+        assert json.loads(row.read_text())["model_id"].endswith(manifest.onnx.sha256[:8]), row
+    assert policy.predict(policy.dummy_observation()).actions.shape == (4, 7)
