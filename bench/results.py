@@ -388,7 +388,7 @@ SQUARE_RUNS = [
     ("square_lowdim/square_lowdim_chunk_50ep.json", "state (config/train/square_lowdim.yaml)", 24_000),
     ("square_lowdim/square_lowdim_first_50ep.json", "state (config/train/square_lowdim.yaml)", 24_000),
     ("square_image_fast/square_image_fast_chunk_50ep.json", "two cameras, fast network (config/train/square_image_fast.yaml)", 30_000),
-    ("square_image_fast/square_image_fast_first_50ep.json", "two cameras, fast network (config/train/square_image_fast.yaml)", 30_000),
+    ("square_image_fast/square_image_fast_first_20ep.json", "two cameras, fast network (config/train/square_image_fast.yaml)", 30_000),
 ]
 
 
