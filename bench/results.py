@@ -381,14 +381,14 @@ def one_vs_five_section() -> list[str]:
 
 # Every square evaluation (paths under results/), with what the policy saw and how long it trained.
 SQUARE_RUNS = [
-    ("closed_loop/square_chunk_20ep.json", "two cameras, DMPO's network (config/train/square_image.yaml)", 10_000),
-    ("closed_loop/square_first_lookahead50_20ep.json", "two cameras, DMPO's network (config/train/square_image.yaml)", 10_000),
-    ("square_lowdim/exploratory/6k_steps_chunk_20ep.json", "state (config/train/square_lowdim.yaml --set steps=6000)", 6_000),
-    ("square_lowdim/exploratory/6k_steps_first_20ep.json", "state (config/train/square_lowdim.yaml --set steps=6000)", 6_000),
-    ("square_lowdim/square_lowdim_chunk_50ep.json", "state (config/train/square_lowdim.yaml)", 24_000),
-    ("square_lowdim/square_lowdim_first_50ep.json", "state (config/train/square_lowdim.yaml)", 24_000),
-    ("square_image_fast/square_image_fast_chunk_50ep.json", "two cameras, fast network (config/train/square_image_fast.yaml)", 30_000),
-    ("square_image_fast/square_image_fast_first_20ep.json", "two cameras, fast network (config/train/square_image_fast.yaml)", 30_000),
+    ("closed_loop/square_chunk_20ep.json", "two cameras, DMPO's network (config/train/square_image.yaml)", "10,000 x 64"),
+    ("closed_loop/square_first_lookahead50_20ep.json", "two cameras, DMPO's network (config/train/square_image.yaml)", "10,000 x 64"),
+    ("square_lowdim/exploratory/6k_steps_chunk_20ep.json", "state (config/train/square_lowdim.yaml --set steps=6000)", "6,000 x 128"),
+    ("square_lowdim/exploratory/6k_steps_first_20ep.json", "state (config/train/square_lowdim.yaml --set steps=6000)", "6,000 x 128"),
+    ("square_lowdim/square_lowdim_chunk_50ep.json", "state (config/train/square_lowdim.yaml)", "24,000 x 128"),
+    ("square_lowdim/square_lowdim_first_50ep.json", "state (config/train/square_lowdim.yaml)", "24,000 x 128"),
+    ("square_image_fast/square_image_fast_chunk_50ep.json", "two cameras, fast network (config/train/square_image_fast.yaml)", "30,000 x 64"),
+    ("square_image_fast/square_image_fast_first_20ep.json", "two cameras, fast network (config/train/square_image_fast.yaml)", "30,000 x 64"),
 ]
 
 
@@ -396,14 +396,14 @@ def square_section() -> list[str]:
     """Square runs side by side: the same 450 training demonstrations of data/square.hdf5, seeds from 100000."""
     out = ["Square (NutAssemblySquare), 450 training demonstrations of data/square.hdf5 for every policy, one step, "
            "seeds from 100000; a cell with fewer episodes covers the first seeds of the longer ones.", "",
-           "| policy | observation | training steps | execution | success | 95% CI | model id |",
+           "| policy | observation | training steps x batch | execution | success | 95% CI | model id |",
            "|---|---|---:|---|---|---|---|"]
     for path, observation, steps in SQUARE_RUNS:
         r = load(ROOT / "results" / path)
         if not r:
             continue
         lo, hi = wilson(r["successes"], r["episodes"])
-        out.append(f"| {path} | {observation} | {steps:,} | {r['execute']}, {r.get('lookahead_ms') or 0:.0f} ms lookahead | "
+        out.append(f"| {path} | {observation} | {steps} | {r['execute']}, {r.get('lookahead_ms') or 0:.0f} ms lookahead | "
                    f"{r['successes']}/{r['episodes']} | {lo:.0%}-{hi:.0%} | {r['model_id']} |")
     return out
 
@@ -493,7 +493,7 @@ def main():
              "## Can: RGB or point cloud", "",
              *pooled_section("pointcloud_can", ["closed_loop/can_first_lookahead50_100ep.json"], "point clouds", first=50), "",
              "## Dispersive regularization with few demonstrations", "", *few_demos_section(), "",
-             "## Square: where training length matters", "", *square_section(), "",
+             "## Square: training length, then the cameras", "", *square_section(), "",
              "## One step or five, same checkpoint", "", *one_vs_five_section(), "",
              "## Guidance on can", "", *guidance_section(), "",
              "## Hardening: faults, soak, smoothness", "",
