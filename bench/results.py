@@ -65,7 +65,8 @@ def experts_section(e, c) -> list[str]:
     return out or ["_not measured yet_"]
 
 
-# results/<task>_<variant>.json -> the comparison table's columns (issue 4: task x method)
+# results/<task>_<variant>.json and results/methods/<row>_<variant>.json -> the comparison table's columns
+# (issue 4: task x method; issue 14 item 5: every cell for lift, can and square)
 METHODS = [
     ("meanflow_dispersive_1step", "MeanFlow + dispersive, 1 step"),
     ("meanflow_1step", "MeanFlow, no dispersive, 1 step"),
@@ -73,11 +74,36 @@ METHODS = [
     ("flow_matching_10step", "flow matching, 10 steps"),
     ("flow_matching_1step", "flow matching, 1 step"),
 ]
+# What each row's policies see and which network they are; one recipe per row, varied only in the method.
+METHOD_ROWS = {
+    "can": "can: wrist camera, DMPO's network (config/train/can_image.yaml)",
+    "lift": "lift: wrist camera, DMPO's network (config/train/lift_image.yaml)",
+    "lift-fast": "lift: wrist camera, fast network (config/train/lift_image_fast.yaml)",
+    "square-state": "square: state only (config/train/square_lowdim.yaml)",
+}
+# Cells measured before this table had their row: (row, variant) -> committed summary.
+METHOD_CELLS = {
+    ("lift-fast", "meanflow_dispersive_1step"): "fast/lift_image_fast_chunk_50ep.json",
+    ("lift-fast", "meanflow_dispersive_5step"): "one_vs_five/lift_image_fast_5step_chunk_100ep.json",
+    ("square-state", "meanflow_1step"): "square_lowdim/square_lowdim_chunk_50ep.json",
+}
+
+
+def method_rows(rows) -> list[tuple[str, dict]]:
+    """(name, summary) of every cell of the task x method table: results/*.json, results/methods/*.json and
+    METHOD_CELLS, named <row>_<variant>."""
+    cells = dict(rows)
+    cells.update((p.stem, load(p)) for p in sorted((ROOT / "results" / "methods").glob("*.json")))
+    for (row, key), rel in METHOD_CELLS.items():
+        if (ROOT / "results" / rel).is_file():
+            cells[f"{row}_{key}"] = load(ROOT / "results" / rel)
+    return sorted(cells.items())
 
 
 def comparison_section(rows) -> list[str]:
     by_name = dict(rows)
-    tasks = sorted({name.split("_", 1)[0] for name, _ in rows})
+    present = {name.split("_", 1)[0] for name, _ in rows}
+    tasks = [row for row in METHOD_ROWS if row in present] + sorted(present - set(METHOD_ROWS))
     if not tasks:
         return []
     out = ["| task | " + " | ".join(label for _, label in METHODS) + " |", "|---|" + "---|" * len(METHODS)]
@@ -85,15 +111,19 @@ def comparison_section(rows) -> list[str]:
         cells = []
         for key, _ in METHODS:
             s = by_name.get(f"{task}_{key}")
-            cells.append(f"{s['success_rate']:.0%} ({s['policy_latency_ms']['p50']:.1f} ms, {s['execute']})" if s else "not run")
-        out.append(f"| {task} | " + " | ".join(cells) + " |")
-    return out + ["", "Success over 50 seeded episodes, chunks executed the way each bundle's manifest says (first = "
+            cells.append(f"{s['successes']}/{s['episodes']} = {s['success_rate']:.0%} "
+                         f"({s['policy_latency_ms']['p50']:.1f} ms, {s['execute']})" if s else "not run")
+        out.append(f"| {METHOD_ROWS.get(task, task)} | " + " | ".join(cells) + " |")
+    return out + ["", "Success over seeded episodes from seed 100000, chunks executed the way each bundle's manifest says (first = "
                       "re-plan every tick, chunk = each chunk open loop; both are listed below where both were run), "
                       "policy latency p50 in the loop (onnxruntime, 1 thread, "
-                      "2 evaluation workers sharing 2 cores with whatever else ran, so compare latency in the inference table below, measured side by side). Every cell: details below.", ""]
+                      "2 evaluation workers sharing 2 cores with whatever else ran, so compare latency in the inference "
+                      "table below, measured side by side). Within a row only the method changes: the same recipe, "
+                      "data, training seed and schedule. Every cell: details below.", ""]
 
 
 def eval_section(rows) -> list[str]:
+    rows = method_rows(rows)
     if not rows:
         return ["_no evaluation summaries in results/ yet_"]
     out = [*comparison_section(rows),
@@ -312,21 +342,36 @@ def paired(a: list[dict], b: list[dict]) -> tuple[int, int, float]:
     return only_a, only_b, p
 
 
+# results/dispersive_few_demos/<study>_<N>demos_w<weight>[_seed<S>].json -> what each study trained and how it ran
+FEW_DEMO_STUDIES = {
+    "can_fast": "Can, `config/train/can_image_fast.yaml` on the first N of the 90 training demonstrations of "
+                "data/can_2cam.hdf5 (wrist camera), InfoNCE-L2 dispersive on the condition at the recipe's weight 0.1 or "
+                "off; one step, re-planning every tick with the 50 ms lookahead",
+    "square_state": "Square, state only, `config/train/square_lowdim.yaml` (24,000 steps) on the first N of the 450 "
+                    "training demonstrations of data/square.hdf5, InfoNCE-L2 dispersive on the condition at weight 0.1 "
+                    "(temperature 0.5, as the image recipes) or off (the recipe's default); one step, chunks open loop",
+}
+
+
 def few_demos_section() -> list[str]:
-    """results/dispersive_few_demos/can_fast_<N>demos_w<weight>[_seed<S>].json: the same recipe with the dispersive
-    weight at the recipe's value and at 0, trained (seed 0, and S where named) on the first N demonstrations, evaluated
-    on the same episode seeds; a cell pools its training seeds."""
-    runs: dict = {}
-    for path in sorted((ROOT / "results" / "dispersive_few_demos").glob("*.json")):
-        m = re.fullmatch(r"can_fast_(\d+)demos_w([\d.]+)(?:_seed(\d+))?", path.stem)
-        if m:
-            runs.setdefault((int(m.group(1)), float(m.group(2))), {})[int(m.group(3) or 0)] = load(path)
-    if not runs:
-        return ["_not measured yet: see docs/results_notes.md (dispersive with few demonstrations)_"]
-    out = ["Can, `config/train/can_image_fast.yaml` on the first N of the 90 training demonstrations of "
-           "data/can_2cam.hdf5 (wrist camera), InfoNCE-L2 dispersive on the condition at the recipe's weight 0.1 or "
-           "off; one step, re-planning every tick with the 50 ms lookahead, the same 50 seeded episodes "
-           f"({EVAL_SEEDS}-{EVAL_SEEDS + 49}) for every model; paired by episode (what it says: docs/results_notes.md).", "",
+    """One table per FEW_DEMO_STUDIES entry: the same recipe with the dispersive weight at 0.1 and at 0, trained (seed 0,
+    and S where named) on the first N demonstrations, evaluated on the same episode seeds; a cell pools its training
+    seeds."""
+    out = []
+    for study, what in FEW_DEMO_STUDIES.items():
+        runs: dict = {}
+        for path in sorted((ROOT / "results" / "dispersive_few_demos").glob(f"{study}_*.json")):
+            m = re.fullmatch(rf"{study}_(\d+)demos_w([\d.]+)(?:_seed(\d+))?", path.stem)
+            if m:
+                runs.setdefault((int(m.group(1)), float(m.group(2))), {})[int(m.group(3) or 0)] = load(path)
+        if runs:
+            out += few_demos_table(runs, what)
+    return out or ["_not measured yet: see docs/results_notes.md (dispersive with few demonstrations)_"]
+
+
+def few_demos_table(runs: dict, what: str) -> list[str]:
+    out = [f"{what}; the same 50 seeded episodes ({EVAL_SEEDS}-{EVAL_SEEDS + 49}) for every model; paired by episode "
+           "(what it says: docs/results_notes.md).", "",
            "| demonstrations | training seeds | weight 0.1 | 95% CI | weight 0 | 95% CI | episodes only 0.1 / only 0 "
            "solves | McNemar p |", "|---:|---|---|---|---|---|---|---:|"]
     for n in sorted({n for n, _ in runs}):
@@ -347,7 +392,7 @@ def few_demos_section() -> list[str]:
         else:
             cells += ["-", "-"]
         out.append(f"| {n} | " + " | ".join(cells) + " |")
-    return out
+    return out + [""]
 
 
 # results/one_vs_five/<name>.json (5 sampling steps, exported from the checkpoint) -> the committed one-step
@@ -476,7 +521,8 @@ def hardening_section(f, soak, smooth) -> list[str]:
     return out or ["_not measured yet: run `python bench/faults.py` and `python bench/soak.py`_"]
 
 
-def main():
+def render() -> str:
+    """docs/results.md's text from the committed summaries and docs/results_notes.md."""
     rows = [(p.stem, load(p)) for p in sorted((ROOT / "results").glob("*.json"))]
     narrative = (DOCS / "results_notes.md").read_text() if (DOCS / "results_notes.md").is_file() else ""
     lines = ["# Results", "", "Generated by `python bench/results.py` from the committed summaries; the prose is "
@@ -503,7 +549,11 @@ def main():
              "## One step on a multimodal toy task", "", *toy_section(load(DOCS / "toy.json")), "",
              "## Scripted demonstrations", "", *experts_section(load(DOCS / "experts.json"), load(DOCS / "collection.json")), "",
              narrative]
-    (DOCS / "results.md").write_text("\n".join(lines).rstrip() + "\n")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main():
+    (DOCS / "results.md").write_text(render())
     print(f"wrote {DOCS / 'results.md'}")
 
 

@@ -1,0 +1,37 @@
+"""docs/results.md is generated: it must be what bench/results.py makes from the committed summaries."""
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _results_module():
+    spec = importlib.util.spec_from_file_location("bench_results", ROOT / "bench" / "results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_results_doc_is_regenerated_from_the_committed_summaries():
+    assert _results_module().render() == (ROOT / "docs" / "results.md").read_text(), \
+        "docs/results.md is stale: run python bench/results.py"
+
+
+def test_every_method_table_cell_names_a_committed_summary_of_its_task_and_method():
+    results = _results_module()
+    variants = {key for key, _ in results.METHODS}
+    for (row, variant), rel in results.METHOD_CELLS.items():
+        assert row in results.METHOD_ROWS and variant in variants
+        assert (ROOT / "results" / rel).is_file(), rel
+    for path in sorted((ROOT / "results" / "methods").glob("*.json")):
+        row, variant = path.stem.split("_", 1)
+        assert row in results.METHOD_ROWS, f"{path.name}: no row label in METHOD_ROWS"
+        assert variant in variants, f"{path.name}: {variant} is not a column of the table"
+    for (row, variant), rel in [*results.METHOD_CELLS.items(),
+                                *((tuple(p.stem.split("_", 1)), p.relative_to(ROOT / "results"))
+                                  for p in (ROOT / "results" / "methods").glob("*.json"))]:
+        summary = json.loads((ROOT / "results" / rel).read_text())
+        assert summary["task"] == row.split("-")[0], rel
+        assert summary["method"] == ("flow_matching" if variant.startswith("flow_matching") else "meanflow"), rel
+        assert summary["sampling_steps"] == int(variant.rsplit("_", 1)[1].removesuffix("step")), rel
