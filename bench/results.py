@@ -248,10 +248,11 @@ def closed_loop_section(latency) -> list[str]:
                 "every tick, chunk = open loop), which action of each chunk is run (`--lookahead-ms`: the one planned "
                 "that long after the observation) and the sampling noise across re-plans (`--noise`). Lift, chunks "
                 "open loop on the same first 20 seeds: 19/20.", "",
-                "| run | task | execution | lookahead ms | noise | success | 95% CI |", "|---|---|---|---:|---|---|---|"]
+                "| run | model | task | execution | lookahead ms | noise | success | 95% CI |",
+                "|---|---|---|---|---:|---|---|---|"]
         for path in runs:
             r = load(path)
-            out.append(f"| {path.stem} | {r['task']} | {r['execute'] or 'manifest'} | {r.get('lookahead_ms') or 0:g} | "
+            out.append(f"| {path.stem} | {r['model']} | {r['task']} | {r['execute'] or 'manifest'} | {r.get('lookahead_ms') or 0:g} | "
                        f"{r.get('noise', 'fresh')} | {r['successes']}/{r['episodes']} | "
                        f"{r['ci95'][0]:.0%}-{r['ci95'][1]:.0%} |")
     if latency:
