@@ -396,13 +396,18 @@ def few_demos_table(runs: dict, what: str) -> list[str]:
     return out + [""]
 
 
-# results/one_vs_five/<name>.json (5 sampling steps, exported from the checkpoint) -> the committed one-step
-# evaluations of the same checkpoint on the same seeds and execution.
-ONE_STEP_REFERENCE = {
-    "lift_image_fast_5step_chunk_100ep": ["fast/lift_image_fast_chunk_50ep.json",
-                                          "fast/lift_image_fast_chunk_seeds100050_50ep.json"],
-    "can_image_2cam_5step_first_100ep": ["cameras/can_image_2cam_100ep.json"],
-}
+# Five-step evaluations (exported from the checkpoint) -> the committed one-step evaluations of the same checkpoint on
+# the same seeds and execution, and what the model is; paths under results/.
+ONE_VS_FIVE = [
+    ("one_vs_five/can_image_2cam_5step_first_100ep.json", ["cameras/can_image_2cam_100ep.json"],
+     "models/can_image_2cam"),
+    ("one_vs_five/lift_image_fast_5step_chunk_100ep.json",
+     ["fast/lift_image_fast_chunk_50ep.json", "fast/lift_image_fast_chunk_seeds100050_50ep.json"], "models/lift_image_fast"),
+    ("one_vs_five/square_lowdim_5step_chunk_50ep.json", ["square_lowdim/square_lowdim_chunk_50ep.json"],
+     "square, state only (results/square_lowdim/square_lowdim)"),
+    ("methods/square-state_meanflow_dispersive_5step.json", ["methods/square-state_meanflow_dispersive_1step.json"],
+     "square, state only, dispersive 0.1 (method table)"),
+]
 
 
 def one_vs_five_section() -> list[str]:
@@ -411,14 +416,16 @@ def one_vs_five_section() -> list[str]:
            "the same seeded episodes and execution; paired by episode. Issue 14 asks for a gap of at most 2 points.", "",
            "| model | execution | 1 step | 5 steps | gap (points) | episodes only 1 / only 5 solves | McNemar p | "
            "policy p50 ms 1 / 5 |", "|---|---|---|---|---:|---|---:|---|"]
-    for path in sorted((ROOT / "results" / "one_vs_five").glob("*.json")):
-        five = load(path)
-        ones = [load(ROOT / "results" / ref) for ref in ONE_STEP_REFERENCE[path.stem]]
+    for five_path, one_paths, label in ONE_VS_FIVE:
+        five = load(ROOT / "results" / five_path)
+        if five is None:  # not measured yet
+            continue
+        ones = [load(ROOT / "results" / ref) for ref in one_paths]
         one = {"per_episode": [e for r in ones for e in r["per_episode"]]}
         only_one, only_five, p = paired([one], [five])
         ok1, n1 = sum(r["successes"] for r in ones), sum(r["episodes"] for r in ones)
         p50_1 = sorted(r["policy_latency_ms"]["p50"] for r in ones)[len(ones) // 2]
-        out.append(f"| {ones[0]['model']} | {five['execute']}, {five.get('lookahead_ms') or 0:.0f} ms lookahead | "
+        out.append(f"| {label} | {five['execute']}, {five.get('lookahead_ms') or 0:.0f} ms lookahead | "
                    f"{ok1}/{n1} | {five['successes']}/{five['episodes']} | "
                    f"{100 * (five['successes'] / five['episodes'] - ok1 / n1):+.0f} | {only_one} / {only_five} | {p:.2g} | "
                    f"{p50_1:.2f} / {five['policy_latency_ms']['p50']:.2f} |")
