@@ -353,6 +353,11 @@ FEW_DEMO_STUDIES = {
                     "(temperature 0.5, as the image recipes) or off (the recipe's default); one step, chunks open loop",
 }
 
+# The same pair on all the training demonstrations, measured for the method table: study -> (N, weight 0.1, weight 0).
+FEW_DEMO_ALL = {
+    "square_state": (450, "methods/square-state_meanflow_dispersive_1step.json", "square_lowdim/square_lowdim_chunk_50ep.json"),
+}
+
 
 def few_demos_section() -> list[str]:
     """One table per FEW_DEMO_STUDIES entry: the same recipe with the dispersive weight at 0.1 and at 0, trained (seed 0,
@@ -365,6 +370,9 @@ def few_demos_section() -> list[str]:
             m = re.fullmatch(rf"{study}_(\d+)demos_w([\d.]+)(?:_seed(\d+))?", path.stem)
             if m:
                 runs.setdefault((int(m.group(1)), float(m.group(2))), {})[int(m.group(3) or 0)] = load(path)
+        if runs and study in FEW_DEMO_ALL:
+            n, with_, without = FEW_DEMO_ALL[study]
+            runs[(n, 0.1)], runs[(n, 0.0)] = {0: load(ROOT / "results" / with_)}, {0: load(ROOT / "results" / without)}
         if runs:
             out += few_demos_table(runs, what)
     return out or ["_not measured yet: see docs/results_notes.md (dispersive with few demonstrations)_"]
