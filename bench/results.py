@@ -448,6 +448,11 @@ SQUARE_RUNS = [
     ("square_lowdim/exploratory/6k_steps_first_20ep.json", "state (config/train/square_lowdim.yaml --set steps=6000)", "6,000 x 128"),
     ("square_lowdim/square_lowdim_chunk_50ep.json", "state (config/train/square_lowdim.yaml)", "24,000 x 128"),
     ("square_lowdim/square_lowdim_first_50ep.json", "state (config/train/square_lowdim.yaml)", "24,000 x 128"),
+    ("one_vs_five/square_lowdim_5step_chunk_50ep.json", "state (config/train/square_lowdim.yaml), 5 sampling steps", "24,000 x 128"),
+    ("square_lowdim/recipe/square_lowdim_adaptive1_chunk_50ep.json",
+     "state (config/train/square_lowdim.yaml --set policy.method.adaptive_power=1.0)", "24,000 x 128"),
+    ("square_lowdim/recipe/square_lowdim_ratio025_chunk_50ep.json",
+     "state (config/train/square_lowdim.yaml --set policy.method.flow_ratio=0.25)", "24,000 x 128"),
     ("square_image_fast/square_image_fast_chunk_50ep.json", "two cameras, fast network (config/train/square_image_fast.yaml)", "30,000 x 64"),
     ("square_image_fast/square_image_fast_first_20ep.json", "two cameras, fast network (config/train/square_image_fast.yaml)", "30,000 x 64"),
 ]
@@ -455,8 +460,9 @@ SQUARE_RUNS = [
 
 def square_section() -> list[str]:
     """Square runs side by side: the same 450 training demonstrations of data/square.hdf5, seeds from 100000."""
-    out = ["Square (NutAssemblySquare), 450 training demonstrations of data/square.hdf5 for every policy, one step, "
-           "seeds from 100000; a cell with fewer episodes covers the first seeds of the longer ones.", "",
+    out = ["Square (NutAssemblySquare), 450 training demonstrations of data/square.hdf5 for every policy, one step "
+           "unless the row says otherwise, seeds from 100000; a cell with fewer episodes covers the first seeds of the "
+           "longer ones.", "",
            "| policy | observation | training steps x batch | execution | success | 95% CI | model id |",
            "|---|---|---:|---|---|---|---|"]
     for path, observation, steps in SQUARE_RUNS:
