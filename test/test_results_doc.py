@@ -21,16 +21,12 @@ def test_results_doc_is_regenerated_from_the_committed_summaries():
 def test_every_method_table_cell_names_a_committed_summary_of_its_task_and_method():
     results = _results_module()
     variants = {key for key, _ in results.METHODS}
-    for (row, variant), rel in results.METHOD_CELLS.items():
-        assert row in results.METHOD_ROWS and variant in variants
-        assert (ROOT / "results" / rel).is_file(), rel
-    for path in sorted((ROOT / "results" / "methods").glob("*.json")):
-        row, variant = path.stem.split("_", 1)
-        assert row in results.METHOD_ROWS, f"{path.name}: no row label in METHOD_ROWS"
-        assert variant in variants, f"{path.name}: {variant} is not a column of the table"
-    for (row, variant), rel in [*results.METHOD_CELLS.items(),
-                                *((tuple(p.stem.split("_", 1)), p.relative_to(ROOT / "results"))
-                                  for p in (ROOT / "results" / "methods").glob("*.json"))]:
+    cells = [(row, variant, rel) for (row, variant), rel in results.METHOD_CELLS.items()]
+    cells += [(*p.stem.split("_", 1), p.relative_to(ROOT / "results"))
+              for p in sorted((ROOT / "results" / "methods").glob("*.json"))]
+    for row, variant, rel in cells:
+        assert row in results.METHOD_ROWS, f"{rel}: no row label in METHOD_ROWS"
+        assert variant in variants, f"{rel}: {variant} is not a column of the table"
         summary = json.loads((ROOT / "results" / rel).read_text())
         assert summary["task"] == row.split("-")[0], rel
         assert summary["method"] == ("flow_matching" if variant.startswith("flow_matching") else "meanflow"), rel
