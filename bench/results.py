@@ -24,7 +24,11 @@ def inference_section(b) -> list[str]:
         return ["_not measured yet: run `python bench/inference.py`_"]
     out = [f"Default image policy ({b['parameters']:,} parameters), batch 1, {b['machine']['cores']} CPU cores, "
            f"onnxruntime {b['machine']['onnxruntime']}, torch {b['machine']['torch']}; variants interleaved in rounds "
-           "in one run (`python bench/inference.py`).", "",
+           "in one run (`python bench/inference.py`), each turn followed by a pause so that no variant inherits "
+           "another's spinning threads. onnx_bundle is `models/lift_image_fast_int8` through the runtime "
+           "(`OnnxPolicy.predict`, input checks included), onnx_bundle_float the float bundle it was quantized from, "
+           "reference_plain_onnxruntime `models/lift_image` (DMPO's network) in a plain onnxruntime session with "
+           "default options.", "",
            "| variant | p50 ms | p99 ms | Hz (p50) |", "|---|---:|---:|---:|"]
     for name, s in b["inference"].items():
         out.append(f"| {name} | {s['p50_ms']:.3f} | {s['p99_ms']:.3f} | {s['hz']:.0f} |")
@@ -32,9 +36,15 @@ def inference_section(b) -> list[str]:
     out += ["", "| ratio (same run) | value |", "|---|---:|"]
     out += [f"| {k} | {v}x |" for k, v in r.items()]
     if b.get("cpu_percent_of_a_core_at_30hz"):
-        out += ["", "CPU the bundle costs at a camera's 30 Hz, by how onnxruntime's threads wait (`OnnxPolicy(spinning=...)`; "
-                "onnx_bundle is the default, in_run):", "", "| variant | % of a core |", "|---|---:|"]
+        out += ["", "CPU the bundle costs at a camera's 30 Hz: onnx_bundle on one thread (the runtime's default), the "
+                "others on two, by how onnxruntime's pool waits (`OnnxPolicy(threads=2, spinning=...)`):", "",
+                "| variant | % of a core |", "|---|---:|"]
         out += [f"| {k} | {v} |" for k, v in b["cpu_percent_of_a_core_at_30hz"].items()]
+    if b.get("at_30hz"):
+        out += ["", "Latency at a camera's 30 Hz (one call per frame: caches cold and threads parked between calls, as "
+                "on the robot), the same variants and the reference, interleaved:", "",
+                "| variant | p50 ms | p99 ms |", "|---|---:|---:|"]
+        out += [f"| {k} | {v['p50_ms']:.3f} | {v['p99_ms']:.3f} |" for k, v in b["at_30hz"].items()]
     out += ["", f"Training step (batch {t['batch']}, forward + backward + AdamW): MeanFlow {t['meanflow_step_ms']} ms, "
             f"flow matching {t['flow_matching_step_ms']} ms: ratio **{t['meanflow_vs_flow_matching_ratio']}** (target <= 1.5)."]
     return out

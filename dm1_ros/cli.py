@@ -7,6 +7,7 @@
     dm1 train --config config/train/lift_image.yaml [--set key=value] [--resume]
     dm1 finetune --config config/finetune/lift_lowdim.yaml --init runs/lift_lowdim/last.pt [--resume]   PPO + BC
     dm1 export CKPT --out DIR     checkpoint -> ONNX bundle (model.onnx + manifest.yaml), parity-checked
+    dm1 quantize BUNDLE --out DIR int8 matrix-product weights: a faster CPU bundle, checked against its float graph
     dm1 toy                       train MeanFlow and flow matching on the 2-D multimodal toy task
 """
 from __future__ import annotations
@@ -117,11 +118,15 @@ def cmd_eval(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    from pathlib import Path
+
     from dm1_ros.policy.benchmark import bench_inference, format_table
 
     if not args.json:
         print("measuring (variants interleaved in rounds; a minute or two on 2 cores)...", file=sys.stderr, flush=True)
-    result = bench_inference(model=args.model, iters=args.iters, train_iters=args.train_iters, reference=args.reference)
+    others = {f"onnx_{Path(b).name}": b for b in args.also}
+    result = bench_inference(model=args.model, iters=args.iters, train_iters=args.train_iters, reference=args.reference,
+                             others=others)
     print(json.dumps(result, indent=1) if args.json else format_table(result))
     return 0
 
@@ -378,6 +383,17 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_quantize(args) -> int:
+    from dm1_ros.outputs import command_line
+    from dm1_ros.policy.quantize import quantize_bundle
+
+    manifest = quantize_bundle(args.model, args.out, tolerance=args.tolerance, overwrite=args.force,
+                               command=command_line())
+    print(f"wrote {args.out}: {manifest.model_id}, actions within {manifest.parity.max_abs_diff:.3g} of {args.model}'s "
+          f"(robot units, {manifest.parity.samples} random observations)")
+    return 0
+
+
 def cmd_dataset(args) -> int:
     from dm1_ros.data.info import dataset_info, format_info
     from dm1_ros.data.lerobot import export_lerobot, import_lerobot
@@ -500,9 +516,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "MeanFlow 5 and 10 steps, flow matching 10 steps, plus the training-step cost of MeanFlow vs flow "
                        "matching.")
     p.add_argument("what", choices=["inference"], help="which benchmark")
-    p.add_argument("--model", help="also time this bundle directory through the runtime (input checks included)")
+    p.add_argument("--model", help="also time this bundle directory through the runtime (input checks included): "
+                   "back to back and at a camera's 30 Hz, on one thread (the default) and on two")
     p.add_argument("--reference", help="time this bundle in a plain onnxruntime session and report --model's speed-up "
-                   "over it, e.g. --reference models/lift_image --model models/lift_image_fast")
+                   "over it, e.g. --reference models/lift_image --model models/lift_image_fast_int8")
+    p.add_argument("--also", nargs="*", default=[], metavar="BUNDLE",
+                   help="more bundles timed through the runtime beside --model, e.g. the float bundle it was quantized from")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--iters", type=positive_int, default=300, help="timed calls per variant (default 300)")
     p.add_argument("--train-iters", type=positive_int, default=8, help="timed training steps per method (default 8)")
@@ -584,7 +603,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "bundle's manifest lookahead_s)")
     p.add_argument("--episodes", type=positive_int, default=1, help="sim only")
     p.add_argument("--seed", type=natural_int, default=400_000, help="sim only")
-    p.add_argument("--threads", type=positive_int, default=2)
+    p.add_argument("--threads", type=positive_int, default=1, help="onnxruntime intra-op CPU threads (default 1: "
+                   "the fastest at a camera's rate, docs/results.md)")
     p.add_argument("--report-every", type=positive_float, default=5.0, help="seconds between cadence lines")
     p.add_argument("--robot-config", default=str(default_config_path("robot/franka.yaml")), help="FrankaConfig YAML")
     p.add_argument("--robot-ip", default=None)
@@ -622,6 +642,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-fuse", action="store_true", help="plain ONNX operators only: each attention block stays "
                    "about 16 operators instead of onnxruntime's one fused Attention (for runtimes other than onnxruntime)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("quantize", help="bundle -> bundle with int8 MatMul/Gemm/Attention weights (CPU), refused "
+                       "unless its actions stay within --tolerance of the float graph's",
+                       description="onnxruntime dynamic quantization, one scale per output channel, no calibration "
+                       "data. Evaluate the new bundle with dm1 eval before it replaces the float one.")
+    p.add_argument("model", help="float bundle directory")
+    p.add_argument("--out", required=True, help="bundle directory to write (an existing bundle only with --force)")
+    p.add_argument("--force", action="store_true", help="replace the bundle at --out")
+    p.add_argument("--tolerance", type=positive_float, default=0.1,
+                   help="max |int8 - float| accepted over random observations, robot units (default 0.1)")
+    p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("dataset", help="what a dataset holds; export to and import from LeRobotDataset v3.0",
                        description="info PATH: episodes, steps, keys and shapes, rate, cameras of a robomimic-layout "

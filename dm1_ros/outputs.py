@@ -8,9 +8,12 @@
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import shlex
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from dm1_ros.errors import Dm1Error
@@ -56,6 +59,29 @@ def claim_bundle_dir(path: str | Path, force: bool) -> Path:
     if not force:
         raise OutputExistsError(f"{path} already holds a bundle; pass --force to replace it")
     return path
+
+
+@contextlib.contextmanager
+def staged_bundle(path: str | Path, force: bool):
+    """Write a bundle into the yielded staging directory; when the block ends without an error it replaces `path`
+    in one rename (claim_bundle_dir's rules), so a reader never sees half a bundle and a failed write leaves the old
+    one in place."""
+    path = claim_bundle_dir(path, force=force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    staging.chmod(0o755)
+    try:
+        yield staging
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            path.rename(old)
+            staging.rename(path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staging.rename(path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def holds_run(path: Path) -> bool:

@@ -1,6 +1,9 @@
 """`dm1 bench inference`: latency of the default image policy, every variant measured side by side in one run.
 
-Rounds interleave the variants so that a noisy machine slows all of them alike; ratios are what to read.
+Rounds interleave the variants so that a noisy machine slows all of them alike; ratios are what to read. Each
+variant's turn is followed by a pause (SETTLE_S): onnxruntime's worker threads keep spinning for about 40 ms after a
+call (its default, and the reference's), and on 2 cores that spin would otherwise take a core from whichever variant
+runs next. The round's order rotates, so no variant always follows the same one.
 """
 from __future__ import annotations
 
@@ -16,6 +19,9 @@ from dm1_ros.policy.export import export_bundle
 from dm1_ros.policy.model import GenerativePolicy
 from dm1_ros.runtime.contract import Observation
 from dm1_ros.runtime.onnx_policy import OnnxPolicy
+
+SETTLE_S = 0.15  # longer than onnxruntime's spin after a call (about 40 ms measured here)
+CAMERA_HZ = 30.0
 
 
 def _stats(samples_s: list[float]) -> dict:
@@ -61,18 +67,21 @@ def plain_session(bundle: Path, threads: int = 2):
 
 
 def bench_inference(model: str | None = None, iters: int = 300, rounds: int = 5, train_iters: int = 8, train_batch: int = 64,
-                    reference: str | None = None) -> dict:
+                    reference: str | None = None, cadence_iters: int = 100, others: dict[str, str] | None = None) -> dict:
     """Returns {'inference': {name: stats}, 'ratios': {...}, 'training': {...}, 'machine': {...}}.
 
     model: also time this bundle through the runtime (OnnxPolicy.predict, input checks included) with each way
     onnxruntime's threads can wait (OnnxPolicy's `spinning`), and the CPU each costs at 30 Hz; reference: a bundle
-    timed in a plain onnxruntime session, and the model's speed-up over it."""
+    timed in a plain onnxruntime session, and the model's speed-up over it. `at_30hz`: the model's ways of waiting
+    and the reference again, one call per camera frame (cadence_iters calls each). others: {label: bundle} timed
+    through the runtime with its defaults beside the model (e.g. the float bundle an int8 one was made from)."""
     torch.set_num_threads(2)
     policy = random_policy()
     work = Path(tempfile.mkdtemp(prefix="dm1-bench-"))
     bundles = {}
     if model:
         bundles["onnx_bundle"] = Path(model)
+    bundles.update({label: Path(path) for label, path in (others or {}).items()})
     bundles["onnx_meanflow_1step_fast_network"] = work / "fast"
     export_bundle(random_policy(fast=True), bundles["onnx_meanflow_1step_fast_network"], steps=1)
     for steps in (1, 5, 10):
@@ -84,15 +93,18 @@ def bench_inference(model: str | None = None, iters: int = 300, rounds: int = 5,
 
     runners = {}
     for name, path in bundles.items():
-        threads = [2] if name != "onnx_meanflow_1step" else [1, 2]
+        # the model and `others` run with the runtime's defaults (one thread); the random networks on 2 threads
+        threads = [None] if name == "onnx_bundle" or name in (others or {}) else [1, 2] if name == "onnx_meanflow_1step" else [2]
         for th in threads:
             label = f"{name}_{th}thread" if name == "onnx_meanflow_1step" else name
-            p = OnnxPolicy(path, providers=["CPUExecutionProvider"], threads=th, warmup=20)
+            kwargs = {} if th is None else {"threads": th}
+            p = OnnxPolicy(path, providers=["CPUExecutionProvider"], warmup=20, **kwargs)
             obs = p.dummy_observation()
             runners[label] = (lambda p=p, obs=obs: p.predict(obs))
     waiting = {}
-    if model:  # onnx_bundle above waits the runtime's default way (spinning inside a call, asleep between calls)
-        for label, mode in (("onnx_bundle_parked", "never"), ("onnx_bundle_spinning", "always")):
+    if model:  # onnx_bundle above runs on one thread (the runtime's default); on two, the ways its pool can wait
+        for label, mode in (("onnx_bundle_2thread_in_run", "in_run"), ("onnx_bundle_2thread_parked", "never"),
+                            ("onnx_bundle_2thread_spinning", "always")):
             waiting[label] = OnnxPolicy(model, providers=["CPUExecutionProvider"], threads=2, warmup=20, spinning=mode)
             runners[label] = (lambda p=waiting[label], obs=waiting[label].dummy_observation(): p.predict(obs))
     if reference:
@@ -110,15 +122,7 @@ def bench_inference(model: str | None = None, iters: int = 300, rounds: int = 5,
     for run in runners.values():
         for _ in range(10):
             run()
-    samples = {name: [] for name in runners}
-    per_round = max(1, iters // rounds)
-    for _ in range(rounds):
-        for name, run in runners.items():
-            for _ in range(per_round):
-                start = time.perf_counter()
-                run()
-                samples[name].append(time.perf_counter() - start)
-    inference = {name: _stats(s) for name, s in samples.items()}
+    inference = {name: _stats(s) for name, s in interleaved(runners, iters, rounds).items()}
     one = inference["onnx_meanflow_1step_2thread"]["p50_ms"]
     ratios = {
         "onnx_1step_vs_10step_speedup": round(inference["onnx_meanflow_10step"]["p50_ms"] / one, 2),
@@ -128,6 +132,9 @@ def bench_inference(model: str | None = None, iters: int = 300, rounds: int = 5,
         "onnx_2thread_vs_1thread_speedup": round(inference["onnx_meanflow_1step_1thread"]["p50_ms"] / one, 2),
         "fast_network_vs_dmpo_network_speedup": round(one / inference["onnx_meanflow_1step_fast_network"]["p50_ms"], 2),
     }
+    for label in others or {}:
+        if model:
+            ratios[f"bundle_vs_{label}_speedup"] = round(inference[label]["p50_ms"] / inference["onnx_bundle"]["p50_ms"], 2)
     if reference:
         plain = inference["reference_plain_onnxruntime"]["p50_ms"]
         ratios["onnx_1step_runtime_vs_reference_plain_speedup"] = round(plain / one, 2)
@@ -136,13 +143,38 @@ def bench_inference(model: str | None = None, iters: int = 300, rounds: int = 5,
             for label in waiting:
                 ratios[f"bundle_runtime_{label.removeprefix('onnx_bundle_')}_vs_reference_plain_speedup"] = round(
                     plain / inference[label]["p50_ms"], 2)
-    cpu = {}
-    if model:  # what each way of waiting costs the robot PC between camera frames
+    cpu, cadence = {}, {}
+    if model:  # what each way of waiting costs the robot PC between camera frames, and the latency it sees then
         cpu["onnx_bundle"] = cpu_at_rate(runners["onnx_bundle"])
         cpu.update({label: cpu_at_rate(runners[label]) for label in waiting})
+        at_rate = {name: runners[name] for name in ("onnx_bundle", *waiting, "reference_plain_onnxruntime") if name in runners}
+        cadence = {name: _stats(s) for name, s in interleaved(at_rate, cadence_iters, rounds, period_s=1.0 / CAMERA_HZ).items()}
+        if reference:
+            ratios["bundle_runtime_vs_reference_plain_at_30hz_speedup"] = round(
+                cadence["reference_plain_onnxruntime"]["p50_ms"] / cadence["onnx_bundle"]["p50_ms"], 2)
     training = bench_training(train_iters, train_batch)
-    return {"inference": inference, "ratios": ratios, "cpu_percent_of_a_core_at_30hz": cpu, "training": training,
-            "parameters": policy.parameter_breakdown()["total"], "machine": machine()}
+    return {"inference": inference, "ratios": ratios, "cpu_percent_of_a_core_at_30hz": cpu, "at_30hz": cadence,
+            "training": training, "parameters": policy.parameter_breakdown()["total"], "machine": machine()}
+
+
+def interleaved(runners: dict, iters: int, rounds: int, period_s: float = 0.0) -> dict[str, list[float]]:
+    """Seconds per call of each runner: `rounds` rounds, each giving every runner a turn of iters // rounds calls,
+    in an order that rotates by one each round, with SETTLE_S of quiet after every turn. period_s > 0: one call per
+    period (a camera's cadence: caches cold, threads parked between calls) instead of back to back."""
+    names = list(runners)
+    samples = {name: [] for name in names}
+    per_turn = max(1, iters // rounds)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            run = runners[name]
+            for _ in range(per_turn):
+                if period_s:
+                    time.sleep(period_s)
+                start = time.perf_counter()
+                run()
+                samples[name].append(time.perf_counter() - start)
+            time.sleep(SETTLE_S)
+    return samples
 
 
 def cpu_at_rate(call, rate_hz: float = 30.0, seconds: float = 3.0) -> float:
@@ -199,6 +231,8 @@ def format_table(result: dict) -> str:
     lines.append("")
     lines += [f"- {k}: {v}x" for k, v in result["ratios"].items()]
     lines += [f"- CPU at 30 Hz, {k}: {v} % of a core" for k, v in result.get("cpu_percent_of_a_core_at_30hz", {}).items()]
+    lines += [f"- latency at 30 Hz, {k}: p50 {v['p50_ms']:.3f} ms, p99 {v['p99_ms']:.3f} ms"
+              for k, v in result.get("at_30hz", {}).items()]
     t = result["training"]
     lines.append(
         f"- training step (batch {t['batch']}): MeanFlow {t['meanflow_step_ms']} ms, flow matching "

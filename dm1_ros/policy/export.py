@@ -11,8 +11,6 @@ import datetime as dt
 import hashlib
 import io
 import math
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -22,7 +20,7 @@ import torch
 from torch import nn
 
 from dm1_ros.errors import Dm1Error
-from dm1_ros.outputs import claim_bundle_dir
+from dm1_ros.outputs import staged_bundle
 from dm1_ros.policy.graph_fusion import fuse_attention
 from dm1_ros.policy.model import GenerativePolicy
 from dm1_ros.runtime.bundle import (
@@ -153,11 +151,8 @@ def export_bundle(
         raise ExportError(f"control rate must be a positive number of Hz, got {control_rate_hz!r}")
     if not (math.isfinite(tolerance) and tolerance > 0):
         raise ExportError(f"tolerance must be a positive number, got {tolerance!r}")
-    out_dir = claim_bundle_dir(out_dir, force=overwrite)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    staging.chmod(0o755)
-    try:
+    out_dir = Path(out_dir)
+    with staged_bundle(out_dir, overwrite) as staging:
         blob = to_onnx_bytes(policy, steps, fuse)
         onnx_path = staging / ONNX_NAME
         onnx_path.write_bytes(blob)
@@ -201,17 +196,7 @@ def export_bundle(
         except ValueError as exc:
             raise ExportError(f"{exc}; bundle not written") from None
         manifest.save(staging)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out_dir.rename(old)
-            staging.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staging.rename(out_dir)
-        return manifest
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    return manifest
 
 
 def config_hash(data: bytes) -> str:

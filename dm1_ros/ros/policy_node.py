@@ -36,7 +36,7 @@ class PolicyNode(Dm1Node):
               "('' = the shipped models/lift_image)"),
         Param("providers", ["auto"], "onnxruntime execution providers: [auto] or e.g. "
               "[CUDAExecutionProvider, CPUExecutionProvider]", configure_only=True),
-        Param("threads", 0, "intra-op threads of the CPU provider (0 = onnxruntime's choice)", configure_only=True),
+        Param("threads", 1, "intra-op threads of the CPU provider (0 = onnxruntime's choice: one per core)", configure_only=True),
         Param("rate", 0.0, "most plans per second (0 = one per image)", configure_only=True),
         Param("sampling_steps", 0, "expected sampling steps (0 = the bundle's); baked into the ONNX graph at "
               "export, so a bundle that differs is refused", read_only=True),

@@ -52,9 +52,12 @@ class OnnxPolicy:
     """Loads and validates a bundle; `predict(observation) -> ActionChunk`, timed per call.
 
     providers: "auto" (TensorRT -> CUDA -> CPU, whichever this onnxruntime has) or an explicit list.
-    threads: intra-op threads for the CPU provider (None: onnxruntime's default).
+    threads: intra-op threads for the CPU provider; None: onnxruntime's choice (one per core). One by default: at a
+    camera's cadence, one call per frame, one thread was as fast or faster than two for every shipped model and kept
+    the p99 lowest (no pool thread to wake; docs/results.md "Inference latency"), and it leaves the other cores
+    to the robot bridge, the camera and the simulator.
     noise_seed: seed of the sampling noise (reproducible rollouts); None draws fresh entropy.
-    spinning: how onnxruntime's worker threads wait for work. "in_run" (default): they busy-wait between the
+    spinning: with threads > 1, how onnxruntime's worker threads wait for work. "in_run" (default): they busy-wait between the
     operators of one call and stop when it returns, so no operator waits for a thread to wake and nothing spins
     between calls; "always": they also spin between calls (onnxruntime's own default: at a camera's 30 Hz a whole
     core busy, taken from the robot bridge and the simulator); "never": they sleep between operators (slowest).
@@ -65,7 +68,7 @@ class OnnxPolicy:
         self,
         bundle_dir: str | Path,
         providers: list[str] | str | None = "auto",
-        threads: int | None = None,
+        threads: int | None = 1,
         warmup: int = 5,
         noise_seed: int | None = None,
         spinning: str = "in_run",

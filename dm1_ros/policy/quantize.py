@@ -1,0 +1,109 @@
+"""int8 weights for a bundle's matrix products: a new bundle, checked against the float graph it came from.
+
+    manifest = quantize_bundle("models/lift_image_fast", "models/lift_image_fast_int8")
+
+onnxruntime's dynamic quantization stores the weights of every MatMul, Gemm and fused Attention as int8 (one scale
+per output channel) and quantizes each activation at run time, so no calibration data is needed; convolutions
+stay float (ConvInteger was slower than the float convolution here), and so do the head's three small input
+products, whose weights reach them through a Transpose (folding it first made no measurable difference). On a 2-core AVX2 machine the fast lift
+network runs 1.4x faster on one thread (bench/inference.py) and lifts as often as its float graph on the same
+100 seeds (docs/results.md). The CPU provider runs it; GPU providers want the float bundle.
+
+The new manifest is the source's with the new graph's hash and id, `parity` measured against the source graph
+(robot units, random images, proprio across the training range, standard normal noise), and
+`training.quantization` saying what was done to which graph. Only onnx and onnxruntime are needed, no torch.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import logging
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from dm1_ros.errors import Dm1Error
+from dm1_ros.outputs import staged_bundle
+from dm1_ros.runtime.bundle import ONNX_NAME, Manifest, Parity, load_bundle, sha256_file
+
+QUANTIZED_OPS = ("MatMul", "Gemm", "Attention")
+DEFAULT_TOLERANCE = 0.1  # robot units; the shipped lift bundle moves by at most 0.04 (docs/results.md)
+PARITY_SAMPLES = 64
+
+
+class QuantizeError(Dm1Error, RuntimeError):
+    pass
+
+
+def random_feeds(manifest: Manifest, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Graph inputs spread the way export.py's parity check spreads them: uint8 images, points over each crop box,
+    proprio over (and a little beyond) the training range, standard normal noise."""
+    rng = np.random.default_rng(seed)
+    spec = manifest.observation
+    feeds = {s.name: rng.integers(0, 256, (batch, *s.shape), dtype=np.uint8) for s in spec.images}
+    for c in spec.point_clouds:
+        lo, hi = np.asarray(c.crop_min, np.float32), np.asarray(c.crop_max, np.float32)
+        feeds[c.name] = (lo + (hi - lo) * rng.random((batch, c.num_points, 3))).astype(np.float32)
+    lo = np.asarray(manifest.normalization.proprio_min, np.float32)
+    hi = np.asarray(manifest.normalization.proprio_max, np.float32)
+    feeds["proprio"] = (lo + (hi - lo) * (rng.random((batch, spec.proprio_dim)) * 1.2 - 0.1)).astype(np.float32)
+    feeds["noise"] = rng.standard_normal((batch, manifest.action.chunk, manifest.action.dim)).astype(np.float32)
+    return feeds
+
+
+def max_difference(onnx_a: Path, onnx_b: Path, manifest: Manifest, samples: int = PARITY_SAMPLES) -> float:
+    """Max |a - b| of the two graphs' actions over `samples` random inputs (one batch)."""
+    import onnxruntime as ort
+
+    feeds = random_feeds(manifest, samples)
+    outputs = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+               for p in (onnx_a, onnx_b)]
+    return float(np.abs(outputs[0] - outputs[1]).max())
+
+
+def quantize_bundle(source: str | Path, out_dir: str | Path, tolerance: float = DEFAULT_TOLERANCE,
+                    overwrite: bool = False, command: str = "") -> Manifest:
+    """Write `out_dir` (model.onnx + manifest.yaml): `source`'s graph with int8 matrix-product weights. Refused
+    (QuantizeError) when the source is already quantized or its actions move by more than `tolerance`."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    if not (isinstance(tolerance, (int, float)) and math.isfinite(tolerance) and tolerance > 0):
+        raise QuantizeError(f"tolerance must be a positive number (robot units), got {tolerance!r}")
+    source = Path(source)
+    manifest, float_graph = load_bundle(source)
+    if "quantization" in manifest.training:
+        raise QuantizeError(f"{source} is already quantized ({manifest.training['quantization'].get('scheme')}); "
+                            "quantize the float bundle it came from")
+    out_dir = Path(out_dir)
+    if out_dir.resolve() == source.resolve():
+        raise QuantizeError(f"--out {out_dir} is the source bundle; write the int8 bundle beside it")
+    with staged_bundle(out_dir, overwrite) as staging:
+        with tempfile.TemporaryDirectory() as scratch:  # the quantizer writes helper files beside its output
+            logging.disable(logging.WARNING)  # its advice to pre-process a graph that onnxruntime optimizes at load
+            try:
+                quantize_dynamic(str(float_graph), str(Path(scratch) / ONNX_NAME), weight_type=QuantType.QInt8,
+                                 per_channel=True, op_types_to_quantize=list(QUANTIZED_OPS),
+                                 extra_options={"MatMulConstBOnly": True, "DefaultTensorType": 1})  # 1: float
+            finally:
+                logging.disable(logging.NOTSET)
+            (staging / ONNX_NAME).write_bytes((Path(scratch) / ONNX_NAME).read_bytes())
+        diff = max_difference(float_graph, staging / ONNX_NAME, manifest)
+        if not diff <= tolerance:  # also catches NaN
+            raise QuantizeError(f"int8 actions differ from {source}'s by {diff:.3g} > tolerance {tolerance:g} (robot "
+                                "units); bundle not written")
+        digest = sha256_file(staging / ONNX_NAME)
+        out = copy.deepcopy(manifest)
+        tag = "" if "int8" in out_dir.name else "-int8"
+        out.model_id = f"{out_dir.name}-{manifest.method}-{manifest.sampling_steps}step{tag}-{digest[:8]}"
+        out.onnx.sha256 = digest
+        out.parity = Parity(max_abs_diff=diff, tolerance=float(tolerance), samples=PARITY_SAMPLES)
+        out.training = {**manifest.training, "quantization": {
+            "scheme": "onnxruntime dynamic int8, per-channel weights: " + ", ".join(QUANTIZED_OPS),
+            "source": str(source), "source_model_id": manifest.model_id, "source_sha256": manifest.onnx.sha256,
+            "parity_against": "source graph", "command": command}}
+        out.created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        out.check()
+        out.save(staging)
+    return out

@@ -1,0 +1,81 @@
+"""dm1 quantize: a float bundle -> an int8 bundle the runtime loads, checked against the float graph."""
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+
+from dm1_ros.outputs import OutputExistsError
+from dm1_ros.policy import export, quantize
+from dm1_ros.runtime.bundle import read_manifest
+from dm1_ros.runtime.onnx_policy import OnnxPolicy
+
+
+@pytest.fixture
+def float_bundle(tiny_policy, tmp_path):
+    out = tmp_path / "tiny"
+    export.export_bundle(tiny_policy, out, training={"command": "pytest"}, execution="chunk", lookahead_s=0.05)
+    return out
+
+
+def test_int8_bundle_runs_close_to_its_float_graph_and_says_where_it_came_from(float_bundle, tmp_path):
+    source = read_manifest(float_bundle)
+    manifest = quantize.quantize_bundle(float_bundle, tmp_path / "tiny_int8", command="dm1 quantize x --out y")
+    graph = onnx.load(tmp_path / "tiny_int8" / "model.onnx")
+    ops = {n.op_type for n in graph.graph.node}
+    assert {"DynamicQuantizeLinear", "MatMulInteger", "QAttention"} <= ops
+    assert not {"Gemm", "Attention"} & ops  # every product with a stored weight matrix is int8
+    assert manifest.training["quantization"]["source_sha256"] == source.onnx.sha256
+    assert manifest.training["command"] == "pytest"  # the float bundle's provenance is kept
+    assert (manifest.execution, manifest.lookahead_s, manifest.normalization) == (
+        source.execution, source.lookahead_s, source.normalization)
+    assert 0 < manifest.parity.max_abs_diff <= manifest.parity.tolerance
+    assert manifest.model_id != source.model_id and manifest.model_id.endswith(manifest.onnx.sha256[:8])
+    assert read_manifest(float_bundle).onnx.sha256 == source.onnx.sha256  # the source is untouched
+
+    fp32 = OnnxPolicy(float_bundle, threads=1, noise_seed=3)
+    int8 = OnnxPolicy(tmp_path / "tiny_int8", threads=1, noise_seed=3)
+    obs = fp32.dummy_observation()
+    a, b = fp32.predict(obs).actions, int8.predict(obs).actions
+    assert a.shape == b.shape == (4, 7)
+    assert 0 < np.abs(a - b).max() <= manifest.parity.max_abs_diff + 1e-6  # int8 moves the actions a little
+
+
+def test_quantize_refuses_what_it_cannot_do_and_writes_nothing(float_bundle, tmp_path):
+    with pytest.raises(quantize.QuantizeError, match=r"differ from .* > tolerance 1e-09"):
+        quantize.quantize_bundle(float_bundle, tmp_path / "strict", tolerance=1e-9)
+    assert not (tmp_path / "strict").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]  # no staging leftovers
+    with pytest.raises(quantize.QuantizeError, match="is the source bundle"):
+        quantize.quantize_bundle(float_bundle, float_bundle, overwrite=True)
+    quantize.quantize_bundle(float_bundle, tmp_path / "int8")
+    with pytest.raises(quantize.QuantizeError, match="already quantized"):
+        quantize.quantize_bundle(tmp_path / "int8", tmp_path / "twice")
+    with pytest.raises(OutputExistsError, match="--force"):
+        quantize.quantize_bundle(float_bundle, tmp_path / "int8")
+    with pytest.raises(quantize.QuantizeError, match="tolerance must be a positive number"):
+        quantize.quantize_bundle(float_bundle, tmp_path / "nan", tolerance=float("nan"))
+
+
+def test_cli_quantize_prints_the_new_bundle(float_bundle, tmp_path):
+    out = tmp_path / "cli_int8"
+    run = subprocess.run([sys.executable, "-m", "dm1_ros.cli", "quantize", str(float_bundle), "--out", str(out)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert f"wrote {out}" in run.stdout and "robot units" in run.stdout
+    assert read_manifest(out).training["quantization"]["command"].startswith("dm1 quantize ")
+
+
+def test_benchmark_rounds_rotate_and_give_every_variant_its_calls(monkeypatch):
+    """bench_inference's interleaving: every runner gets iters calls; each round starts one runner later, so none
+    always follows the same one (and inherits its spinning threads)."""
+    from dm1_ros.policy import benchmark
+
+    monkeypatch.setattr(benchmark, "SETTLE_S", 0.0)
+    calls = []
+    runners = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    samples = benchmark.interleaved(runners, iters=12, rounds=3)
+    assert {k: len(v) for k, v in samples.items()} == {"a": 12, "b": 12, "c": 12}
+    assert [calls[i] for i in (0, 12, 24)] == ["a", "b", "c"]  # the first runner of each round
+    assert calls[12:24] == ["b"] * 4 + ["c"] * 4 + ["a"] * 4
