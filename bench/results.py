@@ -22,7 +22,8 @@ def load(path: Path):
 def inference_section(b) -> list[str]:
     if not b:
         return ["_not measured yet: run `python bench/inference.py`_"]
-    out = [f"Default image policy ({b['parameters']:,} parameters), batch 1, {b['machine']['cores']} CPU cores, "
+    out = [f"Batch 1, {b['machine']['cores']} CPU cores; the onnx_meanflow_*, onnx_flow_matching_* and torch rows are "
+           f"DMPO's image network with random weights ({b['parameters']:,} parameters), "
            f"onnxruntime {b['machine']['onnxruntime']}, torch {b['machine']['torch']}; variants interleaved in rounds "
            "in one run (`python bench/inference.py`), each turn followed by a pause so that no variant inherits "
            "another's spinning threads. onnx_bundle is `models/lift_image_fast_int8` through the runtime "
@@ -335,6 +336,54 @@ def pooled_section(folder: str, reference: list[str], what: str, first: int | No
     return out
 
 
+INT8_PAIRS = [  # (float bundle, its evaluations on seeds 100000-100099, the int8 bundle's, same execution)
+    ("models/lift_image_fast", ["fused_attention/lift_image_fast_fused_chunk_50ep.json",
+                                "fast/lift_image_fast_chunk_seeds100050_50ep.json"],
+     "int8/lift_image_fast_int8_chunk_100ep.json"),
+    ("models/lift_image", ["closed_loop/lift_first_lookahead50_100ep.json"], "int8/lift_image_int8_100ep.json"),
+    ("models/can_image_2cam", ["cameras/can_image_2cam_100ep.json"], "int8/can_image_2cam_int8_100ep.json"),
+]
+
+
+# the committed runs the lookahead table sets its own beside (chunks, and re-planning with the 50 ms lookahead)
+REPLAN_REFERENCES = ["closed_loop/lift_first_lookahead50_100ep.json", "fused_attention/lift_image_fast_fused_chunk_50ep.json",
+                     "fast/lift_image_fast_chunk_seeds100050_50ep.json", "fast/lift_image_fast_100ep.json",
+                     "int8/lift_image_fast_int8_chunk_100ep.json"]
+
+
+def int8_section() -> list[str]:
+    """Each float bundle against its `dm1 quantize` bundle, episode by episode on the same seeds."""
+    out = ["| float bundle | execution | float | int8 (95% CI) | only float / only int8 | McNemar p | policy p50 ms float / int8 (in the loop) |",
+           "|---|---|---|---|---|---:|---|"]
+    for model, float_paths, int8_path in INT8_PAIRS:
+        if not (ROOT / "results" / int8_path).is_file():
+            continue
+        floats, int8 = [load(ROOT / "results" / f) for f in float_paths], load(ROOT / "results" / int8_path)
+        a = {e["seed"]: bool(e["success"]) for r in floats for e in r["per_episode"]}
+        b = {e["seed"]: bool(e["success"]) for e in int8["per_episode"]}
+        if sorted(a) != sorted(b) or {r["execute"] for r in floats} != {int8["execute"]}:
+            raise ValueError(f"{model}: the float and int8 evaluations differ in seeds or execution")
+        only_a, only_b = sum(a[k] and not b[k] for k in a), sum(b[k] and not a[k] for k in a)
+        p = mcnemar(only_a, only_b)
+        lo, hi = wilson(sum(b.values()), len(b))
+        p50 = sorted(r["policy_latency_ms"]["p50"] for r in floats)[0]
+        out.append(f"| {model} | {int8['execute']}, {int8.get('lookahead_ms') or 0:.0f} ms lookahead | "
+                   f"{sum(a.values())}/{len(a)} | {sum(b.values())}/{len(b)} ({lo:.0%}-{hi:.0%}) | {only_a} / {only_b} | "
+                   f"{p:.2f} | {p50:.2f} / {int8['policy_latency_ms']['p50']:.2f} |")
+    return out
+
+
+def threads_section(t) -> list[str]:
+    if not t:
+        return ["_not measured yet: run `python bench/threads.py`_"]
+    out = ["| bundle | calls | 1 thread p50 / p99 ms | 2 threads, spinning in a call | 2 threads, parked |", "|---|---|---|---|---|"]
+    for name, rows in t["bundles"].items():
+        for label, ways in rows.items():
+            cells = " | ".join(f"{w['p50_ms']:.2f} / {w['p99_ms']:.2f}" for w in ways.values())
+            out.append(f"| {name} | {label.replace('_', ' ').replace('30hz', '30 Hz')} | {cells} |")
+    return out
+
+
 def successes_by_seed(runs: list[dict]) -> dict:
     """{(run index, episode seed): success} over evaluations listed in training-seed order."""
     return {(i, e["seed"]): bool(e["success"]) for i, r in enumerate(runs) for e in r["per_episode"]}
@@ -348,9 +397,13 @@ def paired(a: list[dict], b: list[dict]) -> tuple[int, int, float]:
         raise ValueError(f"{[r['model'] for r in a]} and {[r['model'] for r in b]} were not evaluated on the same seeds")
     only_a = sum(sa[k] and not sb[k] for k in sa)
     only_b = sum(sb[k] and not sa[k] for k in sa)
+    return only_a, only_b, mcnemar(only_a, only_b)
+
+
+def mcnemar(only_a: int, only_b: int) -> float:
+    """Exact two-sided McNemar p from the discordant counts."""
     n, k = only_a + only_b, min(only_a, only_b)
-    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
-    return only_a, only_b, p
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
 
 
 # results/dispersive_few_demos/<study>_<N>demos_w<weight>[_seed<S>].json -> what each study trained and how it ran
@@ -561,12 +614,18 @@ def render() -> str:
              "`docs/results_notes.md`. Machine: 2 CPU cores (AMD EPYC, AVX2), no GPU, unless a row says otherwise.", "",
              "## Simulation: success rates", "", *eval_section(rows), "",
              "## Inference latency", "", *inference_section(load(DOCS / "bench_inference.json")), "",
+             "One onnxruntime thread or two, each shipped bundle through the runtime, interleaved (`python bench/threads.py`; "
+             "the runtime's default is one):", "", *threads_section(load(DOCS / "bench_threads.json")), "",
+             "Success with int8 weights (`dm1 quantize`), the same seeds and execution as the float bundle's committed runs:",
+             "", *int8_section(), "",
              "## Control loop", "", *loop_section(load(DOCS / "bench_loop.json")), "",
              "## Through ROS 2", "", *ros_section(load(DOCS / "bench_ros_loop.json"), load(DOCS / "bench_ros_eval.json")), "",
              "## Closed loop and latency", "", *closed_loop_section(load(DOCS / "bench_latency.json")), "",
              "## Point clouds and appearance changes", "", *point_cloud_section(), "",
              "## A lift policy in 15 minutes on a cheaper network", "",
              *pooled_section("fast", ["closed_loop/lift_first_lookahead50_100ep.json"], "fast recipe"), "",
+             "## Re-planning every tick on the fast lift model: the lookahead", "",
+             *pooled_section("int8/replan", REPLAN_REFERENCES, "re-planning"), "",
              "## One camera or two", "", *pooled_section("cameras", ["closed_loop/can_first_lookahead50_100ep.json"], "cameras"), "",
              "## Can: RGB or point cloud", "",
              *pooled_section("pointcloud_can", ["closed_loop/can_first_lookahead50_100ep.json"], "point clouds", first=50), "",
