@@ -70,8 +70,9 @@ def bench_inference(model: str | None = None, iters: int = 300, rounds: int = 5,
                     reference: str | None = None, cadence_iters: int = 100, others: dict[str, str] | None = None) -> dict:
     """Returns {'inference': {name: stats}, 'ratios': {...}, 'training': {...}, 'machine': {...}}.
 
-    model: also time this bundle through the runtime (OnnxPolicy.predict, input checks included) with each way
-    onnxruntime's threads can wait (OnnxPolicy's `spinning`), and the CPU each costs at 30 Hz; reference: a bundle
+    model: also time this bundle through the runtime (OnnxPolicy.predict, input checks included) on one thread (the
+    runtime's default) and on two with each way onnxruntime's pool can wait (OnnxPolicy's `spinning`), and the CPU
+    each costs at 30 Hz; reference: a bundle
     timed in a plain onnxruntime session, and the model's speed-up over it. `at_30hz`: the model's ways of waiting
     and the reference again, one call per camera frame (cadence_iters calls each). others: {label: bundle} timed
     through the runtime with its defaults beside the model (e.g. the float bundle an int8 one was made from)."""
@@ -92,9 +93,9 @@ def bench_inference(model: str | None = None, iters: int = 300, rounds: int = 5,
     export_bundle(fm, bundles["onnx_flow_matching_10step"], steps=10)
 
     runners = {}
+    as_deployed = {"onnx_bundle", *(others or {})}  # with the runtime's defaults (one thread); random networks on two
     for name, path in bundles.items():
-        # the model and `others` run with the runtime's defaults (one thread); the random networks on 2 threads
-        threads = [None] if name == "onnx_bundle" or name in (others or {}) else [1, 2] if name == "onnx_meanflow_1step" else [2]
+        threads = [None] if name in as_deployed else [1, 2] if name == "onnx_meanflow_1step" else [2]
         for th in threads:
             label = f"{name}_{th}thread" if name == "onnx_meanflow_1step" else name
             kwargs = {} if th is None else {"threads": th}
@@ -132,9 +133,8 @@ def bench_inference(model: str | None = None, iters: int = 300, rounds: int = 5,
         "onnx_2thread_vs_1thread_speedup": round(inference["onnx_meanflow_1step_1thread"]["p50_ms"] / one, 2),
         "fast_network_vs_dmpo_network_speedup": round(one / inference["onnx_meanflow_1step_fast_network"]["p50_ms"], 2),
     }
-    for label in others or {}:
-        if model:
-            ratios[f"bundle_vs_{label}_speedup"] = round(inference[label]["p50_ms"] / inference["onnx_bundle"]["p50_ms"], 2)
+    for label in (others or {}) if model else {}:
+        ratios[f"bundle_vs_{label}_speedup"] = round(inference[label]["p50_ms"] / inference["onnx_bundle"]["p50_ms"], 2)
     if reference:
         plain = inference["reference_plain_onnxruntime"]["p50_ms"]
         ratios["onnx_1step_runtime_vs_reference_plain_speedup"] = round(plain / one, 2)
