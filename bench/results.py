@@ -279,10 +279,44 @@ def closed_loop_section(latency) -> list[str]:
                                                            c["delay_ms"]))
         for c in cells:
             mode = "-" if c["delay_ms"] == 0 else c.get("delay_mode", "naive")
-            out.append(f"| {c['model']} | {c['task']} | {c['execute']} | {c.get('lookahead_ms', 0.0):g} | {mode} | "
+            out.append(f"| {c['model']} | {c['task']} | {c['execute']} | {lookahead_label(c)} | {mode} | "
                        f"{c['delay_ms']:g} | "
                        f"{c['successes']}/{c['episodes']} | {c['ci95'][0]:.0%}-{c['ci95'][1]:.0%} |")
+        out += lookahead_grids(cells)
     return out or ["_not measured yet: run `python bench/latency_curve.py`_"]
+
+
+def lookahead_label(cell: dict) -> str:
+    la = f"{cell.get('lookahead_ms', 0.0):g}"
+    return f"{la}, latency included" if cell.get("lookahead_includes_latency") else la
+
+
+def lookahead_grids(cells: list[dict]) -> list[str]:
+    """For each model run at several lookaheads (re-planning, stamped): success by lookahead (rows) and delay
+    (columns), and the index of the chunk action that runs, (lookahead + delay) / control period."""
+    out = []
+    for model in sorted({c["model"] for c in cells}):
+        mine = [c for c in cells if c["model"] == model and c["execute"] == "first"
+                and (c["delay_ms"] == 0 or c.get("delay_mode") == "stamped")]
+        lookaheads = sorted({(c.get("lookahead_includes_latency", False), c.get("lookahead_ms", 0.0)) for c in mine})
+        if len(lookaheads) < 2:
+            continue
+        delays = sorted({c["delay_ms"] for c in mine})
+        grid = {(c.get("lookahead_includes_latency", False), c.get("lookahead_ms", 0.0), c["delay_ms"]): c for c in mine}
+        out += ["", f"{model}, re-planning every tick, stamped: success by lookahead and delay (the chunk action that "
+                "runs: index (lookahead + delay) / 50 ms at 20 Hz, max(lookahead, delay) / 50 ms when the latency is included in "
+                "the lookahead; 4 and above is past the chunk, so the robot holds).", "",
+                "| lookahead ms | " + " | ".join(f"delay {d:g} ms" for d in delays) + " |",
+                "|---:|" + "---|" * len(delays)]
+        for includes, la in lookaheads:
+            row = []
+            for d in delays:
+                c = grid.get((includes, la, d))
+                index = max(la, d) if includes else la + d
+                row.append("" if c is None else f"{c['successes']}/{c['episodes']} (index {index / 50:g})")
+            out.append(f"| {lookahead_label({'lookahead_ms': la, 'lookahead_includes_latency': includes})} | "
+                       + " | ".join(row) + " |")
+    return out
 
 
 def point_cloud_section() -> list[str]:

@@ -445,12 +445,14 @@ def cmd_execution(args) -> int:
     from dm1_ros.runtime.bundle import read_manifest, set_execution
     from dm1_ros.outputs import command_line
 
-    if args.execution is None and args.lookahead_ms is None:
+    includes = None if args.latency_in_lookahead is None else args.latency_in_lookahead == "on"
+    if args.execution is None and args.lookahead_ms is None and includes is None:
         manifest = read_manifest(args.model)
     else:
-        manifest = set_execution(args.model, args.execution, _lookahead_s(args), command=command_line(sys.argv))
+        manifest = set_execution(args.model, args.execution, _lookahead_s(args), command=command_line(sys.argv),
+                                 lookahead_includes_latency=includes)
     print(f"{args.model}: {manifest.model_id}, execution {manifest.execution}, lookahead "
-          f"{manifest.lookahead_s * 1e3:g} ms")
+          f"{manifest.lookahead_s * 1e3:g} ms{' (latency included)' if manifest.lookahead_includes_latency else ''}")
     return 0
 
 
@@ -687,6 +689,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="bundle directory")
     p.add_argument("--execution", choices=["latest", "chunk", "ensemble"], default=None)
     p.add_argument("--lookahead-ms", type=natural_float, default=None)
+    p.add_argument("--latency-in-lookahead", choices=["on", "off"], default=None,
+                   help="on: the observation's age when its chunk is planned counts toward the lookahead (the action "
+                   "run first is the one planned lookahead after the observation, whatever the latency up to it)")
     p.set_defaults(func=cmd_execution)
     return parser
 

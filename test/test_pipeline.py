@@ -95,6 +95,21 @@ def test_lookahead_restamps_commands_in_every_blending():
     assert not ck.needs_plan(1.2) and ck.needs_plan(1.25)
 
 
+def test_latency_counts_toward_the_lookahead_when_the_model_says_so():
+    """lookahead_includes_latency: an observation `age` old at planning is shifted by max(0, lookahead - age), so the
+    action that runs first is the one planned lookahead after the observation while the latency is below it, and the
+    one planned for the present beyond it (never an action already in the past)."""
+    ramp = ActionChunk(np.arange(4, dtype=np.float32)[:, None].repeat(7, 1), 1.0, "m")  # action k is meant for 1.0 + k/10
+    for age, runs_first in ((0.0, 2), (0.05, 2), (0.15, 2), (0.2, 2), (0.25, 2.5), (0.3, 3)):
+        blender = ChunkBlender("latest", rate_hz=10, lookahead_s=0.2, lookahead_includes_latency=True)
+        out = blender.add(ramp, now=1.0 + age)
+        assert (1.0 + age - out.stamp) * 10 == pytest.approx(runs_first), age  # the action meant for the present
+        np.testing.assert_array_equal(out.actions, ramp.actions)  # the model's actions bit for bit
+    assert ChunkBlender("latest", rate_hz=10, lookahead_s=0.2).add(ramp, now=1.15).stamp == pytest.approx(0.8)  # off
+    assert ChunkBlender("latest", rate_hz=10, lookahead_s=0.2, lookahead_includes_latency=True).add(ramp).stamp == \
+        pytest.approx(0.8)  # no planning instant: age 0
+
+
 def obs_at(t, size=32):
     return Observation({KEY: np.zeros((size, size, 3), np.uint8)}, np.zeros(9, np.float32), t)
 

@@ -120,6 +120,11 @@ class Manifest:
     # command is stamped that much earlier). The shipped lift policy lifts 16/20 running each chunk's first action
     # and 19/20 (97/100) with 0.05 s, as many as its chunks run open loop (docs/results_notes.md).
     lookahead_s: float = 0.0
+    # Whether the observation's age when its chunk is planned counts toward lookahead_s (runtime/planner.py). For a
+    # policy whose success follows which action of the chunk runs, as the fast lift models' does: with 50 ms of
+    # latency they lift 50/50 running the action planned 100 ms after the observation and 39/50 running the one
+    # planned 150 ms after it (docs/results_notes.md).
+    lookahead_includes_latency: bool = False
     training: dict[str, Any] = field(default_factory=dict)
     created: str = ""
 
@@ -241,7 +246,7 @@ def read_manifest(bundle_dir: str | Path) -> Manifest:
 
 
 def set_execution(bundle_dir: str | Path, execution: str | None = None, lookahead_s: float | None = None,
-                  command: str = "") -> Manifest:
+                  command: str = "", lookahead_includes_latency: bool | None = None) -> Manifest:
     """Change how the runtime runs a bundle unless told otherwise (manifest `execution` and `lookahead_s`), without
     touching its network; `command` (what asked for it) is kept in the manifest's training record. Raises
     BundleError naming a value the manifest cannot hold."""
@@ -252,6 +257,8 @@ def set_execution(bundle_dir: str | Path, execution: str | None = None, lookahea
         manifest.execution = execution
     if lookahead_s is not None:
         manifest.lookahead_s = float(lookahead_s)
+    if lookahead_includes_latency is not None:
+        manifest.lookahead_includes_latency = bool(lookahead_includes_latency)
     try:
         manifest.check()
     except ValueError as exc:

@@ -17,7 +17,10 @@ nothing of blending, which happens here:
   chunk     open loop: the running chunk is sent again until its last instant is reached, then the next is planned
   model     the bundle's own choice (manifest `execution`), followed across swaps
 With a lookahead (manifest `lookahead_s`, or the planner's own setting) each chunk is taken as meant for that much
-earlier, so at its observation's instant the robot runs the action the chunk planned for lookahead_s later.
+earlier, so at its observation's instant the robot runs the action the chunk planned for lookahead_s later. With
+`lookahead_includes_latency` (manifest) the observation's age when its chunk is planned counts toward the lookahead:
+the chunk is shifted by max(0, lookahead_s - age), so the action that runs first is the one planned lookahead_s after
+the observation whatever the latency up to lookahead_s, and past it the one planned for the present.
 
 A plan that must not be executed (stale observation, a model that failed or returned NaN) comes back with
 `hold=True`: the executor forgets what it was sent before and holds. No torch, no rclpy.
@@ -57,12 +60,13 @@ class ChunkBlender:
     planned for lookahead_s later (the command is stamped stamp - lookahead_s)."""
 
     def __init__(self, mode: str = "latest", rate_hz: float = 20.0, decay: float = 0.5, plan_ahead_s: float = 0.0,
-                 lookahead_s: float = 0.0):
+                 lookahead_s: float = 0.0, lookahead_includes_latency: bool = False):
         self.scheduler = ActionScheduler(SchedulerConfig(mode=mode, rate_hz=rate_hz, ensemble_decay=decay))
         self.mode = mode
         self.rate_hz = float(rate_hz)
         self.plan_ahead_s = float(plan_ahead_s)
         self.lookahead_s = float(lookahead_s)
+        self.lookahead_includes_latency = bool(lookahead_includes_latency)
         self.current: ActionChunk | None = None  # the last command
 
     @property
@@ -77,9 +81,14 @@ class ChunkBlender:
         """False only while an open-loop chunk still has an action for `t` (+ plan_ahead_s)."""
         return self.current is None or self.scheduler.needs_plan(t + self.plan_ahead_s)
 
-    def add(self, chunk: ActionChunk) -> ActionChunk:
-        if self.lookahead_s:
-            chunk = ActionChunk(chunk.actions, chunk.stamp - self.lookahead_s, chunk.model_id, chunk.latency_ms)
+    def add(self, chunk: ActionChunk, now: float | None = None) -> ActionChunk:
+        """`now`: the planning instant on the stamps' clock (the observation's age counts toward the lookahead when
+        lookahead_includes_latency; None: age 0)."""
+        shift = self.lookahead_s
+        if self.lookahead_includes_latency and now is not None:
+            shift = max(0.0, shift - max(0.0, now - chunk.stamp))
+        if shift:
+            chunk = ActionChunk(chunk.actions, chunk.stamp - shift, chunk.model_id, chunk.latency_ms)
         if self.mode == "chunk":
             self.scheduler.clear()  # asked for because the running chunk has ended (needs_plan)
         self.scheduler.add(chunk, now=chunk.stamp)
@@ -183,7 +192,7 @@ class Planner:
 
     def _new_blender(self) -> ChunkBlender:
         return ChunkBlender(self.mode, self.manifest.control_rate_hz, self.ensemble_decay, self.plan_ahead_s,
-                            self.lookahead_s)
+                            self.lookahead_s, self.manifest.lookahead_includes_latency)
 
     # --- models ------------------------------------------------------------------------------------------------
     def check_manifest(self, manifest: Manifest, path) -> None:
@@ -314,4 +323,4 @@ class Planner:
                 return Plan(reason=NONFINITE_OUTPUT, hold=True, message=self.last_error)
             self._last_stamp = obs.stamp
             self.plans += 1
-            return Plan(command=self.blender.add(raw), raw=raw)
+            return Plan(command=self.blender.add(raw, now), raw=raw)

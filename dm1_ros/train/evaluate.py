@@ -193,7 +193,9 @@ def evaluate(args: EvalArgs, progress: bool = True) -> dict:
         "loop_tick_ms": float(np.mean([r["tick_ms"] for r in results])),
         "execute": args.execute, "delay_ms": args.delay_ms, "delay_mode": args.delay_mode, "noise": args.noise,
         "appearance": args.appearance,
-        "lookahead_ms": manifest.lookahead_s * 1e3 if args.lookahead_ms is None else args.lookahead_ms, "provider": provider, "seconds": time.perf_counter() - start,
+        "lookahead_ms": manifest.lookahead_s * 1e3 if args.lookahead_ms is None else args.lookahead_ms,
+        "lookahead_includes_latency": manifest.lookahead_includes_latency,
+        "provider": provider, "seconds": time.perf_counter() - start,
         "seeds": [args.seed_base, args.seed_base + args.episodes - 1], "per_episode": results, "args": asdict(args),
     }
 
