@@ -183,3 +183,10 @@ def test_execution_verb_changes_the_manifest_not_the_network(tiny_bundle, tmp_pa
     assert "lookahead_s must lie in [0, 0.2)" in err and "left as it was" in err
     assert (bundle / "manifest.yaml").read_text() == before
     assert read_manifest(bundle).lookahead_s == 0.05
+    assert not read_manifest(bundle).lookahead_includes_latency  # off unless asked for
+    assert main(["execution", str(bundle), "--latency-in-lookahead", "on"]) == 0
+    assert "lookahead 50 ms (latency included)" in capsys.readouterr().out
+    manifest, _ = load_bundle(bundle)
+    assert manifest.lookahead_includes_latency and (manifest.execution, manifest.lookahead_s) == ("chunk", 0.05)
+    assert main(["execution", str(bundle), "--latency-in-lookahead", "off"]) == 0
+    assert not read_manifest(bundle).lookahead_includes_latency

@@ -21,6 +21,9 @@ def test_bundle_is_valid_and_records_how_it_was_made():
     # re-planning every tick, running the action planned 50 ms after each observation: 97/100, as many as open-loop
     # chunks on the same seeds (48/50 each; the chunk's first action: 42/50; docs/results_notes.md)
     assert manifest.execution == "latest" and manifest.lookahead_s == 0.05
+    # ... counting the latency toward those 50 ms: 46/50 with 100 ms of latency, against 31/50 without (seeds
+    # 100000-100049, docs/results.md "Closed loop and latency")
+    assert manifest.lookahead_includes_latency
     training = manifest.training
     assert training["command"].startswith("dm1 train --config config/train/lift_image.yaml")
     assert len(training["data_hash"]) == 16 and training["episodes"] >= 90 and training["steps"] == training["recipe"]["steps"]
