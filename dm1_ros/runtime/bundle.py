@@ -121,9 +121,10 @@ class Manifest:
     # and 19/20 (97/100) with 0.05 s, as many as its chunks run open loop (docs/results_notes.md).
     lookahead_s: float = 0.0
     # Whether the observation's age when its chunk is planned counts toward lookahead_s (runtime/planner.py). For a
-    # policy whose success follows which action of the chunk runs, as the fast lift models' does: with 50 ms of
-    # latency they lift 50/50 running the action planned 100 ms after the observation and 39/50 running the one
-    # planned 150 ms after it (docs/results_notes.md).
+    # policy whose success follows which action of the chunk runs, as the shipped lift models' does: with 50 ms of
+    # latency the fast one lifts 50/50 running the action planned 100 ms after the observation and 39/50 running the
+    # one planned 150 ms after it. Not for every model: the two-camera can policy does worse with it (36/50 against
+    # 48/50 at 50 ms; docs/results_notes.md).
     lookahead_includes_latency: bool = False
     training: dict[str, Any] = field(default_factory=dict)
     created: str = ""
