@@ -30,14 +30,13 @@ def main():
     parser.add_argument("--workers", type=int, default=2, help="simulator processes (episodes run in parallel)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "bench_latency.json"))
     args = parser.parse_args()
+    from dm1_ros.runtime.bundle import read_manifest
     from dm1_ros.train.evaluate import EvalArgs, evaluate
 
     model = Path(args.model).resolve()
     args.model = str(model.relative_to(ROOT)) if model.is_relative_to(ROOT) else str(model)
     out = Path(args.out)
     result = json.loads(out.read_text()) if out.is_file() else {"cells": []}  # resumable: finished cells are kept
-    from dm1_ros.runtime.bundle import read_manifest
-
     includes = read_manifest(model).lookahead_includes_latency
     lookahead = ("manifest" if args.lookahead_ms is None else args.lookahead_ms, includes)
     done = {(c["model"], c["task"], c["execute"], c["delay_ms"], c.get("delay_mode", "naive"), c["episodes"],

@@ -397,8 +397,7 @@ def int8_section() -> list[str]:
         b = {e["seed"]: bool(e["success"]) for e in int8["per_episode"]}
         if sorted(a) != sorted(b) or {r["execute"] for r in floats} != {int8["execute"]}:
             raise ValueError(f"{model}: the float and int8 evaluations differ in seeds or execution")
-        only_a, only_b = sum(a[k] and not b[k] for k in a), sum(b[k] and not a[k] for k in a)
-        p = mcnemar(only_a, only_b)
+        only_a, only_b, p = discordant(a, b)
         lo, hi = wilson(sum(b.values()), len(b))
         p50 = sorted(r["policy_latency_ms"]["p50"] for r in floats)[0]
         out.append(f"| {model} | {int8['execute']}, {int8.get('lookahead_ms') or 0:.0f} ms lookahead | "
@@ -429,15 +428,15 @@ def paired(a: list[dict], b: list[dict]) -> tuple[int, int, float]:
     sa, sb = successes_by_seed(a), successes_by_seed(b)
     if sorted(sa) != sorted(sb):
         raise ValueError(f"{[r['model'] for r in a]} and {[r['model'] for r in b]} were not evaluated on the same seeds")
+    return discordant(sa, sb)
+
+
+def discordant(sa: dict, sb: dict) -> tuple[int, int, float]:
+    """Two success maps over the same keys: (only a succeeds, only b succeeds, exact two-sided McNemar p)."""
     only_a = sum(sa[k] and not sb[k] for k in sa)
     only_b = sum(sb[k] and not sa[k] for k in sa)
-    return only_a, only_b, mcnemar(only_a, only_b)
-
-
-def mcnemar(only_a: int, only_b: int) -> float:
-    """Exact two-sided McNemar p from the discordant counts."""
     n, k = only_a + only_b, min(only_a, only_b)
-    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
+    return only_a, only_b, min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
 
 
 # results/dispersive_few_demos/<study>_<N>demos_w<weight>[_seed<S>].json -> what each study trained and how it ran

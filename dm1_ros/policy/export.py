@@ -33,6 +33,7 @@ from dm1_ros.runtime.bundle import (
     ObservationSpec,
     OnnxSpec,
     Parity,
+    random_inputs,
     sha256_file,
 )
 from dm1_ros.runtime.contract import ACTION_NAMES
@@ -68,20 +69,20 @@ class SamplerGraph(nn.Module):
         return self.policy(images, proprio, noise, self.steps, points)
 
 
-def example_inputs(policy: GenerativePolicy, batch: int, seed: int = 0) -> list[torch.Tensor]:
-    """Random uint8 images, points spread over each cloud's crop box, proprio spread over (and a little beyond) the
-    fitted range, standard normal noise."""
-    g = torch.Generator().manual_seed(seed)
+def observation_spec(policy: GenerativePolicy) -> ObservationSpec:
+    """What the policy's graph takes, as its manifest will say."""
     cfg = policy.config
-    h, w = cfg.image_size
-    images = [torch.randint(0, 256, (batch, h, w, 3), dtype=torch.uint8, generator=g) for _ in cfg.image_keys]
-    for c in cfg.point_clouds:
-        lo, hi = torch.tensor(c.crop_min), torch.tensor(c.crop_max)
-        images.append(lo + (hi - lo) * torch.rand(batch, c.num_points, 3, generator=g))
-    lo, hi = policy.proprio_normalizer.low, policy.proprio_normalizer.high
-    proprio = lo + (hi - lo) * (torch.rand(batch, cfg.proprio_dim, generator=g) * 1.2 - 0.1)
-    noise = torch.randn(batch, cfg.chunk, cfg.action_dim, generator=g)
-    return [*images, proprio, noise]
+    return ObservationSpec(images=[ImageSpec(k, cfg.image_size[0], cfg.image_size[1]) for k in cfg.image_keys],
+                           proprio_keys=list(cfg.proprio_keys), proprio_dims=list(cfg.proprio_dims),
+                           point_clouds=copy.deepcopy(list(cfg.point_clouds)))
+
+
+def example_inputs(policy: GenerativePolicy, batch: int, seed: int = 0) -> list[torch.Tensor]:
+    """The graph's inputs in order (runtime/bundle.py random_inputs) as tensors."""
+    feeds = random_inputs(observation_spec(policy), policy.proprio_normalizer.low.tolist(),
+                          policy.proprio_normalizer.high.tolist(), (policy.config.chunk, policy.config.action_dim),
+                          batch, seed)
+    return [torch.from_numpy(feeds[name]) for name in input_names(policy)]
 
 
 def to_onnx_bytes(policy: GenerativePolicy, steps: int, fuse: bool = True) -> bytes:
@@ -167,12 +168,7 @@ def export_bundle(
             method=cfg.method.name,
             sampling_steps=steps,
             control_rate_hz=float(control_rate_hz),
-            observation=ObservationSpec(
-                images=[ImageSpec(k, cfg.image_size[0], cfg.image_size[1]) for k in cfg.image_keys],
-                proprio_keys=list(cfg.proprio_keys),
-                proprio_dims=list(cfg.proprio_dims),
-                point_clouds=copy.deepcopy(list(cfg.point_clouds)),
-            ),
+            observation=observation_spec(policy),
             action=ActionSpec(
                 dim=cfg.action_dim,
                 chunk=cfg.chunk,

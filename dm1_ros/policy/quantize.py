@@ -26,7 +26,7 @@ import numpy as np
 
 from dm1_ros.errors import Dm1Error
 from dm1_ros.outputs import staged_bundle
-from dm1_ros.runtime.bundle import ONNX_NAME, Manifest, Parity, load_bundle, sha256_file
+from dm1_ros.runtime.bundle import ONNX_NAME, Manifest, Parity, load_bundle, random_inputs, sha256_file
 
 QUANTIZED_OPS = ("MatMul", "Gemm", "Attention")
 DEFAULT_TOLERANCE = 0.1  # robot units; the shipped lift bundle moves by at most 0.04 (docs/results.md)
@@ -37,27 +37,13 @@ class QuantizeError(Dm1Error, RuntimeError):
     pass
 
 
-def random_feeds(manifest: Manifest, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Graph inputs spread the way export.py's parity check spreads them: uint8 images, points over each crop box,
-    proprio over (and a little beyond) the training range, standard normal noise."""
-    rng = np.random.default_rng(seed)
-    spec = manifest.observation
-    feeds = {s.name: rng.integers(0, 256, (batch, *s.shape), dtype=np.uint8) for s in spec.images}
-    for c in spec.point_clouds:
-        lo, hi = np.asarray(c.crop_min, np.float32), np.asarray(c.crop_max, np.float32)
-        feeds[c.name] = (lo + (hi - lo) * rng.random((batch, c.num_points, 3))).astype(np.float32)
-    lo = np.asarray(manifest.normalization.proprio_min, np.float32)
-    hi = np.asarray(manifest.normalization.proprio_max, np.float32)
-    feeds["proprio"] = (lo + (hi - lo) * (rng.random((batch, spec.proprio_dim)) * 1.2 - 0.1)).astype(np.float32)
-    feeds["noise"] = rng.standard_normal((batch, manifest.action.chunk, manifest.action.dim)).astype(np.float32)
-    return feeds
-
-
 def max_difference(onnx_a: Path, onnx_b: Path, manifest: Manifest, samples: int = PARITY_SAMPLES) -> float:
     """Max |a - b| of the two graphs' actions over `samples` random inputs (one batch)."""
     import onnxruntime as ort
 
-    feeds = random_feeds(manifest, samples)
+    n = manifest.normalization
+    feeds = random_inputs(manifest.observation, n.proprio_min, n.proprio_max,
+                          (manifest.action.chunk, manifest.action.dim), samples)
     outputs = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
                for p in (onnx_a, onnx_b)]
     return float(np.abs(outputs[0] - outputs[1]).max())

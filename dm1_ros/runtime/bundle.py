@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from dm1_ros.configuration import ConfigError, from_dict, to_dict
@@ -244,6 +245,22 @@ def read_manifest(bundle_dir: str | Path) -> Manifest:
     except ValueError as exc:
         raise BundleError(f"{path}: {exc}") from None
     return manifest
+
+
+def random_inputs(observation: ObservationSpec, proprio_min, proprio_max, chunk_shape: tuple[int, int], batch: int,
+                  seed: int = 0) -> dict[str, np.ndarray]:
+    """Random inputs for a bundle's graph, to compare two implementations of it (export's torch-vs-onnxruntime parity,
+    quantize's int8-vs-float): uint8 images, points spread over each cloud's crop box, proprio over (and a little
+    beyond) the training range, standard normal noise of shape (batch, *chunk_shape)."""
+    rng = np.random.default_rng(seed)
+    feeds = {s.name: rng.integers(0, 256, (batch, *s.shape), dtype=np.uint8) for s in observation.images}
+    for c in observation.point_clouds:
+        lo, hi = np.asarray(c.crop_min, np.float32), np.asarray(c.crop_max, np.float32)
+        feeds[c.name] = (lo + (hi - lo) * rng.random((batch, c.num_points, 3))).astype(np.float32)
+    lo, hi = np.asarray(proprio_min, np.float32), np.asarray(proprio_max, np.float32)
+    feeds["proprio"] = (lo + (hi - lo) * (rng.random((batch, observation.proprio_dim)) * 1.2 - 0.1)).astype(np.float32)
+    feeds["noise"] = rng.standard_normal((batch, *chunk_shape)).astype(np.float32)
+    return feeds
 
 
 def set_execution(bundle_dir: str | Path, execution: str | None = None, lookahead_s: float | None = None,
