@@ -1,6 +1,6 @@
 """Success as a function of observation latency -> docs/bench_latency.json.
 
-    python bench/latency_curve.py [--model models/lift_image] [--task lift] [--episodes 20] [--delays 0 50 100 200]
+    python bench/latency_curve.py [--model models/lift_image_fast_500] [--task lift] [--episodes 20] [--delays 0 50 100 200]
                                   [--lookahead-ms L]
 
 For each delay D and each execution (re-plan every tick, chunks open loop) the same seeded episodes run through
@@ -14,11 +14,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from dm1_ros.paths import SHIPPED_MODEL  # noqa: E402 - after the path insert: the source tree's package
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(ROOT / "models" / "lift_image"))
+    parser.add_argument("--model", default=str(ROOT / "models" / SHIPPED_MODEL))
     parser.add_argument("--task", default="lift")
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed-base", type=int, default=100_000)

@@ -373,9 +373,9 @@ def pooled_section(folder: str, reference: list[str], what: str, first: int | No
 INT8_PAIRS = [  # (float bundle, its evaluations on seeds 100000-100099, the int8 bundle's, same execution)
     ("models/lift_image_fast", ["fused_attention/lift_image_fast_fused_chunk_50ep.json",
                                 "fast/lift_image_fast_chunk_seeds100050_50ep.json"],
-     "int8/lift_image_fast_int8_chunk_100ep.json"),
-    ("models/lift_image", ["closed_loop/lift_first_lookahead50_100ep.json"], "int8/lift_image_int8_100ep.json"),
-    ("models/can_image_2cam", ["cameras/can_image_2cam_100ep.json"], "int8/can_image_2cam_int8_100ep.json"),
+     ["int8/lift_image_fast_int8_chunk_100ep.json"]),
+    ("models/lift_image", ["closed_loop/lift_first_lookahead50_100ep.json"], ["int8/lift_image_int8_100ep.json"]),
+    ("models/can_image_2cam", ["cameras/can_image_2cam_100ep.json"], ["int8/can_image_2cam_int8_100ep.json"]),
 ]
 
 
@@ -385,25 +385,70 @@ REPLAN_REFERENCES = ["closed_loop/lift_first_lookahead50_100ep.json", "fused_att
                      "int8/lift_image_fast_int8_chunk_100ep.json"]
 
 
-def int8_section() -> list[str]:
-    """Each float bundle against its `dm1 quantize` bundle, episode by episode on the same seeds."""
-    out = ["| float bundle | execution | float | int8 (95% CI) | only float / only int8 | McNemar p | policy p50 ms float / int8 (in the loop) |",
-           "|---|---|---|---|---|---:|---|"]
-    for model, float_paths, int8_path in INT8_PAIRS:
-        if not (ROOT / "results" / int8_path).is_file():
+def paired_rows(pairs, same_execution: bool = True) -> list[str]:
+    """One table row per (label, evaluations a, evaluations b): the same seeds (and execution, unless told otherwise),
+    episode by episode; pairs with runs not committed yet are left out."""
+    out = []
+    for label, a_paths, b_paths in pairs:
+        if not all((ROOT / "results" / p).is_file() for p in a_paths + b_paths):
             continue
-        floats, int8 = [load(ROOT / "results" / f) for f in float_paths], load(ROOT / "results" / int8_path)
-        a = {e["seed"]: bool(e["success"]) for r in floats for e in r["per_episode"]}
-        b = {e["seed"]: bool(e["success"]) for e in int8["per_episode"]}
-        if sorted(a) != sorted(b) or {r["execute"] for r in floats} != {int8["execute"]}:
-            raise ValueError(f"{model}: the float and int8 evaluations differ in seeds or execution")
+        a_runs, b_runs = [load(ROOT / "results" / p) for p in a_paths], [load(ROOT / "results" / p) for p in b_paths]
+        a = {e["seed"]: bool(e["success"]) for r in a_runs for e in r["per_episode"]}
+        b = {e["seed"]: bool(e["success"]) for r in b_runs for e in r["per_episode"]}
+        if sorted(a) != sorted(b) or (same_execution and {r["execute"] for r in a_runs} != {r["execute"] for r in b_runs}):
+            raise ValueError(f"{label}: the two models' evaluations differ in seeds or execution")
         only_a, only_b, p = discordant(a, b)
         lo, hi = wilson(sum(b.values()), len(b))
-        p50 = sorted(r["policy_latency_ms"]["p50"] for r in floats)[0]
-        out.append(f"| {model} | {int8['execute']}, {int8.get('lookahead_ms') or 0:.0f} ms lookahead | "
-                   f"{sum(a.values())}/{len(a)} | {sum(b.values())}/{len(b)} ({lo:.0%}-{hi:.0%}) | {only_a} / {only_b} | "
-                   f"{p:.2f} | {p50:.2f} / {int8['policy_latency_ms']['p50']:.2f} |")
+        p50_a = sorted(r["policy_latency_ms"]["p50"] for r in a_runs)[0]
+        p50_b = sorted(r["policy_latency_ms"]["p50"] for r in b_runs)[0]
+        out.append(f"| {label} | {b_runs[0]['execute']}, {b_runs[0].get('lookahead_ms') or 0:.0f} ms lookahead | "
+                   f"{min(a)}-{max(a)} | {sum(a.values())}/{len(a)} | {sum(b.values())}/{len(b)} ({lo:.0%}-{hi:.0%}) | "
+                   f"{only_a} / {only_b} | {p:.2f} | {p50_a:.2f} / {p50_b:.2f} |")
     return out
+
+
+def int8_section() -> list[str]:
+    """Each float bundle against its `dm1 quantize` bundle, episode by episode on the same seeds."""
+    return ["| float bundle | execution | seeds | float | int8 (95% CI) | only float / only int8 | McNemar p | "
+            "policy p50 ms float / int8 (in the loop) |", "|---|---|---|---|---|---|---:|---|", *paired_rows(INT8_PAIRS)]
+
+
+# (the shipped model, its evaluations, the same recipe on more demonstrations: results/demos/, same seeds and execution)
+DEMO_PAIRS = [
+    ("lift: models/lift_image_fast (180 training demos) -> models/lift_image_fast_500 (450)",
+     ["int8/replan/lift_image_fast_first_lookahead100_100ep.json",
+      "int8/replan/lift_image_fast_first_lookahead100_seeds100100_100ep.json"],
+     ["demos/lift_image_fast_500_first_lookahead100_100ep.json",
+      "demos/lift_image_fast_500_first_lookahead100_seeds100100_100ep.json"]),
+    ("lift: models/lift_image_fast (180 training demos) -> models/lift_image_fast_500 (450)",
+     ["fused_attention/lift_image_fast_fused_chunk_50ep.json", "fast/lift_image_fast_chunk_seeds100050_50ep.json"],
+     ["demos/lift_image_fast_500_chunk_lookahead50_100ep.json"]),
+    ("can: models/can_image_2cam (90 training demos) -> models/can_image_2cam_300 (270)",
+     ["cameras/can_image_2cam_100ep.json"], ["demos/can_image_2cam_300_first_lookahead50_100ep.json"]),
+]
+
+
+# (model, its chunks open loop, the same model re-planning every tick as its manifest says; same seeds)
+REPLAN_VS_CHUNK = [
+    ("models/lift_image_fast_500", ["demos/lift_image_fast_500_chunk_lookahead50_100ep.json",
+                                    "demos/lift_image_fast_500_chunk_lookahead50_seeds100100_100ep.json"],
+     ["demos/lift_image_fast_500_first_lookahead100_100ep.json",
+      "demos/lift_image_fast_500_first_lookahead100_seeds100100_100ep.json"]),
+    ("models/can_image_2cam", ["closed_loop/can_2cam_chunk_lookahead50_100ep.json"], ["cameras/can_image_2cam_100ep.json"]),
+    ("models/can_image_2cam_300", ["demos/can_image_2cam_300_chunk_lookahead50_100ep.json"],
+     ["demos/can_image_2cam_300_first_lookahead50_100ep.json"]),
+]
+
+
+def demos_section() -> list[str]:
+    """The shipped recipes trained again on more demonstrations, episode by episode against the shipped models; then
+    each model re-planning every tick against its own chunks open loop (issue 14, item 1)."""
+    return ["| recipe: fewer -> more demonstrations | execution | seeds | fewer | more (95% CI) | only fewer / only more | "
+            "McNemar p | policy p50 ms fewer / more (in the loop) |", "|---|---|---|---|---|---|---:|---|",
+            *paired_rows(DEMO_PAIRS), "", "Each model re-planning every tick against its own chunks open loop, same seeds:",
+            "", "| model | re-planning as the manifest says | seeds | chunks open loop | re-planning (95% CI) | "
+            "only chunks / only re-planning | McNemar p | policy p50 ms chunks / re-planning |",
+            "|---|---|---|---|---|---|---:|---|", *paired_rows(REPLAN_VS_CHUNK, same_execution=False)]
 
 
 def threads_section(t) -> list[str]:
@@ -655,6 +700,7 @@ def render() -> str:
              "## Through ROS 2", "", *ros_section(load(DOCS / "bench_ros_loop.json"), load(DOCS / "bench_ros_eval.json")), "",
              "## Closed loop and latency", "", *closed_loop_section(load(DOCS / "bench_latency.json")), "",
              "## Point clouds and appearance changes", "", *point_cloud_section(), "",
+             "## More demonstrations: the default lift model, and can", "", *demos_section(), "",
              "## A lift policy in 15 minutes on a cheaper network", "",
              *pooled_section("fast", ["closed_loop/lift_first_lookahead50_100ep.json"], "fast recipe"), "",
              "## Re-planning every tick on the fast lift model: the lookahead", "",

@@ -16,6 +16,7 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
+from dm1_ros.paths import SHIPPED_MODEL
 from dm1_ros.ros.launch_arguments import ROBOT_ARGUMENTS, camera_rig, declare
 
 
@@ -23,7 +24,7 @@ def generate_launch_description():
     share = FindPackageShare("dm1_ros")
     arg = LaunchConfiguration
     args = [
-        DeclareLaunchArgument("model_path", default_value=PathJoinSubstitution([share, "models", "lift_image"]),
+        DeclareLaunchArgument("model_path", default_value=PathJoinSubstitution([share, "models", SHIPPED_MODEL]),
                               description="model bundle directory (model.onnx + manifest.yaml); default: the shipped "
                               "lift model"),
         DeclareLaunchArgument("blending", default_value="model", choices=["model", "latest", "ensemble", "chunk"],

@@ -11,6 +11,8 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
 
+from dm1_ros.paths import SHIPPED_MODEL
+
 ARGUMENTS = {
     "task": ("lift", "lift | can | square", ["lift", "can", "square"]),
     "control_rate": ("20.0", "simulation control rate, Hz", None),
@@ -23,7 +25,7 @@ ARGUMENTS = {
 
 def generate_launch_description():
     share = FindPackageShare("dm1_ros")
-    args = [DeclareLaunchArgument("model_path", default_value=PathJoinSubstitution([share, "models", "lift_image"]),
+    args = [DeclareLaunchArgument("model_path", default_value=PathJoinSubstitution([share, "models", SHIPPED_MODEL]),
                                   description="model bundle directory (model.onnx + manifest.yaml)")]
     args += [DeclareLaunchArgument(name, default_value=default, description=text, **({"choices": c} if c else {}))
              for name, (default, text, c) in ARGUMENTS.items()]

@@ -20,6 +20,8 @@ import yaml
 
 from ros2_support import HOW, ROS2, Launched, ros2_cli
 
+from dm1_ros.paths import SHIPPED_MODEL
+
 ROOT = Path(__file__).resolve().parents[1]
 ROS_DIR = ROOT / "dm1_ros" / "ros"
 LAUNCH = ROOT / "launch"
@@ -141,7 +143,7 @@ def test_parameter_files_name_only_parameters_the_node_declares(ros, executable)
 @pytest.mark.skipif(not ROS2, reason=HOW)
 def test_colcon_installs_the_package_and_every_launch_file_answers_show_args(ros_ws, ros_domain):
     share = ros_ws["path"] / "install" / "dm1_ros" / "share" / "dm1_ros"
-    for sub in ("launch/panda_policy.launch.py", "config/ros/policy.yaml", "models/lift_image/model.onnx",
+    for sub in ("launch/panda_policy.launch.py", "config/ros/policy.yaml", f"models/{SHIPPED_MODEL}/model.onnx",
                 "package.xml"):
         assert (share / sub).is_file(), sub
     assert (ros_ws["path"] / "install" / "dm1_ros" / "lib" / "dm1_ros" / "policy_node").is_file()
@@ -178,10 +180,9 @@ def diagnostics_values(probe_msgs, node_name):
 
 @pytest.mark.skipif(not ROS2, reason=HOW)
 def test_sim_policy_launch_closes_the_loop_and_hot_swaps(ros_ws, ros_domain, probe, tmp_path):
-    """sim_bridge + policy over DDS lift the cube on seeds 100001-100003 (the committed 100-episode evaluation,
-    results/closed_loop/lift_first_lookahead50_100ep.json, lifts all three; it misses 100000, which this test used to
-    start from and so had one episode to spare, not two), then `ros2 param set /policy model_path` refuses a corrupt
-    bundle with the reason and takes a good one."""
+    """sim_bridge + policy over DDS lift the cube on seeds 100001-100003 with the default bundle (its committed
+    100-episode evaluation, results/demos/lift_image_fast_500_first_lookahead100_100ep.json, lifts all three), then
+    `ros2 param set /policy model_path` refuses a corrupt bundle with the reason and takes a good one."""
     pytest.importorskip("robosuite")
     from diagnostic_msgs.msg import DiagnosticArray
 
@@ -193,16 +194,16 @@ def test_sim_policy_launch_closes_the_loop_and_hot_swaps(ros_ws, ros_domain, pro
         assert done, f"3 episodes did not finish: {sim}\n{stack.text()[-3000:]}"
         assert int(sim["successes"]) >= 2, sim  # through ROS, with the policy's own noise draws
         policy = diagnostics_values(diags, "policy")
-        assert policy["model_id"].startswith("lift_image") and int(policy["plans"]) > 20
+        assert policy["model_id"].startswith(SHIPPED_MODEL + "-") and int(policy["plans"]) > 20
 
         corrupt = tmp_path / "corrupt"
         shutil.copytree(MODEL, corrupt)
         (corrupt / "model.onnx").write_bytes(b"not an onnx file")
         answer = ros2_cli(ros_ws, ros_domain, "param", "set", "--no-daemon", "/policy", "model_path", str(corrupt))
         said = answer.stdout + answer.stderr  # ros2 param prints a refusal on stderr
-        assert "Setting parameter failed" in said and "sha256" in said and "keeping lift_image" in said, said
+        assert "Setting parameter failed" in said and "sha256" in said and f"keeping {SHIPPED_MODEL}-" in said, said
         got = ros2_cli(ros_ws, ros_domain, "param", "get", "--no-daemon", "/policy", "model_path")
-        assert str(corrupt) not in got.stdout and "lift_image" in got.stdout
+        assert str(corrupt) not in got.stdout and SHIPPED_MODEL in got.stdout
 
         good = tmp_path / "v2"
         shutil.copytree(MODEL, good)

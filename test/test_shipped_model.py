@@ -1,5 +1,6 @@
-"""The shipped default model: a valid bundle with its provenance, and it lifts the cube (seeded, through the
-same control loop the robot uses)."""
+"""The shipped models: valid bundles with their provenance, made by their committed recipes, and they lift the
+cube (seeded, through the same control loop the robot uses). The default is models/lift_image_fast_500
+(dm1_ros/paths.py); models/lift_image is DMPO's network, the default before it."""
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +94,43 @@ def test_fast_bundle_lifts_the_cube_on_seeded_episodes():
     # seeds 100001-100003 of the committed evaluation (results/int8/replan/lift_image_fast_first_lookahead100_100ep.json:
     # all lifted), run the way the manifest says
     summary = evaluate(EvalArgs(model=str(FAST), task="lift", episodes=3, seed_base=100_001), progress=False)
+    assert (summary["execute"], summary["lookahead_ms"]) == ("first", 100.0), summary
+    assert summary["successes"] >= 2, summary["per_episode"]
+
+
+DEFAULT = BUNDLE.parent / "lift_image_fast_500"
+
+
+def test_default_bundle_is_the_fast_recipe_on_500_demonstrations():
+    """models/lift_image_fast_500: config/train/lift_image_fast.yaml's network and method on 500 demonstrations,
+    15,000 steps (config/train/lift_image_fast_500.yaml). Re-planning every tick 100 ms ahead (latency included), as
+    the fast bundle runs: 99/100 on seeds 100000-100099 and 99/100 on 100100-100199; chunks open loop 100/100 on each
+    (docs/results.md "More demonstrations")."""
+    from dm1_ros.configuration import from_dict, load_yaml, to_dict
+    from dm1_ros.paths import default_model_path
+    from dm1_ros.train.pretrain import TrainConfig
+
+    assert default_model_path() == DEFAULT
+    manifest, _ = load_bundle(DEFAULT)
+    assert manifest.method == "meanflow" and manifest.sampling_steps == 1 and manifest.parity.max_abs_diff <= 1e-4
+    assert (manifest.execution, manifest.lookahead_s, manifest.lookahead_includes_latency) == ("latest", 0.1, True)
+    assert manifest.training["execution_set_by"] == ("dm1 execution models/lift_image_fast_500 --execution latest "
+                                                     "--lookahead-ms 100 --latency-in-lookahead on")
+    assert manifest.training["command"].startswith("dm1 train --config config/train/lift_image_fast_500.yaml")
+    assert manifest.training["episodes"] == 450  # 500 collected, the validation split held out
+    recipes = DEFAULT.parents[1] / "config" / "train"
+    recipe = to_dict(load_yaml(TrainConfig, recipes / "lift_image_fast_500.yaml"))
+    assert to_dict(from_dict(TrainConfig, manifest.training["recipe"])) == recipe
+    fast = to_dict(load_yaml(TrainConfig, recipes / "lift_image_fast.yaml"))
+    assert {k for k in recipe if recipe[k] != fast[k]} == {"data", "out_dir", "steps"}  # same network and method
+
+
+def test_default_bundle_lifts_the_cube_on_seeded_episodes():
+    pytest.importorskip("robosuite")
+    from dm1_ros.train.evaluate import EvalArgs, evaluate
+
+    # seeds 100001-100003 of the committed evaluation (all lifted), run the way the manifest says
+    summary = evaluate(EvalArgs(model=str(DEFAULT), task="lift", episodes=3, seed_base=100_001), progress=False)
     assert (summary["execute"], summary["lookahead_ms"]) == ("first", 100.0), summary
     assert summary["successes"] >= 2, summary["per_episode"]
 

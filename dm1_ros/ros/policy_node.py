@@ -33,7 +33,7 @@ from dm1_ros.runtime.planner import BLENDING, SAME_OBSERVATION
 class PolicyNode(Dm1Node):
     PARAMETERS = (
         Param("model_path", "", "model bundle directory (model.onnx + manifest.yaml); setting it hot-swaps "
-              "('' = the shipped models/lift_image)"),
+              "('' = the shipped default, models/lift_image_fast_500)"),
         Param("providers", ["auto"], "onnxruntime execution providers: [auto] or e.g. "
               "[CUDAExecutionProvider, CPUExecutionProvider]", configure_only=True),
         Param("threads", 1, "intra-op threads of the CPU provider (0 = onnxruntime's choice: one per core)", configure_only=True),
