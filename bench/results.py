@@ -548,6 +548,8 @@ def few_demos_table(runs: dict, what: str) -> list[str]:
 # Five-step evaluations (exported from the checkpoint) -> the committed one-step evaluations of the same checkpoint on
 # the same seeds and execution, and what the model is; paths under results/.
 ONE_VS_FIVE = [
+    ("one_vs_five/lift_image_fast_500_5step_chunk_100ep.json", ["demos/lift_image_fast_500_chunk_lookahead50_100ep.json"],
+     "models/lift_image_fast_500"),
     ("one_vs_five/can_image_2cam_5step_first_100ep.json", ["cameras/can_image_2cam_100ep.json"],
      "models/can_image_2cam"),
     ("one_vs_five/lift_image_fast_5step_chunk_100ep.json",
