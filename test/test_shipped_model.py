@@ -154,6 +154,30 @@ def test_two_camera_can_bundle_is_its_recipe():
     assert policy.predict(policy.dummy_observation()).actions.shape == (4, 7)
 
 
+def test_can_bundle_on_300_demonstrations_is_its_recipe_and_the_graph_its_row_measured():
+    """models/can_image_2cam_300: config/train/can_image_2cam.yaml's networks and method on 300 demonstrations, 7,500
+    steps (config/train/can_image_2cam_300.yaml); its committed evaluation names its graph."""
+    import json
+
+    from dm1_ros.configuration import from_dict, load_yaml, to_dict
+    from dm1_ros.train.pretrain import TrainConfig
+
+    root = BUNDLE.parents[1]
+    policy = OnnxPolicy(root / "models" / "can_image_2cam_300", threads=1, warmup=0)  # checks the file's digest
+    manifest = policy.manifest
+    assert [s.name for s in manifest.observation.images] == ["robot0_eye_in_hand_image", "agentview_image"]
+    assert (manifest.execution, manifest.lookahead_s, manifest.lookahead_includes_latency) == ("latest", 0.05, False)
+    assert manifest.training["command"].startswith("dm1 train --config config/train/can_image_2cam_300.yaml")
+    assert manifest.training["episodes"] == 270
+    recipe = to_dict(load_yaml(TrainConfig, root / "config" / "train" / "can_image_2cam_300.yaml"))
+    assert to_dict(from_dict(TrainConfig, manifest.training["recipe"])) == recipe
+    fewer = to_dict(load_yaml(TrainConfig, root / "config" / "train" / "can_image_2cam.yaml"))
+    assert {k for k in recipe if recipe[k] != fewer[k]} == {"data", "out_dir", "steps"}
+    rows = sorted((root / "results" / "demos").glob("can_image_2cam_300_*.json"))
+    assert rows and all(json.loads(r.read_text())["model_id"].endswith(manifest.onnx.sha256[:8]) for r in rows)
+    assert policy.predict(policy.dummy_observation()).actions.shape == (4, 7)
+
+
 def test_committed_square_state_policy_is_its_recipe_and_the_graph_its_rows_measured():
     """results/square_lowdim/square_lowdim: config/train/square_lowdim.yaml (24,000 steps), the model behind the
     committed square rows (their model ids end with its ONNX file's digest)."""
