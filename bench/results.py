@@ -435,6 +435,8 @@ REPLAN_VS_CHUNK = [
      ["demos/lift_image_fast_500_first_lookahead100_100ep.json",
       "demos/lift_image_fast_500_first_lookahead100_seeds100100_100ep.json"]),
     ("models/can_image_2cam", ["closed_loop/can_2cam_chunk_lookahead50_100ep.json"], ["cameras/can_image_2cam_100ep.json"]),
+    ("models/can_image_2cam_300", ["demos/can_image_2cam_300_chunk_lookahead50_100ep.json"],
+     ["demos/can_image_2cam_300_first_lookahead50_100ep.json"]),
 ]
 
 
