@@ -413,16 +413,19 @@ def int8_section() -> list[str]:
             "policy p50 ms float / int8 (in the loop) |", "|---|---|---|---|---|---|---:|---|", *paired_rows(INT8_PAIRS)]
 
 
-# (the shipped model, its evaluations, the same recipe on more demonstrations: results/demos/, same seeds and execution)
+# the default lift model's evaluations (results/demos/), seeds 100000-100199 and 100000-100099
+LIFT_500_REPLAN = ["demos/lift_image_fast_500_first_lookahead100_100ep.json",
+                   "demos/lift_image_fast_500_first_lookahead100_seeds100100_100ep.json"]
+LIFT_500_CHUNK = ["demos/lift_image_fast_500_chunk_lookahead50_100ep.json",
+                  "demos/lift_image_fast_500_chunk_lookahead50_seeds100100_100ep.json"]
+# (label, the shipped model's evaluations, the same recipe on more demonstrations: same seeds and execution)
 DEMO_PAIRS = [
     ("lift: models/lift_image_fast (180 training demos) -> models/lift_image_fast_500 (450)",
      ["int8/replan/lift_image_fast_first_lookahead100_100ep.json",
-      "int8/replan/lift_image_fast_first_lookahead100_seeds100100_100ep.json"],
-     ["demos/lift_image_fast_500_first_lookahead100_100ep.json",
-      "demos/lift_image_fast_500_first_lookahead100_seeds100100_100ep.json"]),
+      "int8/replan/lift_image_fast_first_lookahead100_seeds100100_100ep.json"], LIFT_500_REPLAN),
     ("lift: models/lift_image_fast (180 training demos) -> models/lift_image_fast_500 (450)",
      ["fused_attention/lift_image_fast_fused_chunk_50ep.json", "fast/lift_image_fast_chunk_seeds100050_50ep.json"],
-     ["demos/lift_image_fast_500_chunk_lookahead50_100ep.json"]),
+     LIFT_500_CHUNK[:1]),
     ("can: models/can_image_2cam (90 training demos) -> models/can_image_2cam_300 (270)",
      ["cameras/can_image_2cam_100ep.json"], ["demos/can_image_2cam_300_first_lookahead50_100ep.json"]),
 ]
@@ -430,10 +433,7 @@ DEMO_PAIRS = [
 
 # (model, its chunks open loop, the same model re-planning every tick as its manifest says; same seeds)
 REPLAN_VS_CHUNK = [
-    ("models/lift_image_fast_500", ["demos/lift_image_fast_500_chunk_lookahead50_100ep.json",
-                                    "demos/lift_image_fast_500_chunk_lookahead50_seeds100100_100ep.json"],
-     ["demos/lift_image_fast_500_first_lookahead100_100ep.json",
-      "demos/lift_image_fast_500_first_lookahead100_seeds100100_100ep.json"]),
+    ("models/lift_image_fast_500", LIFT_500_CHUNK, LIFT_500_REPLAN),
     ("models/can_image_2cam", ["closed_loop/can_2cam_chunk_lookahead50_100ep.json"], ["cameras/can_image_2cam_100ep.json"]),
     ("models/can_image_2cam_300", ["demos/can_image_2cam_300_chunk_lookahead50_100ep.json"],
      ["demos/can_image_2cam_300_first_lookahead50_100ep.json"]),
@@ -548,8 +548,7 @@ def few_demos_table(runs: dict, what: str) -> list[str]:
 # Five-step evaluations (exported from the checkpoint) -> the committed one-step evaluations of the same checkpoint on
 # the same seeds and execution, and what the model is; paths under results/.
 ONE_VS_FIVE = [
-    ("one_vs_five/lift_image_fast_500_5step_chunk_100ep.json", ["demos/lift_image_fast_500_chunk_lookahead50_100ep.json"],
-     "models/lift_image_fast_500"),
+    ("one_vs_five/lift_image_fast_500_5step_chunk_100ep.json", LIFT_500_CHUNK[:1], "models/lift_image_fast_500"),
     ("one_vs_five/can_image_2cam_5step_first_100ep.json", ["cameras/can_image_2cam_100ep.json"],
      "models/can_image_2cam"),
     ("one_vs_five/lift_image_fast_5step_chunk_100ep.json",

@@ -12,6 +12,22 @@ from dm1_ros.runtime.onnx_policy import OnnxPolicy
 BUNDLE = Path(__file__).resolve().parents[1] / "models" / "lift_image"
 
 
+def committed_recipe(name: str) -> dict:
+    """config/train/<name>.yaml as the trainer reads it."""
+    from dm1_ros.configuration import load_yaml, to_dict
+    from dm1_ros.train.pretrain import TrainConfig
+
+    return to_dict(load_yaml(TrainConfig, BUNDLE.parents[1] / "config" / "train" / f"{name}.yaml"))
+
+
+def trained_recipe(manifest) -> dict:
+    """The recipe a bundle's manifest recorded, read the same way (keys added since take their defaults)."""
+    from dm1_ros.configuration import from_dict, to_dict
+    from dm1_ros.train.pretrain import TrainConfig
+
+    return to_dict(from_dict(TrainConfig, manifest.training["recipe"]))
+
+
 def test_bundle_is_valid_and_records_how_it_was_made():
     manifest, onnx_path = load_bundle(BUNDLE)
     assert manifest.method == "meanflow" and manifest.sampling_steps == 1
@@ -32,12 +48,8 @@ def test_bundle_is_valid_and_records_how_it_was_made():
 
 
 def test_committed_recipe_is_the_one_the_model_was_trained_with():
-    from dm1_ros.configuration import from_dict, load_yaml, to_dict
-    from dm1_ros.train.pretrain import TrainConfig
-
     manifest, _ = load_bundle(BUNDLE)
-    recipe = to_dict(load_yaml(TrainConfig, BUNDLE.parents[1] / "config" / "train" / "lift_image.yaml"))
-    trained = to_dict(from_dict(TrainConfig, manifest.training["recipe"]))  # keys added since take their defaults
+    recipe, trained = committed_recipe("lift_image"), trained_recipe(manifest)
     for r in (recipe, trained):
         del r["out_dir"]  # where the run was written is not part of the recipe
     assert trained == recipe
@@ -72,18 +84,13 @@ def test_fast_bundle_is_its_recipe_and_replans_every_tick_100_ms_ahead():
     observation lifts 98/100 (its chunks open loop 95/100, the 50 ms lookahead 91/100, same seeds), and its manifest
     says so (set with dm1 execution, the network untouched). Latency counts toward those 100 ms: what this model's
     success follows is which action of the chunk runs (docs/results_notes.md)."""
-    from dm1_ros.configuration import from_dict, load_yaml, to_dict
-    from dm1_ros.train.pretrain import TrainConfig
-
     manifest, onnx_path = load_bundle(FAST)
     assert manifest.sampling_steps == 1 and manifest.parity.max_abs_diff <= 1e-4
     assert (manifest.execution, manifest.lookahead_s, manifest.lookahead_includes_latency) == ("latest", 0.1, True)
     assert manifest.training["execution_set_by"] == ("dm1 execution models/lift_image_fast --execution latest "
                                                      "--lookahead-ms 100 --latency-in-lookahead on")
     assert manifest.training["command"].startswith("dm1 train --config config/train/lift_image_fast.yaml")
-    recipe = to_dict(load_yaml(TrainConfig, FAST.parents[1] / "config" / "train" / "lift_image_fast.yaml"))
-    trained = to_dict(from_dict(TrainConfig, manifest.training["recipe"]))
-    assert trained == recipe
+    assert trained_recipe(manifest) == committed_recipe("lift_image_fast")
     assert onnx_path.stat().st_size < 0.55 * (BUNDLE / "model.onnx").stat().st_size  # about half the weights
 
 
@@ -106,9 +113,7 @@ def test_default_bundle_is_the_fast_recipe_on_500_demonstrations():
     15,000 steps (config/train/lift_image_fast_500.yaml). Re-planning every tick 100 ms ahead (latency included), as
     the fast bundle runs: 99/100 on seeds 100000-100099 and 99/100 on 100100-100199; chunks open loop 100/100 on each
     (docs/results.md "More demonstrations")."""
-    from dm1_ros.configuration import from_dict, load_yaml, to_dict
     from dm1_ros.paths import default_model_path
-    from dm1_ros.train.pretrain import TrainConfig
 
     assert default_model_path() == DEFAULT
     manifest, _ = load_bundle(DEFAULT)
@@ -118,10 +123,8 @@ def test_default_bundle_is_the_fast_recipe_on_500_demonstrations():
                                                      "--lookahead-ms 100 --latency-in-lookahead on")
     assert manifest.training["command"].startswith("dm1 train --config config/train/lift_image_fast_500.yaml")
     assert manifest.training["episodes"] == 450  # 500 collected, the validation split held out
-    recipes = DEFAULT.parents[1] / "config" / "train"
-    recipe = to_dict(load_yaml(TrainConfig, recipes / "lift_image_fast_500.yaml"))
-    assert to_dict(from_dict(TrainConfig, manifest.training["recipe"])) == recipe
-    fast = to_dict(load_yaml(TrainConfig, recipes / "lift_image_fast.yaml"))
+    recipe, fast = committed_recipe("lift_image_fast_500"), committed_recipe("lift_image_fast")
+    assert trained_recipe(manifest) == recipe
     assert {k for k in recipe if recipe[k] != fast[k]} == {"data", "out_dir", "steps"}  # same network and method
 
 
@@ -137,16 +140,12 @@ def test_default_bundle_lifts_the_cube_on_seeded_episodes():
 
 def test_two_camera_can_bundle_is_its_recipe():
     """models/can_image_2cam: config/train/can_image.yaml with agentview beside the wrist camera (one ViT each)."""
-    from dm1_ros.configuration import from_dict, load_yaml, to_dict
-    from dm1_ros.train.pretrain import TrainConfig
-
     bundle = BUNDLE.parent / "can_image_2cam"
     manifest, _ = load_bundle(bundle)
     assert [s.name for s in manifest.observation.images] == ["robot0_eye_in_hand_image", "agentview_image"]
     assert manifest.execution == "latest" and manifest.lookahead_s == 0.05
-    recipe = to_dict(load_yaml(TrainConfig, bundle.parents[1] / "config" / "train" / "can_image_2cam.yaml"))
-    assert to_dict(from_dict(TrainConfig, manifest.training["recipe"])) == recipe
-    one_camera = to_dict(load_yaml(TrainConfig, bundle.parents[1] / "config" / "train" / "can_image.yaml"))
+    recipe, one_camera = committed_recipe("can_image_2cam"), committed_recipe("can_image")
+    assert trained_recipe(manifest) == recipe
     differ = {k for k in recipe if recipe[k] != one_camera[k]}
     assert differ == {"data", "out_dir", "policy"}  # the same schedule; the policies differ in their cameras only
     assert {k for k in recipe["policy"] if recipe["policy"][k] != one_camera["policy"][k]} == {"image_keys"}
@@ -159,9 +158,6 @@ def test_can_bundle_on_300_demonstrations_is_its_recipe_and_the_graph_its_row_me
     steps (config/train/can_image_2cam_300.yaml); its committed evaluation names its graph."""
     import json
 
-    from dm1_ros.configuration import from_dict, load_yaml, to_dict
-    from dm1_ros.train.pretrain import TrainConfig
-
     root = BUNDLE.parents[1]
     policy = OnnxPolicy(root / "models" / "can_image_2cam_300", threads=1, warmup=0)  # checks the file's digest
     manifest = policy.manifest
@@ -169,9 +165,8 @@ def test_can_bundle_on_300_demonstrations_is_its_recipe_and_the_graph_its_row_me
     assert (manifest.execution, manifest.lookahead_s, manifest.lookahead_includes_latency) == ("latest", 0.05, False)
     assert manifest.training["command"].startswith("dm1 train --config config/train/can_image_2cam_300.yaml")
     assert manifest.training["episodes"] == 270
-    recipe = to_dict(load_yaml(TrainConfig, root / "config" / "train" / "can_image_2cam_300.yaml"))
-    assert to_dict(from_dict(TrainConfig, manifest.training["recipe"])) == recipe
-    fewer = to_dict(load_yaml(TrainConfig, root / "config" / "train" / "can_image_2cam.yaml"))
+    recipe, fewer = committed_recipe("can_image_2cam_300"), committed_recipe("can_image_2cam")
+    assert trained_recipe(manifest) == recipe
     assert {k for k in recipe if recipe[k] != fewer[k]} == {"data", "out_dir", "steps"}
     rows = sorted((root / "results" / "demos").glob("can_image_2cam_300_*.json"))
     assert rows and all(json.loads(r.read_text())["model_id"].endswith(manifest.onnx.sha256[:8]) for r in rows)
@@ -183,16 +178,12 @@ def test_committed_square_state_policy_is_its_recipe_and_the_graph_its_rows_meas
     committed square rows (their model ids end with its ONNX file's digest)."""
     import json
 
-    from dm1_ros.configuration import from_dict, load_yaml, to_dict
-    from dm1_ros.train.pretrain import TrainConfig
-
     root = BUNDLE.parents[1]
     bundle = root / "results" / "square_lowdim" / "square_lowdim"
     policy = OnnxPolicy(bundle, threads=1, warmup=0)  # checks the file's digest against its manifest
     manifest = policy.manifest
     assert manifest.observation.images == [] and manifest.observation.proprio_keys[-1] == "object"
-    recipe = to_dict(load_yaml(TrainConfig, root / "config" / "train" / "square_lowdim.yaml"))
-    assert to_dict(from_dict(TrainConfig, manifest.training["recipe"])) == recipe
+    assert trained_recipe(manifest) == committed_recipe("square_lowdim")
     assert manifest.training["command"].startswith("dm1 train --config config/train/square_lowdim.yaml")
     for row in sorted((root / "results" / "square_lowdim").glob("*.json")):
         assert json.loads(row.read_text())["model_id"].endswith(manifest.onnx.sha256[:8]), row
