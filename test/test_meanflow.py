@@ -185,3 +185,35 @@ def test_cfg_guidance_learns_a_null_condition_and_exports_one_evaluation(tiny_im
     assert manifest.parity.max_abs_diff <= 1e-4 and manifest.sampling_steps == 1
     with pytest.raises(ValueError, match="guidance mp1 is for meanflow"):
         PolicyConfig(method=MethodConfig(name="flow_matching", guidance=GuidanceConfig(kind="mp1")))
+
+
+def test_distillation_pulls_the_one_step_sample_toward_the_teachers_multi_step_sample():
+    torch.manual_seed(0)
+    cfg = small_lowdim()
+    cfg.method.distill_steps = 3
+    student, teacher = GenerativePolicy(cfg), GenerativePolicy(cfg).eval()
+    batch = {"images": {}, "proprio": torch.randn(5, 3), "actions": torch.rand(5, 3, 2) * 2 - 1}
+    cond, _ = student.encode({}, batch["proprio"])
+    loss, value = student.distill_loss(batch, cond, teacher, torch.Generator().manual_seed(1))
+    # The same noise by hand: the student's one step against the teacher's three steps, clipped like any sample.
+    noise = torch.randn(5, 6, generator=torch.Generator().manual_seed(1))
+    target = teacher.sample_normalized(teacher.encode({}, batch["proprio"])[0], noise, 3).reshape(5, -1)
+    one_step = noise - student.velocity(noise, torch.zeros(5), torch.ones(5), cond)[0]
+    assert value == pytest.approx(float((one_step - target).pow(2).mean().detach()), rel=1e-5)
+    # Only the student learns, and the term enters compute_loss with its weight only when a teacher is given.
+    loss.backward()
+    assert next(student.head.parameters()).grad is not None
+    assert all(p.grad is None for p in teacher.parameters())
+    assert "loss/distill" in student.compute_loss(batch, torch.Generator().manual_seed(2), teacher)[1]
+    assert "loss/distill" not in student.compute_loss(batch, torch.Generator().manual_seed(2))[1]
+
+
+def test_distillation_steps_are_checked():
+    from dm1_ros.policy.config import GuidanceConfig
+
+    with pytest.raises(ValueError, match="distill_steps must be 0 .off. or at least 2, not 1"):
+        PolicyConfig(method=MethodConfig(distill_steps=1))
+    with pytest.raises(ValueError, match="distill_steps trains MeanFlow's one-step map, not flow_matching"):
+        PolicyConfig(method=MethodConfig(name="flow_matching", distill_steps=5))
+    with pytest.raises(ValueError, match="distill_steps with guidance mp1 is not supported"):
+        PolicyConfig(method=MethodConfig(distill_steps=5, guidance=GuidanceConfig(kind="mp1")))

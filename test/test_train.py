@@ -57,6 +57,20 @@ def test_resume_continues_exactly(fake_dataset, tmp_path):
     assert a["optimizer"]["state"][0]["step"] == b["optimizer"]["state"][0]["step"]
 
 
+def test_distillation_trains_toward_the_ema_weights_multi_step_sample(fake_dataset, tmp_path):
+    import csv
+
+    def distance(weight: float) -> list[float]:  # the logged one-step vs EMA five-step distance, every 20 steps
+        cfg = tiny_recipe(fake_dataset, tmp_path / f"w{weight}", steps=60, lr=5e-3, ema_decay=0.9, log_every=20)
+        cfg.policy.method.distill_steps, cfg.policy.method.distill_weight = 5, weight
+        train(cfg, progress=False)
+        return [float(r["loss/distill"]) for r in csv.DictReader((tmp_path / f"w{weight}" / "log.csv").open())]
+
+    distilled, logged_only = distance(1.0), distance(0.0)
+    assert len(distilled) == 3 and distilled[:1] == pytest.approx(logged_only[:1], rel=0.5)
+    assert distilled[-1] < 0.8 * logged_only[-1], (distilled, logged_only)
+
+
 def test_resume_refuses_another_architecture(fake_dataset, tmp_path):
     train(tiny_recipe(fake_dataset, tmp_path / "run", steps=2), progress=False)
     other = tiny_recipe(fake_dataset, tmp_path / "run", steps=4)

@@ -103,6 +103,12 @@ class MethodConfig:
     adaptive_c: float = 1e-3
     sampling_steps: int = 1  # default for select_action / export
     guidance: GuidanceConfig = field(default_factory=GuidanceConfig)  # meanflow only
+    # Self-distillation of the one-step map (meanflow only; 0: off). With K > 1 the loss also pulls the one-step
+    # sample eps - u(eps, 0, 1) toward the EMA weights' K-step sample from the same noise, so the map the runtime
+    # evaluates learns what the multi-step sampler of the same model does. Training only: the exported graph is
+    # still one network evaluation.
+    distill_steps: int = 0
+    distill_weight: float = 1.0
 
 
 @dataclass
@@ -149,6 +155,16 @@ class PolicyConfig:
             raise ValueError(f"method.guidance {g.kind} is for meanflow, not {self.method.name}")
         if not 0.0 <= g.dropout < 1.0 or not g.scale > 0:
             raise ValueError(f"method.guidance: scale must be positive and dropout in [0, 1), got {g.scale}, {g.dropout}")
+        m = self.method
+        if m.distill_steps < 0 or m.distill_steps == 1:
+            raise ValueError(f"method.distill_steps must be 0 (off) or at least 2, not {m.distill_steps}")
+        if m.distill_steps and m.name != "meanflow":
+            raise ValueError(f"method.distill_steps trains MeanFlow's one-step map, not {m.name}")
+        if m.distill_steps and g.kind != "none":
+            raise ValueError(f"method.distill_steps with guidance {g.kind} is not supported: the teacher samples "
+                             "without the guided velocity the student is trained toward")
+        if m.distill_weight < 0:
+            raise ValueError(f"method.distill_weight must be >= 0, got {m.distill_weight}")
 
     @property
     def point_cloud_keys(self) -> list[str]:

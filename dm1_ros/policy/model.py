@@ -83,8 +83,11 @@ class GenerativePolicy(nn.Module):
         return u, {"head_hidden": hidden, "time_embedding": temb}
 
     # --- training -----------------------------------------------------------------------------------------------
-    def compute_loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
-        """batch: images {name: (B, H, W, 3) uint8 (or float 0..255)}, proprio (B, P), actions (B, Ta, Da) raw."""
+    def compute_loss(self, batch: dict, generator: torch.Generator | None = None,
+                     teacher: "GenerativePolicy | None" = None) -> tuple[torch.Tensor, dict]:
+        """batch: images {name: (B, H, W, 3) uint8 (or float 0..255)}, proprio (B, P), actions (B, Ta, Da) raw.
+        teacher: the EMA weights, whose method.distill_steps-step samples the one-step map is distilled toward
+        (ignored when distillation is off)."""
         cond, features = self.encode(batch.get("images", {}), batch["proprio"], batch.get("points"))
         a = self.action_normalizer.normalize(batch["actions"]).reshape(cond.shape[0], -1)
 
@@ -102,12 +105,31 @@ class GenerativePolicy(nn.Module):
             loss, aux, logs = objectives.meanflow_loss(velocity_fn, a, method, generator, guide_fn)
         else:
             loss, aux, logs = objectives.flow_matching_loss(velocity_fn, a, method, generator)
+        if method.distill_steps and teacher is not None:
+            distill, distill_log = self.distill_loss(batch, cond, teacher, generator)
+            loss = loss + method.distill_weight * distill
+            logs["loss/distill"] = distill_log
         if self.config.dispersive:
             disp, disp_logs = total_dispersive(self.config.dispersive, {**features, **aux})
             loss = loss + disp
             logs.update(disp_logs)
         logs["loss/total"] = float(loss.detach())
         return loss, logs
+
+    def distill_loss(self, batch: dict, cond: torch.Tensor, teacher: "GenerativePolicy",
+                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, float]:
+        """Mean squared distance, in normalized action units, between this model's one-step sample and the
+        teacher's method.distill_steps-step sample from the same noise: cond (B, C) -> scalar."""
+        b = cond.shape[0]
+        noise = torch.randn(b, self.config.chunk * self.config.action_dim, generator=generator, device=cond.device,
+                            dtype=cond.dtype)
+        with torch.no_grad():
+            teacher_cond, _ = teacher.encode(batch.get("images", {}), batch["proprio"], batch.get("points"))
+            target = teacher.sample_normalized(teacher_cond, noise, self.config.method.distill_steps).reshape(b, -1)
+        zeros, ones = torch.zeros(b, dtype=cond.dtype, device=cond.device), torch.ones(b, dtype=cond.dtype, device=cond.device)
+        u, _ = self.velocity(noise, zeros, ones, cond)
+        err = (noise - u - target).pow(2).mean(-1).mean()
+        return err, float(err.detach())
 
     # --- sampling -----------------------------------------------------------------------------------------------
     def sample_normalized(self, cond: torch.Tensor, noise: torch.Tensor, steps: int) -> torch.Tensor:

@@ -178,8 +178,8 @@ class LossOf(nn.Module):
         super().__init__()
         self.policy = policy
 
-    def forward(self, batch: dict, generator: torch.Generator | None = None):
-        return self.policy.compute_loss(batch, generator)
+    def forward(self, batch: dict, generator: torch.Generator | None = None, teacher: GenerativePolicy | None = None):
+        return self.policy.compute_loss(batch, generator, teacher)
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command: str | None = None,
@@ -307,7 +307,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
             batch["images"] = {k: random_shift(v, cfg.shift_pad, gen).to(device) for k, v in batch["images"].items()}
             batch["proprio"], batch["actions"] = batch["proprio"].to(device), batch["actions"].to(device)
             batch["points"] = {k: v.to(device) for k, v in batch["points"].items()}
-            loss, logs = learner(batch, gen if device.type == "cpu" else None)
+            loss, logs = learner(batch, gen if device.type == "cpu" else None, ema if pc.method.distill_steps else None)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
