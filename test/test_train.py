@@ -71,6 +71,23 @@ def test_distillation_trains_toward_the_ema_weights_multi_step_sample(fake_datas
     assert distilled[-1] < 0.8 * logged_only[-1], (distilled, logged_only)
 
 
+def test_init_from_starts_at_a_checkpoints_ema_weights_and_refuses_another_network(fake_dataset, tmp_path):
+    first = read_checkpoint(train(tiny_recipe(fake_dataset, tmp_path / "a", steps=20, ema_decay=0.9), progress=False))
+    # One step at a vanishing learning rate: the new run holds the first run's EMA weights, normalization included.
+    cfg = tiny_recipe(fake_dataset, tmp_path / "b", steps=1, lr=1e-12, warmup_steps=0, lr_min=0.0,
+                      init_from=str(tmp_path / "a" / "last.pt"))
+    cfg.policy.method.distill_steps = 5  # the method may change
+    second = read_checkpoint(train(cfg, progress=False))
+    for k, v in first["ema_state_dict"].items():
+        assert torch.allclose(v, second["state_dict"][k], atol=1e-6), k
+    assert not torch.allclose(first["state_dict"]["head.out.weight"], first["ema_state_dict"]["head.out.weight"])
+    assert second["provenance"]["init_from_hash"] and second["provenance"]["recipe"]["init_from"].endswith("last.pt")
+    other = tiny_recipe(fake_dataset, tmp_path / "c", steps=1, init_from=str(tmp_path / "a" / "last.pt"))
+    other.policy.head.hidden = 32
+    with pytest.raises(CheckpointError, match="init_from .*: policy head differ from this recipe's"):
+        train(other, progress=False)
+
+
 def test_resume_refuses_another_architecture(fake_dataset, tmp_path):
     train(tiny_recipe(fake_dataset, tmp_path / "run", steps=2), progress=False)
     other = tiny_recipe(fake_dataset, tmp_path / "run", steps=4)

@@ -45,6 +45,9 @@ class TrainConfig:
     # names (robomimic files from elsewhere: {agentview_image: front_rgb, robot0_eef_pos: eef_pos}); others as named
     obs_keys: dict[str, str] = field(default_factory=dict)
     out_dir: str = "runs/lift_image"  # checkpoints, logs, curves
+    # start from this checkpoint's EMA weights and normalization (fresh optimizer and schedule) instead of from
+    # scratch; its policy config must match this recipe's except for `method` (e.g. to distil its one-step map)
+    init_from: str = ""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     steps: int = 6000  # optimizer steps
     batch_size: int = 64
@@ -170,6 +173,21 @@ def check_point_clouds(pc: PolicyConfig, env_args, data: str) -> None:
                               f"differ from how {data} recorded it ({', '.join(f'{k} {recorded.get(k)}' for k in differ)})")
 
 
+def init_weights(policy: GenerativePolicy, ema: GenerativePolicy, pc: PolicyConfig, path: str, device) -> None:
+    """Both the trained and the EMA copy start from the EMA weights (and normalization) of the checkpoint at path."""
+    payload = read_checkpoint(path)
+    theirs = to_dict(from_dict(PolicyConfig, payload.get("config") or {}))
+    mine = to_dict(pc)
+    differ = [k for k in mine if k != "method" and mine[k] != theirs.get(k)]
+    if differ:
+        raise CheckpointError(f"init_from {path}: policy {', '.join(differ)} differ from this recipe's; only `method` "
+                              "may change")
+    state = {k: v.to(device) for k, v in (payload.get("ema_state_dict") or payload["state_dict"]).items()}
+    load_state_strict(policy, state, path)
+    load_state_strict(ema, state, path)
+    print(f"initialized from {path} (step {payload.get('step')})", flush=True)
+
+
 class LossOf(nn.Module):
     """policy.compute_loss as a module's forward, so DistributedDataParallel can wrap it (DDP averages the gradients
     of what its forward computed)."""
@@ -246,8 +264,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
             rng = np.random.default_rng((cfg.seed, ranks.rank, start_step))
             gen.manual_seed(cfg.seed + 7919 * ranks.rank + start_step)
         print(f"resumed {last} at step {start_step}", flush=True)
+    elif cfg.init_from:
+        init_weights(policy, ema, pc, cfg.init_from, device)
     provenance = {"command": command or command_line(), "data": str(cfg.data),
                   "data_hash": data_hash, "episodes": train_ds.num_episodes, "recipe": to_dict(cfg)}
+    if cfg.init_from:
+        provenance["init_from_hash"] = file_hash(cfg.init_from)
 
     learner = ranks.wrap(LossOf(policy))  # gradients averaged over ranks in backward (one process: the loss itself)
 
