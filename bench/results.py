@@ -431,13 +431,89 @@ DEMO_PAIRS = [
 ]
 
 
+# Square, state only, on data/square_lowdim_1000.hdf5 (900 training demonstrations unless the row says otherwise):
+# (evaluation under results/square_lowdim/, recipe, training steps, sampling steps)
+SQ = "square_lowdim/"
+SQUARE_1000_RUNS = [
+    ("more/square_lowdim_450_72k_1step_chunk_100ep.json", "config/train/square_lowdim_1000.yaml --set episodes=450", "72,000", 1),
+    ("more/square_lowdim_450_72k_5step_chunk_100ep.json", "config/train/square_lowdim_1000.yaml --set episodes=450", "72,000", 5),
+    ("more/square_lowdim_900_72k_1step_chunk_100ep.json", "config/train/square_lowdim_1000.yaml (the teacher)", "72,000", 1),
+    ("more/square_lowdim_900_72k_5step_chunk_100ep.json", "config/train/square_lowdim_1000.yaml (the teacher)", "72,000", 5),
+    ("onestep/square_lowdim_900_72k_10step_chunk_100ep.json", "config/train/square_lowdim_1000.yaml (the teacher)", "72,000", 10),
+    ("onestep/square_lowdim_900_72k_5step_chunk_seeds100100_100ep.json", "config/train/square_lowdim_1000.yaml (the teacher)",
+     "72,000", 5),
+    ("onestep/sq900_24k_tstd2_1step_chunk_100ep.json",
+     "config/train/square_lowdim_1000.yaml --set steps=24000 --set policy.method.time_std=2.0", "24,000", 1),
+    ("onestep/sq900_24k_head512x3_1step_chunk_100ep.json",
+     "config/train/square_lowdim_1000.yaml --set steps=24000 --set policy.head.blocks=3", "24,000", 1),
+    ("onestep/sq900_72k_distill5_8k_1step_chunk_100ep.json", "config/train/square_lowdim_1000_distill.yaml", "72,000 + 8,000", 1),
+    ("onestep/sq900_72k_distill5_8k_1step_chunk_seeds100100_100ep.json", "config/train/square_lowdim_1000_distill.yaml",
+     "72,000 + 8,000", 1),
+    ("onestep/sq900_72k_distill5_8k_1step_first_100ep.json", "config/train/square_lowdim_1000_distill.yaml", "72,000 + 8,000", 1),
+    ("onestep/sq900_72k_distill5_8k_1step_first_seeds100100_100ep.json", "config/train/square_lowdim_1000_distill.yaml",
+     "72,000 + 8,000", 1),
+    ("onestep/sq900_72k_distill5_8k_5step_chunk_100ep.json", "config/train/square_lowdim_1000_distill.yaml", "72,000 + 8,000", 5),
+    ("onestep/sq900_72k_cont8k_1step_chunk_100ep.json",
+     "config/train/square_lowdim_1000_distill.yaml --set policy.method.distill_steps=0 (no distillation)", "72,000 + 8,000", 1),
+    ("onestep/sq900_72k_cont8k_5step_chunk_100ep.json",
+     "config/train/square_lowdim_1000_distill.yaml --set policy.method.distill_steps=0 (no distillation)", "72,000 + 8,000", 5),
+    ("onestep/sq900_72k_distill5_8k_r2_1step_chunk_100ep.json",
+     "config/train/square_lowdim_1000_distill.yaml, again from the distilled model", "72,000 + 8,000 + 8,000", 1),
+    ("onestep/sq900_72k_distill5_8k_r2_1step_first_100ep.json",
+     "config/train/square_lowdim_1000_distill.yaml, again from the distilled model", "72,000 + 8,000 + 8,000", 1),
+    ("onestep/sq900_72k_distill5_8k_r2_5step_chunk_100ep.json",
+     "config/train/square_lowdim_1000_distill.yaml, again from the distilled model", "72,000 + 8,000 + 8,000", 5),
+]
+SQUARE_TEACHER_1 = [SQ + "more/square_lowdim_900_72k_1step_chunk_100ep.json"]
+SQUARE_TEACHER_5 = [SQ + "more/square_lowdim_900_72k_5step_chunk_100ep.json"]
+SQUARE_DISTILLED_1 = [SQ + "onestep/sq900_72k_distill5_8k_1step_chunk_100ep.json"]
+SQUARE_DISTILLED_FIRST = [SQ + "onestep/sq900_72k_distill5_8k_1step_first_100ep.json",
+                          SQ + "onestep/sq900_72k_distill5_8k_1step_first_seeds100100_100ep.json"]
+
 # (model, its chunks open loop, the same model re-planning every tick as its manifest says; same seeds)
 REPLAN_VS_CHUNK = [
     ("models/lift_image_fast_500", LIFT_500_CHUNK, LIFT_500_REPLAN),
     ("models/can_image_2cam", ["closed_loop/can_2cam_chunk_lookahead50_100ep.json"], ["cameras/can_image_2cam_100ep.json"]),
     ("models/can_image_2cam_300", ["demos/can_image_2cam_300_chunk_lookahead50_100ep.json"],
      ["demos/can_image_2cam_300_first_lookahead50_100ep.json"]),
+    ("square, state only, distilled (results/square_lowdim/square_lowdim_1000_distill)",
+     SQUARE_DISTILLED_1 + [SQ + "onestep/sq900_72k_distill5_8k_1step_chunk_seeds100100_100ep.json"], SQUARE_DISTILLED_FIRST),
 ]
+
+
+# (label, evaluations a, evaluations b): the same seeds and execution
+DISTILL_PAIRS = [
+    ("teacher, one step -> distilled, one step", SQUARE_TEACHER_1, SQUARE_DISTILLED_1),
+    ("teacher, five steps -> distilled, one step", SQUARE_TEACHER_5, SQUARE_DISTILLED_1),
+    ("teacher, five steps -> distilled, one step", [SQ + "onestep/square_lowdim_900_72k_5step_chunk_seeds100100_100ep.json"],
+     [SQ + "onestep/sq900_72k_distill5_8k_1step_chunk_seeds100100_100ep.json"]),
+    ("no distillation -> distilled, one step (the same 8,000 extra steps)",
+     [SQ + "onestep/sq900_72k_cont8k_1step_chunk_100ep.json"], SQUARE_DISTILLED_1),
+    ("no distillation -> distilled, five steps (the same 8,000 extra steps)",
+     [SQ + "onestep/sq900_72k_cont8k_5step_chunk_100ep.json"], [SQ + "onestep/sq900_72k_distill5_8k_5step_chunk_100ep.json"]),
+    ("distilled -> distilled again, one step", SQUARE_DISTILLED_1, [SQ + "onestep/sq900_72k_distill5_8k_r2_1step_chunk_100ep.json"]),
+]
+
+
+def square_1000_section() -> list[str]:
+    """The state-only square study on 1,000 demonstrations: every run, then the distilled model against its teacher."""
+    out = ["Square, state only (robot proprio + robosuite's 14-d object state), on `dm1 collect --task square --episodes "
+           "1000 --no-images --workers 2 --out data/square_lowdim_1000.hdf5`; the network and method of "
+           "config/train/square_lowdim.yaml; 100 seeded episodes per row, chunks open loop unless the row says "
+           "otherwise, 0 ms lookahead.", "",
+           "| evaluation (results/square_lowdim/) | recipe | training steps | sampling steps | execution | seeds | success "
+           "| 95% CI | model id |", "|---|---|---:|---:|---|---|---|---|---|"]
+    for path, recipe, steps, k in SQUARE_1000_RUNS:
+        r = load(ROOT / "results" / SQ / path)
+        if not r:
+            continue
+        seeds = [e["seed"] for e in r["per_episode"]]
+        lo, hi = wilson(r["successes"], r["episodes"])
+        out.append(f"| {path} | {recipe} | {steps} | {k} | {r['execute']} | {min(seeds)}-{max(seeds)} | "
+                   f"{r['successes']}/{r['episodes']} | {lo:.0%}-{hi:.0%} | {r['model_id']} |")
+    return out + ["", "The distilled model (one network evaluation) against its teacher, episode by episode:", "",
+                  "| a -> b | execution | seeds | a | b (95% CI) | only a / only b | McNemar p | policy p50 ms a / b |",
+                  "|---|---|---|---|---|---|---:|---|", *paired_rows(DISTILL_PAIRS)]
 
 
 def demos_section() -> list[str]:
@@ -557,6 +633,11 @@ ONE_VS_FIVE = [
      "square, state only (results/square_lowdim/square_lowdim)"),
     ("methods/square-state_meanflow_dispersive_5step.json", ["methods/square-state_meanflow_dispersive_1step.json"],
      "square, state only, dispersive 0.1 (method table)"),
+    ("square_lowdim/more/square_lowdim_450_72k_5step_chunk_100ep.json",
+     ["square_lowdim/more/square_lowdim_450_72k_1step_chunk_100ep.json"], "square, state only, 450 demos, 72,000 steps"),
+    (SQUARE_TEACHER_5[0], SQUARE_TEACHER_1, "square, state only, 900 demos, 72,000 steps (the teacher)"),
+    ("square_lowdim/onestep/sq900_72k_distill5_8k_5step_chunk_100ep.json", SQUARE_DISTILLED_1,
+     "square, state only, distilled (results/square_lowdim/square_lowdim_1000_distill)"),
 ]
 
 
@@ -711,6 +792,7 @@ def render() -> str:
              *pooled_section("pointcloud_can", ["closed_loop/can_first_lookahead50_100ep.json"], "point clouds", first=50), "",
              "## Dispersive regularization with few demonstrations", "", *few_demos_section(), "",
              "## Square: training length, then the cameras", "", *square_section(), "",
+             "## Square, state only: one step distilled from five", "", *square_1000_section(), "",
              "## One step or five, same checkpoint", "", *one_vs_five_section(), "",
              "## Guidance on can", "", *guidance_section(), "",
              "## Hardening: faults, soak, smoothness", "",

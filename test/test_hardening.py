@@ -110,7 +110,7 @@ def test_train_refuses_an_existing_run_and_force_moves_it_aside(fake_dataset, tm
     from dm1_ros.policy.model import GenerativePolicy
 
     monkeypatch.setattr(GenerativePolicy, "compute_loss",
-                        lambda self, batch, gen=None: (torch.tensor(float("nan"), requires_grad=True), {}))
+                        lambda self, batch, gen=None, teacher=None: (torch.tensor(float("nan"), requires_grad=True), {}))
     with pytest.raises(FloatingPointError):
         train(tiny_recipe(fake_dataset, run), progress=False, force=True)
     assert not (run / "last.pt").exists()

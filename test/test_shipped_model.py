@@ -190,6 +190,27 @@ def test_committed_square_state_policy_is_its_recipe_and_the_graph_its_rows_meas
     assert policy.predict(policy.dummy_observation()).actions.shape == (4, 7)
 
 
+def test_distilled_square_state_policy_is_its_recipe_and_the_graph_its_rows_measured():
+    """results/square_lowdim/square_lowdim_1000_distill: config/train/square_lowdim_1000_distill.yaml started from
+    config/train/square_lowdim_1000.yaml's run; its one-step rows name its ONNX file, and it re-plans every tick."""
+    import json
+
+    root = BUNDLE.parents[1]
+    bundle = root / "results" / "square_lowdim" / "square_lowdim_1000_distill"
+    policy = OnnxPolicy(bundle, threads=1, warmup=0)
+    manifest = policy.manifest
+    trained, committed = trained_recipe(manifest), committed_recipe("square_lowdim_1000_distill")
+    # The run directories had other names; the teacher's weights are pinned by their hash.
+    assert {k for k in committed if committed[k] != trained[k]} == {"out_dir", "init_from"}
+    assert committed["policy"]["method"]["distill_steps"] == 5 and manifest.training["init_from_hash"] == "6bb5ade918d49df3"
+    teacher = committed_recipe("square_lowdim_1000")
+    assert {k for k in teacher if teacher[k] != committed[k]} == {"out_dir", "init_from", "steps", "lr", "policy"}
+    assert manifest.execution == "latest" and manifest.lookahead_s == 0.0 and manifest.sampling_steps == 1
+    rows = sorted((root / "results" / "square_lowdim" / "onestep").glob("sq900_72k_distill5_8k_1step_*.json"))
+    assert len(rows) == 4 and all(json.loads(r.read_text())["model_id"].endswith(manifest.onnx.sha256[:8]) for r in rows)
+    assert policy.predict(policy.dummy_observation()).actions.shape == (4, 7)
+
+
 def test_int8_bundle_is_dm1_quantize_of_the_fast_bundle_and_the_graph_its_rows_measured(tmp_path):
     """models/lift_image_fast_int8: `dm1 quantize models/lift_image_fast` (int8 weight products, 1.4x faster on one
     CPU thread); remade here bit for bit, and the committed evaluations name its graph."""

@@ -82,6 +82,12 @@ def test_init_from_starts_at_a_checkpoints_ema_weights_and_refuses_another_netwo
         assert torch.allclose(v, second["state_dict"][k], atol=1e-6), k
     assert not torch.allclose(first["state_dict"]["head.out.weight"], first["ema_state_dict"]["head.out.weight"])
     assert second["provenance"]["init_from_hash"] and second["provenance"]["recipe"]["init_from"].endswith("last.pt")
+    # Resumed later, the run still names the weights it started from, even when that file has moved on.
+    (tmp_path / "a" / "last.pt").rename(tmp_path / "a" / "moved.pt")
+    cfg.steps = 2
+    resumed = read_checkpoint(train(cfg, resume=True, progress=False))
+    assert resumed["step"] == 2 and resumed["provenance"]["init_from_hash"] == second["provenance"]["init_from_hash"]
+    (tmp_path / "a" / "moved.pt").rename(tmp_path / "a" / "last.pt")
     other = tiny_recipe(fake_dataset, tmp_path / "c", steps=1, init_from=str(tmp_path / "a" / "last.pt"))
     other.policy.head.hidden = 32
     with pytest.raises(CheckpointError, match="init_from .*: policy head differ from this recipe's"):

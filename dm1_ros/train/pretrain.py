@@ -243,7 +243,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
         torch.manual_seed(cfg.seed + ranks.rank)  # the global generator (sampling noise on a GPU) differs per rank
     ema = copy.deepcopy(policy).requires_grad_(False).eval()
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start_step = 0
+    start_step, init_hash = 0, None
     last = out / "last.pt"
     if resume:
         if not last.is_file():
@@ -264,12 +264,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
             rng = np.random.default_rng((cfg.seed, ranks.rank, start_step))
             gen.manual_seed(cfg.seed + 7919 * ranks.rank + start_step)
         print(f"resumed {last} at step {start_step}", flush=True)
+        init_hash = payload.get("provenance", {}).get("init_from_hash")  # the weights it started from, then
     elif cfg.init_from:
         init_weights(policy, ema, pc, cfg.init_from, device)
+        init_hash = file_hash(cfg.init_from)
     provenance = {"command": command or command_line(), "data": str(cfg.data),
                   "data_hash": data_hash, "episodes": train_ds.num_episodes, "recipe": to_dict(cfg)}
-    if cfg.init_from:
-        provenance["init_from_hash"] = file_hash(cfg.init_from)
+    if cfg.init_from and init_hash:
+        provenance["init_from_hash"] = init_hash
 
     learner = ranks.wrap(LossOf(policy))  # gradients averaged over ranks in backward (one process: the loss itself)
 
