@@ -453,6 +453,7 @@ SQUARE_1000_RUNS = [
     ("onestep/sq900_72k_distill5_8k_1step_first_seeds100100_100ep.json", "config/train/square_lowdim_1000_distill.yaml",
      "72,000 + 8,000", 1),
     ("onestep/sq900_72k_distill5_8k_5step_chunk_100ep.json", "config/train/square_lowdim_1000_distill.yaml", "72,000 + 8,000", 5),
+    ("onestep/sq900_72k_distill5_8k_5step_first_100ep.json", "config/train/square_lowdim_1000_distill.yaml", "72,000 + 8,000", 5),
     ("onestep/sq900_72k_cont8k_1step_chunk_100ep.json",
      "config/train/square_lowdim_1000_distill.yaml --set policy.method.distill_steps=0 (no distillation)", "72,000 + 8,000", 1),
     ("onestep/sq900_72k_cont8k_5step_chunk_100ep.json",
@@ -637,6 +638,8 @@ ONE_VS_FIVE = [
      ["square_lowdim/more/square_lowdim_450_72k_1step_chunk_100ep.json"], "square, state only, 450 demos, 72,000 steps"),
     (SQUARE_TEACHER_5[0], SQUARE_TEACHER_1, "square, state only, 900 demos, 72,000 steps (the teacher)"),
     ("square_lowdim/onestep/sq900_72k_distill5_8k_5step_chunk_100ep.json", SQUARE_DISTILLED_1,
+     "square, state only, distilled (results/square_lowdim/square_lowdim_1000_distill)"),
+    ("square_lowdim/onestep/sq900_72k_distill5_8k_5step_first_100ep.json", SQUARE_DISTILLED_FIRST[:1],
      "square, state only, distilled (results/square_lowdim/square_lowdim_1000_distill)"),
 ]
 
