@@ -432,38 +432,34 @@ DEMO_PAIRS = [
 
 
 # Square, state only, on data/square_lowdim_1000.hdf5 (900 training demonstrations unless the row says otherwise):
-# (evaluation under results/square_lowdim/, recipe, training steps, sampling steps)
+# (evaluation under results/square_lowdim/, recipe, training steps); the sampling steps and execution are in the file
 SQ = "square_lowdim/"
+TEACHER = "config/train/square_lowdim_1000.yaml"
+DISTILLED = ("config/train/square_lowdim_1000_distill.yaml", "72,000 + 8,000")
+NOT_DISTILLED = (DISTILLED[0] + " --set policy.method.distill_steps=0 (no distillation)", DISTILLED[1])
+DISTILLED_AGAIN = (DISTILLED[0] + ", again from the distilled model", "72,000 + 8,000 + 8,000")
 SQUARE_1000_RUNS = [
-    ("more/square_lowdim_450_72k_1step_chunk_100ep.json", "config/train/square_lowdim_1000.yaml --set episodes=450", "72,000", 1),
-    ("more/square_lowdim_450_72k_5step_chunk_100ep.json", "config/train/square_lowdim_1000.yaml --set episodes=450", "72,000", 5),
-    ("more/square_lowdim_900_72k_1step_chunk_100ep.json", "config/train/square_lowdim_1000.yaml (the teacher)", "72,000", 1),
-    ("more/square_lowdim_900_72k_5step_chunk_100ep.json", "config/train/square_lowdim_1000.yaml (the teacher)", "72,000", 5),
-    ("onestep/square_lowdim_900_72k_10step_chunk_100ep.json", "config/train/square_lowdim_1000.yaml (the teacher)", "72,000", 10),
-    ("onestep/square_lowdim_900_72k_5step_chunk_seeds100100_100ep.json", "config/train/square_lowdim_1000.yaml (the teacher)",
-     "72,000", 5),
-    ("onestep/sq900_24k_tstd2_1step_chunk_100ep.json",
-     "config/train/square_lowdim_1000.yaml --set steps=24000 --set policy.method.time_std=2.0", "24,000", 1),
-    ("onestep/sq900_24k_head512x3_1step_chunk_100ep.json",
-     "config/train/square_lowdim_1000.yaml --set steps=24000 --set policy.head.blocks=3", "24,000", 1),
-    ("onestep/sq900_72k_distill5_8k_1step_chunk_100ep.json", "config/train/square_lowdim_1000_distill.yaml", "72,000 + 8,000", 1),
-    ("onestep/sq900_72k_distill5_8k_1step_chunk_seeds100100_100ep.json", "config/train/square_lowdim_1000_distill.yaml",
-     "72,000 + 8,000", 1),
-    ("onestep/sq900_72k_distill5_8k_1step_first_100ep.json", "config/train/square_lowdim_1000_distill.yaml", "72,000 + 8,000", 1),
-    ("onestep/sq900_72k_distill5_8k_1step_first_seeds100100_100ep.json", "config/train/square_lowdim_1000_distill.yaml",
-     "72,000 + 8,000", 1),
-    ("onestep/sq900_72k_distill5_8k_5step_chunk_100ep.json", "config/train/square_lowdim_1000_distill.yaml", "72,000 + 8,000", 5),
-    ("onestep/sq900_72k_distill5_8k_5step_first_100ep.json", "config/train/square_lowdim_1000_distill.yaml", "72,000 + 8,000", 5),
-    ("onestep/sq900_72k_cont8k_1step_chunk_100ep.json",
-     "config/train/square_lowdim_1000_distill.yaml --set policy.method.distill_steps=0 (no distillation)", "72,000 + 8,000", 1),
-    ("onestep/sq900_72k_cont8k_5step_chunk_100ep.json",
-     "config/train/square_lowdim_1000_distill.yaml --set policy.method.distill_steps=0 (no distillation)", "72,000 + 8,000", 5),
-    ("onestep/sq900_72k_distill5_8k_r2_1step_chunk_100ep.json",
-     "config/train/square_lowdim_1000_distill.yaml, again from the distilled model", "72,000 + 8,000 + 8,000", 1),
-    ("onestep/sq900_72k_distill5_8k_r2_1step_first_100ep.json",
-     "config/train/square_lowdim_1000_distill.yaml, again from the distilled model", "72,000 + 8,000 + 8,000", 1),
-    ("onestep/sq900_72k_distill5_8k_r2_5step_chunk_100ep.json",
-     "config/train/square_lowdim_1000_distill.yaml, again from the distilled model", "72,000 + 8,000 + 8,000", 5),
+    ("more/square_lowdim_450_72k_1step_chunk_100ep.json", TEACHER + " --set episodes=450", "72,000"),
+    ("more/square_lowdim_450_72k_5step_chunk_100ep.json", TEACHER + " --set episodes=450", "72,000"),
+    ("more/square_lowdim_900_72k_1step_chunk_100ep.json", TEACHER + " (the teacher)", "72,000"),
+    ("more/square_lowdim_900_72k_5step_chunk_100ep.json", TEACHER + " (the teacher)", "72,000"),
+    ("onestep/square_lowdim_900_72k_10step_chunk_100ep.json", TEACHER + " (the teacher)", "72,000"),
+    ("onestep/square_lowdim_900_72k_5step_chunk_seeds100100_100ep.json", TEACHER + " (the teacher)", "72,000"),
+    ("onestep/sq900_24k_tstd2_1step_chunk_100ep.json", TEACHER + " --set steps=24000 --set policy.method.time_std=2.0",
+     "24,000"),
+    ("onestep/sq900_24k_head512x3_1step_chunk_100ep.json", TEACHER + " --set steps=24000 --set policy.head.blocks=3",
+     "24,000"),
+    ("onestep/sq900_72k_distill5_8k_1step_chunk_100ep.json", *DISTILLED),
+    ("onestep/sq900_72k_distill5_8k_1step_chunk_seeds100100_100ep.json", *DISTILLED),
+    ("onestep/sq900_72k_distill5_8k_1step_first_100ep.json", *DISTILLED),
+    ("onestep/sq900_72k_distill5_8k_1step_first_seeds100100_100ep.json", *DISTILLED),
+    ("onestep/sq900_72k_distill5_8k_5step_chunk_100ep.json", *DISTILLED),
+    ("onestep/sq900_72k_distill5_8k_5step_first_100ep.json", *DISTILLED),
+    ("onestep/sq900_72k_cont8k_1step_chunk_100ep.json", *NOT_DISTILLED),
+    ("onestep/sq900_72k_cont8k_5step_chunk_100ep.json", *NOT_DISTILLED),
+    ("onestep/sq900_72k_distill5_8k_r2_1step_chunk_100ep.json", *DISTILLED_AGAIN),
+    ("onestep/sq900_72k_distill5_8k_r2_1step_first_100ep.json", *DISTILLED_AGAIN),
+    ("onestep/sq900_72k_distill5_8k_r2_5step_chunk_100ep.json", *DISTILLED_AGAIN),
 ]
 SQUARE_TEACHER_1 = [SQ + "more/square_lowdim_900_72k_1step_chunk_100ep.json"]
 SQUARE_TEACHER_5 = [SQ + "more/square_lowdim_900_72k_5step_chunk_100ep.json"]
@@ -504,13 +500,13 @@ def square_1000_section() -> list[str]:
            "otherwise, 0 ms lookahead.", "",
            "| evaluation (results/square_lowdim/) | recipe | training steps | sampling steps | execution | seeds | success "
            "| 95% CI | model id |", "|---|---|---:|---:|---|---|---|---|---|"]
-    for path, recipe, steps, k in SQUARE_1000_RUNS:
+    for path, recipe, steps in SQUARE_1000_RUNS:
         r = load(ROOT / "results" / SQ / path)
         if not r:
             continue
         seeds = [e["seed"] for e in r["per_episode"]]
         lo, hi = wilson(r["successes"], r["episodes"])
-        out.append(f"| {path} | {recipe} | {steps} | {k} | {r['execute']} | {min(seeds)}-{max(seeds)} | "
+        out.append(f"| {path} | {recipe} | {steps} | {r['sampling_steps']} | {r['execute']} | {min(seeds)}-{max(seeds)} | "
                    f"{r['successes']}/{r['episodes']} | {lo:.0%}-{hi:.0%} | {r['model_id']} |")
     return out + ["", "The distilled model (one network evaluation) against its teacher, episode by episode:", "",
                   "| a -> b | execution | seeds | a | b (95% CI) | only a / only b | McNemar p | policy p50 ms a / b |",

@@ -126,8 +126,7 @@ class GenerativePolicy(nn.Module):
         with torch.no_grad():
             teacher_cond, _ = teacher.encode(batch.get("images", {}), batch["proprio"], batch.get("points"))
             target = teacher.sample_normalized(teacher_cond, noise, self.config.method.distill_steps).reshape(b, -1)
-        zeros, ones = torch.zeros(b, dtype=cond.dtype, device=cond.device), torch.ones(b, dtype=cond.dtype, device=cond.device)
-        u, _ = self.velocity(noise, zeros, ones, cond)
+        u, _ = self.velocity(noise, cond.new_zeros(b), cond.new_ones(b), cond)  # the one-step query: r = 0, t = 1
         err = (noise - u - target).pow(2).mean(-1).mean()
         return err, float(err.detach())
 
