@@ -12,7 +12,7 @@ from dm1_ros.policy.checkpoint import CheckpointError, load_checkpoint, read_che
 from dm1_ros.policy.config import HeadConfig, PolicyConfig, VisionConfig
 from dm1_ros.train.augment import random_shift
 from dm1_ros.train.dataset import DatasetError, RobomimicDataset
-from dm1_ros.train.pretrain import TrainConfig, lr_at, train, validation_loss
+from dm1_ros.train.pretrain import TrainConfig, lr_at, open_split, sampling_gap, train, validation_loss
 
 
 def tiny_recipe(data, out, **kw):
@@ -55,6 +55,35 @@ def test_resume_continues_exactly(fake_dataset, tmp_path):
     for k, v in a["ema_state_dict"].items():
         assert torch.allclose(v, b["ema_state_dict"][k], atol=1e-6), k
     assert a["optimizer"]["state"][0]["step"] == b["optimizer"]["state"][0]["step"]
+
+
+def test_sampling_gap_is_zero_for_a_constant_velocity_and_measures_an_inconsistent_one(tiny_policy, fake_dataset):
+    valid = open_split(tiny_policy.config, str(fake_dataset), "valid")
+    gap = sampling_gap(tiny_policy, valid, 8, seed=0, steps=5, max_batches=2)
+    assert gap > 0.01 and sampling_gap(tiny_policy, valid, 8, seed=0, steps=5, max_batches=2) == gap  # fixed batches
+    assert sampling_gap(tiny_policy, valid, 8, seed=0, steps=1, max_batches=2) == 0.0
+    with torch.no_grad():  # u(z, r, t) = b everywhere: a straight path, one jump lands where five small ones do
+        tiny_policy.head.out.weight.zero_()
+        tiny_policy.head.out.bias.copy_(torch.linspace(-0.3, 0.3, tiny_policy.head.out.bias.numel()))
+    assert sampling_gap(tiny_policy, valid, 8, seed=0, steps=5, max_batches=2) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_resuming_a_log_without_the_gap_column_keeps_rows_aligned(fake_dataset, tmp_path):
+    import csv
+
+    train(tiny_recipe(fake_dataset, tmp_path / "run", steps=20), progress=False)
+    log = tmp_path / "run" / "log.csv"
+    rows = list(csv.DictReader(log.open()))
+    assert rows[-1]["val/gap_1_vs_5"] and float(rows[-1]["val/gap_1_vs_5"]) > 0  # validated at step 20
+    old_columns = [c for c in rows[0] if c != "val/gap_1_vs_5"]  # a log written before the column existed
+    with log.open("w", newline="") as f:
+        writer = csv.DictWriter(f, old_columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    train(tiny_recipe(fake_dataset, tmp_path / "run", steps=40), resume=True, progress=False)
+    lines = list(csv.reader(log.open()))
+    assert lines[0] == old_columns and len(lines) == 5 and {len(line) for line in lines} == {len(old_columns)}
+    assert float(lines[-1][old_columns.index("val/loss")]) > 0
 
 
 def test_distillation_trains_toward_the_ema_weights_multi_step_sample(fake_dataset, tmp_path):

@@ -112,6 +112,15 @@ def to_torch(batch: dict, device: torch.device | str = "cpu") -> dict:
             "proprio": torch.from_numpy(batch["proprio"]).to(device), "actions": torch.from_numpy(batch["actions"]).to(device)}
 
 
+def open_split(pc: PolicyConfig, data: str, split: str, episodes: int = 0,
+               obs_keys: dict[str, str] | None = None) -> RobomimicDataset:
+    """The split ("train" or "valid") of a robomimic file as the policy pc reads it (first `episodes`; 0: all)."""
+    return RobomimicDataset(data, pc.image_keys, pc.chunk, pc.proprio_keys, split, pc.action_dim,
+                            (pc.image_size[0], pc.image_size[1], 3), pc.proprio_dims, max_episodes=episodes,
+                            point_cloud_keys=pc.point_cloud_keys, num_points=[c.num_points for c in pc.point_clouds],
+                            key_map=obs_keys or {})
+
+
 @torch.no_grad()
 def validation_loss(policy: GenerativePolicy, ds: RobomimicDataset, batch_size: int, seed: int, max_batches: int = 8,
                     device: torch.device | str = "cpu") -> float:
@@ -125,6 +134,24 @@ def validation_loss(policy: GenerativePolicy, ds: RobomimicDataset, batch_size: 
             loss, _ = policy.compute_loss(to_torch(ds.batch(idx), device), g)
         losses.append(float(loss))
     return float(np.mean(losses))
+
+
+@torch.no_grad()
+def sampling_gap(policy: GenerativePolicy, ds: RobomimicDataset, batch_size: int, seed: int, steps: int = 5,
+                 max_batches: int = 8, device: torch.device | str = "cpu") -> float:
+    """Root mean squared distance, in normalized action units (-1..1), between the one-step and the `steps`-step
+    sample from the same noise on fixed batches: what one network evaluation gives up against more of them, without
+    a rollout (0 when the learned average velocity is consistent over the whole interval)."""
+    rng = np.random.default_rng(seed)
+    g = torch.Generator(device=device).manual_seed(seed)
+    squared = []
+    for _ in range(max_batches):
+        batch = to_torch(ds.batch(rng.integers(0, len(ds), size=min(batch_size, len(ds)))), device)
+        cond, _ = policy.encode(batch["images"], batch["proprio"], batch["points"])
+        noise = torch.randn(cond.shape[0], policy.config.chunk * policy.config.action_dim, generator=g, device=device)
+        one, more = (policy.sample_normalized(cond, noise, k) for k in (1, steps))
+        squared.append(float((one - more).pow(2).mean()))
+    return float(np.sqrt(np.mean(squared)))
 
 
 def plot_curves(csv_path: Path, png_path: Path) -> None:
@@ -220,14 +247,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
 
     # --- data --------------------------------------------------------------------------------------------------
     pc = cfg.policy
-    image_shape = (pc.image_size[0], pc.image_size[1], 3)
-    clouds = dict(point_cloud_keys=pc.point_cloud_keys, num_points=[c.num_points for c in pc.point_clouds],
-                  key_map=cfg.obs_keys)
-    train_ds = RobomimicDataset(cfg.data, pc.image_keys, pc.chunk, pc.proprio_keys, "train", pc.action_dim, image_shape,
-                                pc.proprio_dims, max_episodes=cfg.episodes, **clouds)
+    train_ds = open_split(pc, cfg.data, "train", cfg.episodes, cfg.obs_keys)
     try:
-        valid_ds = RobomimicDataset(cfg.data, pc.image_keys, pc.chunk, pc.proprio_keys, "valid", pc.action_dim, image_shape,
-                                    pc.proprio_dims, **clouds)
+        valid_ds = open_split(pc, cfg.data, "valid", obs_keys=cfg.obs_keys)
     except ValueError:
         valid_ds = None  # no validation split in this file
     check_point_clouds(pc, train_ds.env_args, cfg.data)
@@ -304,7 +326,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
         if not is_main:
             return
         if writer is None:
-            columns = ["step", "lr", "seconds", *sorted(k for k in values if k not in ("lr", "seconds")), "val/loss"]
+            columns = ["step", "lr", "seconds", *sorted(k for k in values if k not in ("lr", "seconds")), "val/loss",
+                       "val/gap_1_vs_5"]
+            if csv_file.tell():  # resumed: the header on disk decides, so rows stay aligned with it
+                with open(out / "log.csv", newline="") as f:
+                    columns = next(csv.reader(f))
             writer = csv.DictWriter(csv_file, fieldnames=columns, extrasaction="ignore")
             if csv_file.tell() == 0:
                 writer.writeheader()
@@ -353,6 +379,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
                 row.update(lr=lr, seconds=time.perf_counter() - t0)
                 if is_main and valid_ds is not None and (step % cfg.validate_every == 0 or step == cfg.steps):
                     row["val/loss"] = validation_loss(ema, valid_ds, cfg.batch_size, cfg.seed, device=device)
+                    row["val/gap_1_vs_5"] = sampling_gap(ema, valid_ds, cfg.batch_size, cfg.seed, device=device)
                 log(step, row)
                 bar.set_postfix(loss=f"{row['loss/total']:.4f}", **({"val": f"{row['val/loss']:.4f}"} if "val/loss" in row else {}))
             if step % cfg.checkpoint_every == 0:
