@@ -403,7 +403,7 @@ def paired_rows(pairs, same_execution: bool = True) -> list[str]:
         p50_b = sorted(r["policy_latency_ms"]["p50"] for r in b_runs)[0]
         out.append(f"| {label} | {b_runs[0]['execute']}, {b_runs[0].get('lookahead_ms') or 0:.0f} ms lookahead | "
                    f"{min(a)}-{max(a)} | {sum(a.values())}/{len(a)} | {sum(b.values())}/{len(b)} ({lo:.0%}-{hi:.0%}) | "
-                   f"{only_a} / {only_b} | {p:.2f} | {p50_a:.2f} / {p50_b:.2f} |")
+                   f"{only_a} / {only_b} | {p:.2g} | {p50_a:.2f} / {p50_b:.2f} |")
     return out
 
 
@@ -435,9 +435,17 @@ DEMO_PAIRS = [
 # (evaluation under results/square_lowdim/, recipe, training steps); the sampling steps and execution are in the file
 SQ = "square_lowdim/"
 TEACHER = "config/train/square_lowdim_1000.yaml"
-DISTILLED = ("config/train/square_lowdim_1000_distill.yaml", "72,000 + 8,000")
+DISTILLED = ("config/train/square_lowdim_1000_distill.yaml", "72,000 + 8,000")  # distill_weight 10: the shipped bundle
+WEIGHT_1 = (DISTILLED[0] + " --set policy.method.distill_weight=1", DISTILLED[1])
+WEIGHT_30 = (DISTILLED[0] + " --set policy.method.distill_weight=30", DISTILLED[1])
+LONGER = (DISTILLED[0] + " --set steps=16000", "72,000 + 16,000")
+SEED_1 = (DISTILLED[0] + " --set seed=1", DISTILLED[1])
 NOT_DISTILLED = (DISTILLED[0] + " --set policy.method.distill_steps=0 (no distillation)", DISTILLED[1])
-DISTILLED_AGAIN = (DISTILLED[0] + ", again from the distilled model", "72,000 + 8,000 + 8,000")
+WEIGHT_1_AGAIN = (WEIGHT_1[0] + ", again from the weight-1 model", "72,000 + 8,000 + 8,000")
+RUNS_OF = {  # evaluation tag under results/square_lowdim/onestep/ -> (recipe, training steps)
+    "sq900_72k_distill5_w10_8k": DISTILLED, "sq900_72k_distill5_8k": WEIGHT_1, "sq900_72k_distill5_w30_8k": WEIGHT_30,
+    "sq900_72k_distill5_w10_16k": LONGER, "sq900_72k_distill5_w10_8k_seed1": SEED_1, "sq900_72k_cont8k": NOT_DISTILLED, "sq900_72k_distill5_8k_r2": WEIGHT_1_AGAIN,
+}
 SQUARE_1000_RUNS = [
     ("more/square_lowdim_450_72k_1step_chunk_100ep.json", TEACHER + " --set episodes=450", "72,000"),
     ("more/square_lowdim_450_72k_5step_chunk_100ep.json", TEACHER + " --set episodes=450", "72,000"),
@@ -449,23 +457,21 @@ SQUARE_1000_RUNS = [
      "24,000"),
     ("onestep/sq900_24k_head512x3_1step_chunk_100ep.json", TEACHER + " --set steps=24000 --set policy.head.blocks=3",
      "24,000"),
-    ("onestep/sq900_72k_distill5_8k_1step_chunk_100ep.json", *DISTILLED),
-    ("onestep/sq900_72k_distill5_8k_1step_chunk_seeds100100_100ep.json", *DISTILLED),
-    ("onestep/sq900_72k_distill5_8k_1step_first_100ep.json", *DISTILLED),
-    ("onestep/sq900_72k_distill5_8k_1step_first_seeds100100_100ep.json", *DISTILLED),
-    ("onestep/sq900_72k_distill5_8k_5step_chunk_100ep.json", *DISTILLED),
-    ("onestep/sq900_72k_distill5_8k_5step_first_100ep.json", *DISTILLED),
-    ("onestep/sq900_72k_cont8k_1step_chunk_100ep.json", *NOT_DISTILLED),
-    ("onestep/sq900_72k_cont8k_5step_chunk_100ep.json", *NOT_DISTILLED),
-    ("onestep/sq900_72k_distill5_8k_r2_1step_chunk_100ep.json", *DISTILLED_AGAIN),
-    ("onestep/sq900_72k_distill5_8k_r2_1step_first_100ep.json", *DISTILLED_AGAIN),
-    ("onestep/sq900_72k_distill5_8k_r2_5step_chunk_100ep.json", *DISTILLED_AGAIN),
+    *((f"onestep/{tag}_{k}step_{x}{seeds}_100ep.json", *recipe) for tag, recipe in RUNS_OF.items() for k in (1, 5)
+      for x in ("chunk", "first") for seeds in ("", "_seeds100100")),
 ]
 SQUARE_TEACHER_1 = [SQ + "more/square_lowdim_900_72k_1step_chunk_100ep.json"]
 SQUARE_TEACHER_5 = [SQ + "more/square_lowdim_900_72k_5step_chunk_100ep.json"]
-SQUARE_DISTILLED_1 = [SQ + "onestep/sq900_72k_distill5_8k_1step_chunk_100ep.json"]
-SQUARE_DISTILLED_FIRST = [SQ + "onestep/sq900_72k_distill5_8k_1step_first_100ep.json",
-                          SQ + "onestep/sq900_72k_distill5_8k_1step_first_seeds100100_100ep.json"]
+
+
+def square_evals(tag: str, steps: int, execute: str, both_seed_ranges: bool = False) -> list[str]:
+    """Evaluation files of a run in the distillation study (seeds 100000-100099, and 100100-100199 when asked)."""
+    return [SQ + f"onestep/{tag}_{steps}step_{execute}{seeds}_100ep.json"
+            for seeds in ("", "_seeds100100")[:1 + both_seed_ranges]]
+
+
+SHIPPED_SQUARE = "sq900_72k_distill5_w10_8k"
+SQUARE_DISTILLED_1 = square_evals(SHIPPED_SQUARE, 1, "chunk")
 
 # (model, its chunks open loop, the same model re-planning every tick as its manifest says; same seeds)
 REPLAN_VS_CHUNK = [
@@ -474,7 +480,9 @@ REPLAN_VS_CHUNK = [
     ("models/can_image_2cam_300", ["demos/can_image_2cam_300_chunk_lookahead50_100ep.json"],
      ["demos/can_image_2cam_300_first_lookahead50_100ep.json"]),
     ("square, state only, distilled (results/square_lowdim/square_lowdim_1000_distill)",
-     SQUARE_DISTILLED_1 + [SQ + "onestep/sq900_72k_distill5_8k_1step_chunk_seeds100100_100ep.json"], SQUARE_DISTILLED_FIRST),
+     square_evals(SHIPPED_SQUARE, 1, "chunk", True), square_evals(SHIPPED_SQUARE, 1, "first", True)),
+    ("square, state only, distilled at weight 1", square_evals("sq900_72k_distill5_8k", 1, "chunk", True),
+     square_evals("sq900_72k_distill5_8k", 1, "first", True)),
 ]
 
 
@@ -483,12 +491,24 @@ DISTILL_PAIRS = [
     ("teacher, one step -> distilled, one step", SQUARE_TEACHER_1, SQUARE_DISTILLED_1),
     ("teacher, five steps -> distilled, one step", SQUARE_TEACHER_5, SQUARE_DISTILLED_1),
     ("teacher, five steps -> distilled, one step", [SQ + "onestep/square_lowdim_900_72k_5step_chunk_seeds100100_100ep.json"],
-     [SQ + "onestep/sq900_72k_distill5_8k_1step_chunk_seeds100100_100ep.json"]),
+     [SQ + f"onestep/{SHIPPED_SQUARE}_1step_chunk_seeds100100_100ep.json"]),
     ("no distillation -> distilled, one step (the same 8,000 extra steps)",
-     [SQ + "onestep/sq900_72k_cont8k_1step_chunk_100ep.json"], SQUARE_DISTILLED_1),
-    ("no distillation -> distilled, five steps (the same 8,000 extra steps)",
-     [SQ + "onestep/sq900_72k_cont8k_5step_chunk_100ep.json"], [SQ + "onestep/sq900_72k_distill5_8k_5step_chunk_100ep.json"]),
-    ("distilled -> distilled again, one step", SQUARE_DISTILLED_1, [SQ + "onestep/sq900_72k_distill5_8k_r2_1step_chunk_100ep.json"]),
+     square_evals("sq900_72k_cont8k", 1, "chunk"), SQUARE_DISTILLED_1),
+    ("distillation weight 1 -> 10, one step", square_evals("sq900_72k_distill5_8k", 1, "chunk", True),
+     square_evals(SHIPPED_SQUARE, 1, "chunk", True)),
+    ("distillation weight 1 -> 10, one step", square_evals("sq900_72k_distill5_8k", 1, "first", True),
+     square_evals(SHIPPED_SQUARE, 1, "first", True)),
+    ("distillation weight 10 -> 30, one step", SQUARE_DISTILLED_1, square_evals("sq900_72k_distill5_w30_8k", 1, "chunk")),
+    ("distillation weight 10 -> 30, one step", square_evals(SHIPPED_SQUARE, 1, "first"),
+     square_evals("sq900_72k_distill5_w30_8k", 1, "first")),
+    ("distillation 8,000 -> 16,000 steps, one step", SQUARE_DISTILLED_1, square_evals("sq900_72k_distill5_w10_16k", 1, "chunk")),
+    ("distillation 8,000 -> 16,000 steps, one step", square_evals(SHIPPED_SQUARE, 1, "first"),
+     square_evals("sq900_72k_distill5_w10_16k", 1, "first")),
+    ("training seed 0 -> 1, one step", SQUARE_DISTILLED_1, square_evals("sq900_72k_distill5_w10_8k_seed1", 1, "chunk")),
+    ("training seed 0 -> 1, one step", square_evals(SHIPPED_SQUARE, 1, "first"),
+     square_evals("sq900_72k_distill5_w10_8k_seed1", 1, "first")),
+    ("weight 1 -> weight 1 again (8,000 steps more), one step", square_evals("sq900_72k_distill5_8k", 1, "chunk"),
+     square_evals("sq900_72k_distill5_8k_r2", 1, "chunk")),
 ]
 
 
@@ -620,45 +640,107 @@ def few_demos_table(runs: dict, what: str) -> list[str]:
 
 # Five-step evaluations (exported from the checkpoint) -> the committed one-step evaluations of the same checkpoint on
 # the same seeds and execution, and what the model is; paths under results/.
-ONE_VS_FIVE = [
-    ("one_vs_five/lift_image_fast_500_5step_chunk_100ep.json", LIFT_500_CHUNK[:1], "models/lift_image_fast_500"),
-    ("one_vs_five/can_image_2cam_5step_first_100ep.json", ["cameras/can_image_2cam_100ep.json"],
-     "models/can_image_2cam"),
-    ("one_vs_five/lift_image_fast_5step_chunk_100ep.json",
+ONE_VS_FIVE = [  # (five-step evaluations, one-step evaluations of the same checkpoint on the same seeds, label)
+    (["one_vs_five/lift_image_fast_500_5step_chunk_100ep.json"], LIFT_500_CHUNK[:1], "models/lift_image_fast_500"),
+    (["one_vs_five/lift_image_fast_500_5step_first_lookahead100_100ep.json"], LIFT_500_REPLAN[:1],
+     "models/lift_image_fast_500"),
+    (["one_vs_five/can_image_2cam_5step_first_100ep.json"], ["cameras/can_image_2cam_100ep.json"], "models/can_image_2cam"),
+    (["one_vs_five/can_image_2cam_300_5step_first_100ep.json"], ["demos/can_image_2cam_300_first_lookahead50_100ep.json"],
+     "models/can_image_2cam_300"),
+    (["one_vs_five/lift_image_fast_5step_chunk_100ep.json"],
      ["fast/lift_image_fast_chunk_50ep.json", "fast/lift_image_fast_chunk_seeds100050_50ep.json"], "models/lift_image_fast"),
-    ("one_vs_five/square_lowdim_5step_chunk_50ep.json", ["square_lowdim/square_lowdim_chunk_50ep.json"],
+    (["one_vs_five/square_lowdim_5step_chunk_50ep.json"], ["square_lowdim/square_lowdim_chunk_50ep.json"],
      "square, state only (results/square_lowdim/square_lowdim)"),
-    ("methods/square-state_meanflow_dispersive_5step.json", ["methods/square-state_meanflow_dispersive_1step.json"],
+    (["methods/square-state_meanflow_dispersive_5step.json"], ["methods/square-state_meanflow_dispersive_1step.json"],
      "square, state only, dispersive 0.1 (method table)"),
-    ("square_lowdim/more/square_lowdim_450_72k_5step_chunk_100ep.json",
+    (["square_lowdim/more/square_lowdim_450_72k_5step_chunk_100ep.json"],
      ["square_lowdim/more/square_lowdim_450_72k_1step_chunk_100ep.json"], "square, state only, 450 demos, 72,000 steps"),
-    (SQUARE_TEACHER_5[0], SQUARE_TEACHER_1, "square, state only, 900 demos, 72,000 steps (the teacher)"),
-    ("square_lowdim/onestep/sq900_72k_distill5_8k_5step_chunk_100ep.json", SQUARE_DISTILLED_1,
-     "square, state only, distilled (results/square_lowdim/square_lowdim_1000_distill)"),
-    ("square_lowdim/onestep/sq900_72k_distill5_8k_5step_first_100ep.json", SQUARE_DISTILLED_FIRST[:1],
-     "square, state only, distilled (results/square_lowdim/square_lowdim_1000_distill)"),
+    (SQUARE_TEACHER_5, SQUARE_TEACHER_1, "square, state only, 900 demos, 72,000 steps (the teacher)"),
+    *((square_evals(tag, 5, x, tag == SHIPPED_SQUARE), square_evals(tag, 1, x, tag == SHIPPED_SQUARE), label)
+      for tag, label in (
+        (SHIPPED_SQUARE, "square, state only, distilled (results/square_lowdim/square_lowdim_1000_distill)"),
+        ("sq900_72k_distill5_8k", "square, state only, distilled at weight 1"),
+        ("sq900_72k_distill5_w30_8k", "square, state only, distilled at weight 30"),
+        ("sq900_72k_distill5_w10_8k_seed1", "square, state only, distilled, training seed 1"),
+        ("sq900_72k_distill5_w10_16k", "square, state only, distilled for 16,000 steps")) for x in ("chunk", "first")),
 ]
+
+
+def points(difference: float) -> str:
+    """A difference of success rates in percentage points, signed, with a decimal only where it has one."""
+    value = round(100 * difference, 1)
+    return f"{value:+.0f}" if value == int(value) else f"{value:+.1f}"
 
 
 def one_vs_five_section() -> list[str]:
     """One and five sampling steps of the same checkpoint on the same episode seeds, paired by episode."""
     out = ["The same checkpoint exported with 1 and with 5 sampling steps (`dm1 eval --model CHECKPOINT --steps 5`), "
            "the same seeded episodes and execution; paired by episode. Issue 14 asks for a gap of at most 2 points.", "",
-           "| model | execution | 1 step | 5 steps | gap (points) | episodes only 1 / only 5 solves | McNemar p | "
-           "policy p50 ms 1 / 5 |", "|---|---|---|---|---:|---|---:|---|"]
-    for five_path, one_paths, label in ONE_VS_FIVE:
-        five = load(ROOT / "results" / five_path)
-        if five is None:  # not measured yet
+           "| model | execution | seeds | 1 step | 5 steps | gap (points) | episodes only 1 / only 5 solves | McNemar p | "
+           "policy p50 ms 1 / 5 |", "|---|---|---|---|---|---:|---|---:|---|"]
+    for five_paths, one_paths, label in ONE_VS_FIVE:
+        if not all((ROOT / "results" / path).is_file() for path in five_paths + one_paths):  # not measured yet
             continue
-        ones = [load(ROOT / "results" / ref) for ref in one_paths]
-        one = {"per_episode": [e for r in ones for e in r["per_episode"]]}
-        only_one, only_five, p = paired([one], [five])
+        fives, ones = ([load(ROOT / "results" / path) for path in paths] for paths in (five_paths, one_paths))
+        pool = lambda runs: {"per_episode": [e for r in runs for e in r["per_episode"]]}  # noqa: E731
+        only_one, only_five, p = paired([pool(ones)], [pool(fives)])
         ok1, n1 = sum(r["successes"] for r in ones), sum(r["episodes"] for r in ones)
+        ok5, n5 = sum(r["successes"] for r in fives), sum(r["episodes"] for r in fives)
         p50_1 = sorted(r["policy_latency_ms"]["p50"] for r in ones)[len(ones) // 2]
-        out.append(f"| {label} | {five['execute']}, {five.get('lookahead_ms') or 0:.0f} ms lookahead | "
-                   f"{ok1}/{n1} | {five['successes']}/{five['episodes']} | "
-                   f"{100 * (five['successes'] / five['episodes'] - ok1 / n1):+.0f} | {only_one} / {only_five} | {p:.2g} | "
-                   f"{p50_1:.2f} / {five['policy_latency_ms']['p50']:.2f} |")
+        p50_5 = sorted(r["policy_latency_ms"]["p50"] for r in fives)[len(fives) // 2]
+        seeds = [e["seed"] for r in fives for e in r["per_episode"]]
+        out.append(f"| {label} | {fives[0]['execute']}, {fives[0].get('lookahead_ms') or 0:.0f} ms lookahead | "
+                   f"{min(seeds)}-{max(seeds)} | {ok1}/{n1} | {ok5}/{n5} | {points(ok5 / n5 - ok1 / n1)} | "
+                   f"{only_one} / {only_five} | {p:.2g} | {p50_1:.2f} / {p50_5:.2f} |")
+    return out
+
+
+# (gap file under results/step_gap/ (bench/step_gap.py), checkpoint named in it, label, one-step evaluations, five-step
+# evaluations): the offline 1-vs-5 gap beside the rollout gap; the evaluations share seeds and execution
+SQUARE_RUN_EVALS = {  # training run -> its evaluations under results/square_lowdim/ (the tag before _<k>step_...)
+    "square_lowdim_450_72k": "more/square_lowdim_450_72k", "square_lowdim_900_72k": "more/square_lowdim_900_72k",
+    "sq900_72k_cont8k": "onestep/sq900_72k_cont8k", "sq900_72k_distill5_8k": "onestep/sq900_72k_distill5_8k",
+    "sq900_72k_distill5_8k_r2": "onestep/sq900_72k_distill5_8k_r2",
+    "sq900_72k_distill5_w10_8k": "onestep/sq900_72k_distill5_w10_8k",
+    "sq900_72k_distill5_w30_8k": "onestep/sq900_72k_distill5_w30_8k",
+    "sq900_72k_distill5_w10_16k": "onestep/sq900_72k_distill5_w10_16k",
+    "sq900_72k_distill5_w10_8k_seed1": "onestep/sq900_72k_distill5_w10_8k_seed1",
+    "sq900_24k_tstd2": "onestep/sq900_24k_tstd2", "sq900_24k_head512x3": "onestep/sq900_24k_head512x3",
+}
+STEP_GAP_MODELS = [
+    ("lift.json", "runs/lift_image_fast_500/last.pt", "models/lift_image_fast_500", LIFT_500_CHUNK[:1],
+     ["one_vs_five/lift_image_fast_500_5step_chunk_100ep.json"]),
+    ("can.json", "runs/can_image_2cam_300/last.pt", "models/can_image_2cam_300",
+     ["demos/can_image_2cam_300_first_lookahead50_100ep.json"], ["one_vs_five/can_image_2cam_300_5step_first_100ep.json"]),
+]
+
+
+def step_gap_section() -> list[str]:
+    """The offline 1-vs-5 gap (bench/step_gap.py) of each checkpoint beside its rollout gap."""
+    out = ["What one step gives up against five without a rollout (`python bench/step_gap.py CKPT --data D`, the "
+           "`val/gap_1_vs_5` column of the training log): RMS distance between the EMA weights' one- and five-step "
+           "samples from the same noise on the same validation batches, in normalized action units (-1..1). It "
+           "compares checkpoints of one task, not tasks: lift tolerates a larger gap than square does.", "",
+           "| task | checkpoint | RMS gap, 1 vs 5 | execution | seeds | 1 step | 5 steps | rollout gap (points) |",
+           "|---|---|---:|---|---|---|---|---:|"]
+    rows = [(f"square.json", f"runs/{run}/last.pt", run, [SQ + f"{tag}_1step_chunk_100ep.json"],
+             [SQ + f"{tag}_5step_chunk_100ep.json"]) for run, tag in SQUARE_RUN_EVALS.items()] + STEP_GAP_MODELS
+    for gap_file, checkpoint, label, ones, fives in rows:
+        gaps = load(ROOT / "results" / "step_gap" / gap_file)
+        entry = (gaps or {}).get("checkpoints", {}).get(checkpoint)
+        one = [r for r in (load(ROOT / "results" / p) for p in ones) if r]
+        five = [r for r in (load(ROOT / "results" / p) for p in fives) if r]
+        if entry is None or not one:
+            continue
+        seeds = [e["seed"] for r in one for e in r["per_episode"]]
+        k1, n1 = sum(r["successes"] for r in one), sum(r["episodes"] for r in one)
+        cell5, gap = "-", "-"
+        if five:
+            k5, n5 = sum(r["successes"] for r in five), sum(r["episodes"] for r in five)
+            cell5, gap = f"{k5}/{n5}", points(k5 / n5 - k1 / n1)
+        out.append(f"| {gap_file[:-5]} | {label} | {entry['gap']:.4f} | {one[0]['execute']}, "
+                   f"{one[0].get('lookahead_ms') or 0:.0f} ms lookahead | {min(seeds)}-{max(seeds)} | {k1}/{n1} | {cell5} "
+                   f"| {gap} |")
     return out
 
 
@@ -792,7 +874,7 @@ def render() -> str:
              "## Dispersive regularization with few demonstrations", "", *few_demos_section(), "",
              "## Square: training length, then the cameras", "", *square_section(), "",
              "## Square, state only: one step distilled from five", "", *square_1000_section(), "",
-             "## One step or five, same checkpoint", "", *one_vs_five_section(), "",
+             "## One step or five, same checkpoint", "", *one_vs_five_section(), "", *step_gap_section(), "",
              "## Guidance on can", "", *guidance_section(), "",
              "## Hardening: faults, soak, smoothness", "",
              *hardening_section(load(DOCS / "bench_faults.json"), load(DOCS / "bench_soak.json"),

@@ -202,11 +202,12 @@ def test_distilled_square_state_policy_is_its_recipe_and_the_graph_its_rows_meas
     trained, committed = trained_recipe(manifest), committed_recipe("square_lowdim_1000_distill")
     # The run directories had other names; the teacher's weights are pinned by their hash.
     assert {k for k in committed if committed[k] != trained[k]} == {"out_dir", "init_from"}
-    assert committed["policy"]["method"]["distill_steps"] == 5 and manifest.training["init_from_hash"] == "6bb5ade918d49df3"
+    assert committed["policy"]["method"]["distill_steps"] == 5 and committed["policy"]["method"]["distill_weight"] == 10
+    assert manifest.training["init_from_hash"] == "6bb5ade918d49df3"
     teacher = committed_recipe("square_lowdim_1000")
     assert {k for k in teacher if teacher[k] != committed[k]} == {"out_dir", "init_from", "steps", "lr", "policy"}
     assert manifest.execution == "latest" and manifest.lookahead_s == 0.0 and manifest.sampling_steps == 1
-    rows = sorted((root / "results" / "square_lowdim" / "onestep").glob("sq900_72k_distill5_8k_1step_*.json"))
+    rows = sorted((root / "results" / "square_lowdim" / "onestep").glob("sq900_72k_distill5_w10_8k_1step_*.json"))
     assert len(rows) == 4 and all(json.loads(r.read_text())["model_id"].endswith(manifest.onnx.sha256[:8]) for r in rows)
     assert policy.predict(policy.dummy_observation()).actions.shape == (4, 7)
 
