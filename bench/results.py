@@ -444,7 +444,8 @@ NOT_DISTILLED = (DISTILLED[0] + " --set policy.method.distill_steps=0 (no distil
 WEIGHT_1_AGAIN = (WEIGHT_1[0] + ", again from the weight-1 model", "72,000 + 8,000 + 8,000")
 RUNS_OF = {  # evaluation tag under results/square_lowdim/onestep/ -> (recipe, training steps)
     "sq900_72k_distill5_w10_8k": DISTILLED, "sq900_72k_distill5_8k": WEIGHT_1, "sq900_72k_distill5_w30_8k": WEIGHT_30,
-    "sq900_72k_distill5_w10_16k": LONGER, "sq900_72k_distill5_w10_8k_seed1": SEED_1, "sq900_72k_cont8k": NOT_DISTILLED, "sq900_72k_distill5_8k_r2": WEIGHT_1_AGAIN,
+    "sq900_72k_distill5_w10_16k": LONGER, "sq900_72k_distill5_w10_8k_seed1": SEED_1, "sq900_72k_cont8k": NOT_DISTILLED,
+    "sq900_72k_distill5_8k_r2": WEIGHT_1_AGAIN,
 }
 SQUARE_1000_RUNS = [
     ("more/square_lowdim_450_72k_1step_chunk_100ep.json", TEACHER + " --set episodes=450", "72,000"),
@@ -473,6 +474,8 @@ def square_evals(tag: str, steps: int, execute: str, both_seed_ranges: bool = Fa
 SHIPPED_SQUARE = "sq900_72k_distill5_w10_8k"
 SQUARE_DISTILLED_1 = square_evals(SHIPPED_SQUARE, 1, "chunk")
 
+CAN_DISTILLED = "one_vs_five/can_image_2cam_300_distill"  # config/train/can_image_2cam_300_distill.yaml, evaluated
+
 # (model, its chunks open loop, the same model re-planning every tick as its manifest says; same seeds)
 REPLAN_VS_CHUNK = [
     ("models/lift_image_fast_500", LIFT_500_CHUNK, LIFT_500_REPLAN),
@@ -481,6 +484,8 @@ REPLAN_VS_CHUNK = [
      ["demos/can_image_2cam_300_first_lookahead50_100ep.json"]),
     ("square, state only, distilled (results/square_lowdim/square_lowdim_1000_distill)",
      square_evals(SHIPPED_SQUARE, 1, "chunk", True), square_evals(SHIPPED_SQUARE, 1, "first", True)),
+    ("can, models/can_image_2cam_300 distilled (config/train/can_image_2cam_300_distill.yaml)",
+     [CAN_DISTILLED + "_1step_chunk_100ep.json"], [CAN_DISTILLED + "_1step_first_100ep.json"]),
     ("square, state only, distilled at weight 1", square_evals("sq900_72k_distill5_8k", 1, "chunk", True),
      square_evals("sq900_72k_distill5_8k", 1, "first", True)),
 ]
@@ -647,6 +652,8 @@ ONE_VS_FIVE = [  # (five-step evaluations, one-step evaluations of the same chec
     (["one_vs_five/can_image_2cam_5step_first_100ep.json"], ["cameras/can_image_2cam_100ep.json"], "models/can_image_2cam"),
     (["one_vs_five/can_image_2cam_300_5step_first_100ep.json"], ["demos/can_image_2cam_300_first_lookahead50_100ep.json"],
      "models/can_image_2cam_300"),
+    ([CAN_DISTILLED + "_5step_first_100ep.json"], [CAN_DISTILLED + "_1step_first_100ep.json"],
+     "models/can_image_2cam_300, distilled (config/train/can_image_2cam_300_distill.yaml)"),
     (["one_vs_five/lift_image_fast_5step_chunk_100ep.json"],
      ["fast/lift_image_fast_chunk_50ep.json", "fast/lift_image_fast_chunk_seeds100050_50ep.json"], "models/lift_image_fast"),
     (["one_vs_five/square_lowdim_5step_chunk_50ep.json"], ["square_lowdim/square_lowdim_chunk_50ep.json"],
@@ -712,7 +719,29 @@ STEP_GAP_MODELS = [
      ["one_vs_five/lift_image_fast_500_5step_chunk_100ep.json"]),
     ("can.json", "runs/can_image_2cam_300/last.pt", "models/can_image_2cam_300",
      ["demos/can_image_2cam_300_first_lookahead50_100ep.json"], ["one_vs_five/can_image_2cam_300_5step_first_100ep.json"]),
+    ("can.json", "runs/can_image_2cam_300_distill/last.pt", "models/can_image_2cam_300, distilled",
+     [CAN_DISTILLED + "_1step_first_100ep.json"], [CAN_DISTILLED + "_5step_first_100ep.json"]),
 ]
+
+
+CAN_PAIRS = [  # (label, the shipped can model, its distilled checkpoint): same seeds and execution
+    ("models/can_image_2cam_300 -> distilled, one step", ["demos/can_image_2cam_300_first_lookahead50_100ep.json"],
+     [CAN_DISTILLED + "_1step_first_100ep.json"]),
+    ("models/can_image_2cam_300 -> distilled, one step", ["demos/can_image_2cam_300_chunk_lookahead50_100ep.json"],
+     [CAN_DISTILLED + "_1step_chunk_100ep.json"]),
+    ("models/can_image_2cam_300, five steps -> distilled, one step",
+     ["one_vs_five/can_image_2cam_300_5step_first_100ep.json"], [CAN_DISTILLED + "_1step_first_100ep.json"]),
+]
+
+
+def can_distill_section() -> list[str]:
+    rows = paired_rows(CAN_PAIRS)
+    if not rows:
+        return []
+    return ["Square's distillation recipe on can (`config/train/can_image_2cam_300_distill.yaml`: 1,500 steps from "
+            "models/can_image_2cam_300's weights at a fifth of its learning rate, distill_weight 10), episode by "
+            "episode:", "", "| a -> b | execution | seeds | a | b (95% CI) | only a / only b | McNemar p | "
+            "policy p50 ms a / b |", "|---|---|---|---|---|---|---:|---|", *rows, ""]
 
 
 def step_gap_section() -> list[str]:
@@ -874,7 +903,7 @@ def render() -> str:
              "## Dispersive regularization with few demonstrations", "", *few_demos_section(), "",
              "## Square: training length, then the cameras", "", *square_section(), "",
              "## Square, state only: one step distilled from five", "", *square_1000_section(), "",
-             "## One step or five, same checkpoint", "", *one_vs_five_section(), "", *step_gap_section(), "",
+             "## One step or five, same checkpoint", "", *one_vs_five_section(), "", *can_distill_section(), *step_gap_section(), "",
              "## Guidance on can", "", *guidance_section(), "",
              "## Hardening: faults, soak, smoothness", "",
              *hardening_section(load(DOCS / "bench_faults.json"), load(DOCS / "bench_soak.json"),
