@@ -6,7 +6,8 @@ For each checkpoint (its EMA weights): the root mean squared distance, in normal
 the one-step and the --steps-step sample from the same noise on the same fixed batches of the data's validation
 split (the `val/gap_1_vs_5` column that `dm1 train` logs). Every checkpoint sees the same batches and noise, so the
 figures compare across checkpoints trained on the same data. The rollout gap (1 vs 5 steps, success over seeded
-episodes) is what counts; this is the cheap number to rank candidates by before paying for rollouts.
+episodes) is what counts; this is a cheap screen before paying for rollouts (on square it separates distilled
+from undistilled checkpoints, not the better of two distilled ones: docs/results.md).
 """
 import argparse
 import json
