@@ -385,6 +385,10 @@ REPLAN_REFERENCES = ["closed_loop/lift_first_lookahead50_100ep.json", "fused_att
                      "int8/lift_image_fast_int8_chunk_100ep.json"]
 
 
+PAIRED_HEADER = ["| a -> b | execution | seeds | a | b (95% CI) | only a / only b | McNemar p | policy p50 ms a / b |",
+                 "|---|---|---|---|---|---|---:|---|"]  # the table paired_rows() fills
+
+
 def paired_rows(pairs, same_execution: bool = True) -> list[str]:
     """One table row per (label, evaluations a, evaluations b): the same seeds (and execution, unless told otherwise),
     episode by episode; pairs with runs not committed yet are left out."""
@@ -534,8 +538,7 @@ def square_1000_section() -> list[str]:
         out.append(f"| {path} | {recipe} | {steps} | {r['sampling_steps']} | {r['execute']} | {min(seeds)}-{max(seeds)} | "
                    f"{r['successes']}/{r['episodes']} | {lo:.0%}-{hi:.0%} | {r['model_id']} |")
     return out + ["", "The distilled model (one network evaluation) against its teacher, episode by episode:", "",
-                  "| a -> b | execution | seeds | a | b (95% CI) | only a / only b | McNemar p | policy p50 ms a / b |",
-                  "|---|---|---|---|---|---|---:|---|", *paired_rows(DISTILL_PAIRS)]
+                  *PAIRED_HEADER, *paired_rows(DISTILL_PAIRS)]
 
 
 def demos_section() -> list[str]:
@@ -740,8 +743,7 @@ def can_distill_section() -> list[str]:
         return []
     return ["Square's distillation recipe on can (`config/train/can_image_2cam_300_distill.yaml`: 1,500 steps from "
             "models/can_image_2cam_300's weights at a fifth of its learning rate, distill_weight 10), episode by "
-            "episode:", "", "| a -> b | execution | seeds | a | b (95% CI) | only a / only b | McNemar p | "
-            "policy p50 ms a / b |", "|---|---|---|---|---|---|---:|---|", *rows, ""]
+            "episode:", "", *PAIRED_HEADER, *rows, ""]
 
 
 def step_gap_section() -> list[str]:
