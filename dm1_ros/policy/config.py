@@ -112,6 +112,41 @@ class MethodConfig:
 
 
 @dataclass
+class StatePredictionConfig:
+    """Privileged state as an auxiliary target, for training only. A small MLP predicts these observation keys
+    (simulator-only state, e.g. `object`: the object's pose, absolute and relative to the hand) from the condition,
+    with weight x the mean squared error in normalized units. The encoder must then represent what the
+    state-only policies are given. The exported graph samples actions only, so it does not contain the MLP.
+
+    quaternions: where xyzw quaternions start in the concatenated target. Each is predicted as its rotation
+    matrix's first two columns, so that q and -q (one rotation) are one target."""
+
+    keys: list[str] = field(default_factory=list)
+    dims: list[int] = field(default_factory=list)
+    quaternions: list[int] = field(default_factory=list)
+    weight: float = 0.0
+    hidden: int = 256
+
+    def __post_init__(self):
+        if len(self.keys) != len(self.dims):
+            raise ValueError(f"state_prediction: keys {self.keys} and dims {self.dims} must have the same length")
+        if self.keys and not self.weight > 0:
+            raise ValueError(f"state_prediction: keys {self.keys} need a positive weight, got {self.weight}")
+        if self.weight and not self.keys:
+            raise ValueError(f"state_prediction: weight {self.weight} without keys to predict")
+        size = sum(self.dims)
+        starts = sorted(self.quaternions)
+        if any(not 0 <= q <= size - 4 for q in starts) or any(b - a < 4 for a, b in zip(starts, starts[1:])):
+            raise ValueError(f"state_prediction.quaternions {self.quaternions}: each must start a 4-wide block inside "
+                             f"the {size}-wide target, without overlap")
+
+    @property
+    def target_dim(self) -> int:
+        """The predicted width: each quaternion (4) becomes two rotation-matrix columns (6)."""
+        return sum(self.dims) + 2 * len(self.quaternions)
+
+
+@dataclass
 class PolicyConfig:
     """Shapes: images (B, H, W, 3) uint8 per camera (encoder vit), or point clouds (B, N, 3) float32 (encoder
     pointnet), and proprio (B, P) -> actions (B, Ta, Da)."""
@@ -132,6 +167,7 @@ class PolicyConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
     dispersive: list[DispersiveTerm] = field(default_factory=list)
+    state_prediction: StatePredictionConfig = field(default_factory=StatePredictionConfig)
 
     def __post_init__(self):
         if self.encoder == "vit" and not self.image_keys:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from dm1_ros.policy import objectives
-from dm1_ros.policy.config import PolicyConfig
+from dm1_ros.policy.config import LowDimConfig, PolicyConfig
 from dm1_ros.policy.dispersive import total_dispersive
 from dm1_ros.policy.networks import LowDimEncoder, PointNetEncoder, ResidualMLPHead, TimeEmbedding, ViTEncoder
 from dm1_ros.policy.normalizer import MinMaxNormalizer
@@ -47,6 +47,10 @@ class GenerativePolicy(nn.Module):
         if config.method.guidance.kind == "cfg":  # MeanFlow's CFG: the condition a dropped one is replaced by
             self.null_condition = nn.Parameter(torch.zeros(cond_dim))
         self.head = ResidualMLPHead(config.head, self.flat_dim, 2 * config.time.dim, cond_dim, self.flat_dim)
+        predict = config.state_prediction
+        if predict.keys:  # training only: the sampler (forward) never calls it, so the exported graph leaves it out
+            self.state_normalizer = MinMaxNormalizer(predict.target_dim)
+            self.state_predictor = LowDimEncoder(LowDimConfig(predict.hidden, 2, predict.target_dim), cond_dim)
 
     # --- pieces -------------------------------------------------------------------------------------------------
     def encode(self, images: dict[str, torch.Tensor], proprio: torch.Tensor,
@@ -90,6 +94,7 @@ class GenerativePolicy(nn.Module):
         (ignored when distillation is off)."""
         cond, features = self.encode(batch.get("images", {}), batch["proprio"], batch.get("points"))
         a = self.action_normalizer.normalize(batch["actions"]).reshape(cond.shape[0], -1)
+        state_loss = self.state_prediction_loss(cond, batch) if self.config.state_prediction.keys else None
 
         def velocity_fn(z, r, t):
             return self.velocity(z, r, t, cond)
@@ -113,8 +118,20 @@ class GenerativePolicy(nn.Module):
             disp, disp_logs = total_dispersive(self.config.dispersive, {**features, **aux})
             loss = loss + disp
             logs.update(disp_logs)
+        if state_loss is not None:
+            loss = loss + self.config.state_prediction.weight * state_loss
+            logs["loss/state"] = float(state_loss.detach())
         logs["loss/total"] = float(loss.detach())
         return loss, logs
+
+    def state_prediction_loss(self, cond: torch.Tensor, batch: dict) -> torch.Tensor:
+        """Mean squared error, in normalized units, of the privileged state predicted from the condition:
+        cond (B, C), batch["state_targets"] (B, S) raw -> scalar."""
+        if "state_targets" not in batch:
+            raise ValueError(f"this policy predicts {self.config.state_prediction.keys} in training; the batch has no "
+                             "state_targets (read the data with the policy's state_prediction keys)")
+        target = self.state_normalizer.normalize(batch["state_targets"])
+        return (self.state_predictor(cond) - target).pow(2).mean()
 
     def distill_loss(self, batch: dict, cond: torch.Tensor, teacher: "GenerativePolicy",
                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, float]:

@@ -4,6 +4,9 @@ LeRobotDataset v3.0 directories (through the same tree, see open_episodes).
     ds = RobomimicDataset("data/lift.hdf5", image_keys=["robot0_eye_in_hand_image"], chunk=4, split="train")
     batch = ds.batch(np.arange(64))   # images {k: (B, H, W, 3) uint8}, proprio (B, P), actions (B, Ta, Da)
 
+With state_keys, batches also hold state_targets (B, S): privileged state for an auxiliary loss (the policy's
+state_prediction), with quaternions replaced by rotation-matrix columns (see rotation_columns).
+
 Window at step t: the observation at t and actions t .. t+Ta-1; past the episode's end the last action repeats.
 Everything is loaded into memory when it fits (`max_memory_gb`), so a batch is a few fancy-indexing operations.
 """
@@ -37,6 +40,25 @@ def file_hash(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
+def rotation_columns(quaternions: np.ndarray) -> np.ndarray:
+    """xyzw quaternions (..., 4) -> the first two columns of their rotation matrices (..., 6): continuous, and the
+    same for q and -q (one rotation), so a regression target has one value per rotation."""
+    q = quaternions / np.linalg.norm(quaternions, axis=-1, keepdims=True)
+    x, y, z, w = np.moveaxis(q, -1, 0)
+    return np.stack([1 - 2 * (y * y + z * z), 2 * (x * y + z * w), 2 * (x * z - y * w),
+                     2 * (x * y - z * w), 1 - 2 * (x * x + z * z), 2 * (y * z + x * w)], axis=-1)
+
+
+def with_rotation_columns(state: np.ndarray, quaternions: list[int]) -> np.ndarray:
+    """(N, S) -> (N, S + 2 * len(quaternions)): each xyzw block starting at an index in `quaternions` replaced by
+    its rotation_columns."""
+    pieces, at = [], 0
+    for start in sorted(quaternions):
+        pieces += [state[:, at:start], rotation_columns(state[:, start:start + 4])]
+        at = start + 4
+    return np.concatenate([*pieces, state[:, at:]], axis=1).astype(np.float32)
+
+
 def open_episodes(path: str | Path):
     """The robomimic tree of a dataset: an HDF5 file opened read-only, or a LeRobotDataset v3.0 directory read into
     memory in the same shape (data/<demo>/obs/<key>, data/<demo>/actions, mask/<split>)."""
@@ -63,15 +85,18 @@ class RobomimicDataset:
                  split: str | None = "train", action_dim: int = 7, image_shape: tuple[int, int, int] | None = None,
                  proprio_dims: list[int] | None = None, max_memory_gb: float = 8.0, max_episodes: int = 0,
                  point_cloud_keys: list[str] | None = None, num_points: list[int] | None = None,
-                 key_map: dict[str, str] | None = None):
+                 key_map: dict[str, str] | None = None, state_keys: list[str] | None = None,
+                 state_dims: list[int] | None = None, state_quaternions: list[int] | None = None):
         """key_map: our obs key (as the policy names it) -> the key in the file, for data recorded under other names
         (keys not listed are read under their own name). max_episodes: keep only the first N demonstrations of the split (0: all), in the file's order, so a
         smaller set is a prefix of a larger one (few-demonstration studies). point_cloud_keys: obs keys of (T, N, 3)
-        point clouds, N = num_points (one per key) when given."""
+        point clouds, N = num_points (one per key) when given. state_keys / state_dims / state_quaternions: the
+        privileged state targets (batch["state_targets"]) and where their xyzw quaternions start."""
         self.path = Path(path)
         self.image_keys = list(image_keys)
         self.point_cloud_keys = list(point_cloud_keys or [])
         self.proprio_keys = list(proprio_keys if proprio_keys is not None else PROPRIO_KEYS)
+        self.state_keys = list(state_keys or [])
         self.chunk = chunk
         self.key_map = dict(key_map or {})
         with open_episodes(self.path) as f:
@@ -87,7 +112,7 @@ class RobomimicDataset:
                                    f"{len(demos)}")
             demos = demos[:max_episodes] if max_episodes else demos
             self.demos = demos
-            self._check(f, demos, action_dim, image_shape, proprio_dims, num_points)
+            self._check(f, demos, action_dim, image_shape, proprio_dims, num_points, state_dims)
             lengths = [int(f["data"][d]["actions"].shape[0]) for d in demos]
             need = sum(lengths) * sum(int(np.prod(self._obs(f["data"][demos[0]], k).shape[1:])) for k in self.image_keys)
             if need > max_memory_gb * 1e9:
@@ -95,10 +120,9 @@ class RobomimicDataset:
             self.images = {k: np.concatenate([self._obs(f["data"][d], k)[()] for d in demos]) for k in self.image_keys}
             self.points = {k: np.concatenate([self._obs(f["data"][d], k)[()] for d in demos]).astype(np.float32)
                            for k in self.point_cloud_keys}
-            self.proprio = np.concatenate(
-                [np.concatenate([self._obs(f["data"][d], k)[()].astype(np.float32).reshape(n, -1) for k in self.proprio_keys], axis=1)
-                 for d, n in zip(demos, lengths)]
-            ).astype(np.float32)
+            self.proprio = self._flat(f, demos, lengths, self.proprio_keys)
+            self.state_targets = with_rotation_columns(self._flat(f, demos, lengths, self.state_keys),
+                                                       list(state_quaternions or [])) if self.state_keys else None
             self.actions = np.concatenate([f["data"][d]["actions"][()] for d in demos]).astype(np.float32)
             self.env_args = f["data"].attrs.get("env_args", "{}")
         self.lengths = np.asarray(lengths)
@@ -118,6 +142,12 @@ class RobomimicDataset:
             raise DatasetError(f"{where or self.path} has no obs/{name}{mapped}; it has {sorted(group['obs'].keys())}")
         return group["obs"][name]
 
+    def _flat(self, f, demos: list[str], lengths: list[int], keys: list[str]) -> np.ndarray:
+        """obs/<key> of every demo, each step flattened and the keys side by side: (sum of lengths, D) float32."""
+        return np.concatenate(
+            [np.concatenate([self._obs(f["data"][d], k)[()].astype(np.float32).reshape(n, -1) for k in keys], axis=1)
+             for d, n in zip(demos, lengths)]).astype(np.float32)
+
     def _select(self, f: h5py.File, split: str | None) -> list[str]:
         names = sorted(f["data"].keys(), key=lambda n: int(n.split("_")[-1]) if n.split("_")[-1].isdigit() else n)
         if split is None:
@@ -129,7 +159,7 @@ class RobomimicDataset:
             return names  # no mask: everything trains
         return []
 
-    def _check(self, f, demos, action_dim, image_shape, proprio_dims, num_points=None):
+    def _check(self, f, demos, action_dim, image_shape, proprio_dims, num_points=None, state_dims=None):
         first = f["data"][demos[0]]
         for d in demos:
             g = f["data"][d]
@@ -141,7 +171,8 @@ class RobomimicDataset:
             n = g["actions"].shape[0]
             if g["actions"].ndim != 2 or g["actions"].shape[1] != action_dim:
                 raise DatasetError(f"{where}/actions has shape {g['actions'].shape}, expected (T, {action_dim})")
-            obs = {k: self._obs(g, k, where) for k in self.image_keys + self.point_cloud_keys + self.proprio_keys}
+            obs = {k: self._obs(g, k, where)
+                   for k in self.image_keys + self.point_cloud_keys + self.proprio_keys + self.state_keys}
             for k, v in obs.items():
                 if v.shape[0] != n:
                     raise DatasetError(f"{where}/obs/{k} has {v.shape[0]} steps, actions have {n}")
@@ -157,11 +188,12 @@ class RobomimicDataset:
                 want_n = num_points[i] if num_points else self._obs(first, k).shape[1]
                 if shape != (want_n, 3):
                     raise DatasetError(f"{where}/obs/{k} has point clouds of shape {shape}, expected ({want_n}, 3)")
-            for i, k in enumerate(self.proprio_keys):
-                dim = int(np.prod(obs[k].shape[1:]))
-                want = proprio_dims[i] if proprio_dims else int(np.prod(self._obs(first, k).shape[1:]))
-                if dim != want:
-                    raise DatasetError(f"{where}/obs/{k} has dimension {dim}, expected {want}")
+            for keys, dims in ((self.proprio_keys, proprio_dims), (self.state_keys, state_dims)):
+                for i, k in enumerate(keys):
+                    dim = int(np.prod(obs[k].shape[1:]))
+                    want = dims[i] if dims else int(np.prod(self._obs(first, k).shape[1:]))
+                    if dim != want:
+                        raise DatasetError(f"{where}/obs/{k} has dimension {dim}, expected {want}")
 
     # --- access ---------------------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -172,12 +204,15 @@ class RobomimicDataset:
         return len(self.demos)
 
     def batch(self, idx: np.ndarray) -> dict:
-        return {
+        out = {
             "images": {k: v[idx] for k, v in self.images.items()},
             "points": {k: v[idx] for k, v in self.points.items()},
             "proprio": self.proprio[idx],
             "actions": self.actions[self.action_index[idx]],
         }
+        if self.state_targets is not None:
+            out["state_targets"] = self.state_targets[idx]
+        return out
 
     def __getitem__(self, i: int) -> dict:
         b = self.batch(np.asarray([i]))
@@ -185,5 +220,8 @@ class RobomimicDataset:
                 "proprio": b["proprio"][0], "actions": b["actions"][0]}
 
     def stats(self) -> dict[str, np.ndarray]:
-        return {"action_min": self.actions.min(0), "action_max": self.actions.max(0),
-                "proprio_min": self.proprio.min(0), "proprio_max": self.proprio.max(0)}
+        stats = {"action_min": self.actions.min(0), "action_max": self.actions.max(0),
+                 "proprio_min": self.proprio.min(0), "proprio_max": self.proprio.max(0)}
+        if self.state_targets is not None:
+            stats.update(state_min=self.state_targets.min(0), state_max=self.state_targets.max(0))
+        return stats

@@ -107,18 +107,23 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 
 
 def to_torch(batch: dict, device: torch.device | str = "cpu") -> dict:
-    return {"images": {k: torch.from_numpy(v).to(device) for k, v in batch["images"].items()},
-            "points": {k: torch.from_numpy(v).to(device) for k, v in batch.get("points", {}).items()},
-            "proprio": torch.from_numpy(batch["proprio"]).to(device), "actions": torch.from_numpy(batch["actions"]).to(device)}
+    out = {"images": {k: torch.from_numpy(v).to(device) for k, v in batch["images"].items()},
+           "points": {k: torch.from_numpy(v).to(device) for k, v in batch.get("points", {}).items()},
+           "proprio": torch.from_numpy(batch["proprio"]).to(device), "actions": torch.from_numpy(batch["actions"]).to(device)}
+    if "state_targets" in batch:
+        out["state_targets"] = torch.from_numpy(batch["state_targets"]).to(device)
+    return out
 
 
 def open_split(pc: PolicyConfig, data: str, split: str, episodes: int = 0,
                obs_keys: dict[str, str] | None = None) -> RobomimicDataset:
     """The split ("train" or "valid") of a robomimic file as the policy pc reads it (first `episodes`; 0: all)."""
+    predict = pc.state_prediction
     return RobomimicDataset(data, pc.image_keys, pc.chunk, pc.proprio_keys, split, pc.action_dim,
                             (pc.image_size[0], pc.image_size[1], 3), pc.proprio_dims, max_episodes=episodes,
                             point_cloud_keys=pc.point_cloud_keys, num_points=[c.num_points for c in pc.point_clouds],
-                            key_map=obs_keys or {})
+                            key_map=obs_keys or {}, state_keys=predict.keys, state_dims=predict.dims,
+                            state_quaternions=predict.quaternions)
 
 
 @torch.no_grad()
@@ -260,6 +265,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
     stats = train_ds.stats()
     policy.action_normalizer.fit(np.stack([stats["action_min"], stats["action_max"]]))
     policy.proprio_normalizer.fit(np.stack([stats["proprio_min"], stats["proprio_max"]]))
+    if pc.state_prediction.keys:
+        policy.state_normalizer.fit(np.stack([stats["state_min"], stats["state_max"]]))
     policy.to(device)
     if ranks.distributed:
         torch.manual_seed(cfg.seed + ranks.rank)  # the global generator (sampling noise on a GPU) differs per rank
@@ -356,6 +363,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
             batch = to_torch(train_ds.batch(rng.integers(0, len(train_ds), size=cfg.batch_size)))
             batch["images"] = {k: random_shift(v, cfg.shift_pad, gen).to(device) for k, v in batch["images"].items()}
             batch["proprio"], batch["actions"] = batch["proprio"].to(device), batch["actions"].to(device)
+            if "state_targets" in batch:
+                batch["state_targets"] = batch["state_targets"].to(device)
             batch["points"] = {k: v.to(device) for k, v in batch["points"].items()}
             loss, logs = learner(batch, gen if device.type == "cpu" else None, ema if pc.method.distill_steps else None)
             optimizer.zero_grad(set_to_none=True)

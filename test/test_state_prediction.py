@@ -1,0 +1,138 @@
+"""Privileged state as an auxiliary training target: the targets, the data they come from, the loss, and a
+deployed graph that does not contain the predictor."""
+import math
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from dm1_ros.policy.checkpoint import load_checkpoint
+from dm1_ros.policy.config import HeadConfig, PolicyConfig, StatePredictionConfig, VisionConfig
+from dm1_ros.policy.export import to_onnx_bytes
+from dm1_ros.policy.model import GenerativePolicy
+from dm1_ros.train.dataset import DatasetError, RobomimicDataset, rotation_columns, with_rotation_columns
+from dm1_ros.train.pretrain import TrainConfig, train
+
+OBJECT = StatePredictionConfig(keys=["object"], dims=[14], quaternions=[3, 10], weight=1.0, hidden=32)
+
+
+def quaternion_z(angle: float) -> np.ndarray:
+    return np.array([0.0, 0.0, math.sin(angle / 2), math.cos(angle / 2)])
+
+
+def test_rotation_columns_are_the_rotation_matrix_and_the_same_for_q_and_minus_q():
+    np.testing.assert_allclose(rotation_columns(np.array([0.0, 0.0, 0.0, 1.0])), [1, 0, 0, 0, 1, 0], atol=1e-12)
+    # a quarter turn about z takes x to y and y to -x
+    np.testing.assert_allclose(rotation_columns(quaternion_z(math.pi / 2)), [0, 1, 0, -1, 0, 0], atol=1e-12)
+    q = np.random.default_rng(0).normal(size=(50, 4))
+    np.testing.assert_allclose(rotation_columns(q), rotation_columns(-q), atol=1e-12)
+    np.testing.assert_allclose(rotation_columns(3.0 * q), rotation_columns(q), atol=1e-12)  # unnormalized input
+    cols = rotation_columns(q).reshape(50, 2, 3)
+    np.testing.assert_allclose(np.linalg.norm(cols, axis=-1), 1.0, atol=1e-12)
+    np.testing.assert_allclose((cols[:, 0] * cols[:, 1]).sum(-1), 0.0, atol=1e-12)
+
+
+def test_with_rotation_columns_replaces_each_quaternion_block_in_place():
+    pos, rel = np.array([[1.0, 2.0, 3.0]]), np.array([[7.0, 8.0, 9.0]])
+    qa, qb = quaternion_z(0.3)[None], quaternion_z(-1.2)[None]
+    state = np.concatenate([pos, qa, rel, qb], axis=1)  # 14 wide: the square / can object state's layout
+    out = with_rotation_columns(state, [10, 3])
+    assert out.shape == (1, 18) and out.dtype == np.float32
+    np.testing.assert_allclose(out[0, :3], pos[0])
+    np.testing.assert_allclose(out[0, 3:9], rotation_columns(qa)[0], atol=1e-6)
+    np.testing.assert_allclose(out[0, 9:12], rel[0])
+    np.testing.assert_allclose(out[0, 12:], rotation_columns(qb)[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(keys=["object"], dims=[14, 3], weight=1.0), "same length"),
+    (dict(keys=["object"], dims=[14]), "positive weight"),
+    (dict(weight=1.0), "without keys"),
+    (dict(keys=["object"], dims=[14], quaternions=[11], weight=1.0), "4-wide block"),
+    (dict(keys=["object"], dims=[14], quaternions=[3, 5], weight=1.0), "without overlap"),
+])
+def test_a_state_prediction_that_cannot_work_is_refused_with_its_reason(kwargs, words):
+    with pytest.raises(ValueError, match=words):
+        StatePredictionConfig(**kwargs)
+
+
+def object_dataset(path, lengths=(30, 34, 32), seed=0):
+    """Random episodes with an `object` observation (position, pose, relative position, relative pose) that is a
+    function of the proprio, each quaternion stored with a random sign, as robosuite's are."""
+    from dm1_ros.data.episodes import EpisodeRecorder, EpisodeStore
+    from dm1_ros.runtime.contract import Observation
+
+    rng = np.random.default_rng(seed)
+    store = EpisodeStore(path)
+    for i, n in enumerate(lengths):
+        rec = EpisodeRecorder()
+        for t in range(n):
+            proprio = rng.uniform(-1, 1, 9).astype(np.float32)
+            qa, qb = (quaternion_z(2.5 * proprio[k]) * rng.choice([-1.0, 1.0]) for k in (3, 4))
+            obj = np.concatenate([proprio[:3], qa, proprio[:3] - proprio[5:8], qb]).astype(np.float32)
+            obs = Observation(images={"robot0_eye_in_hand_image": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)},
+                              proprio=proprio, stamp=t / 20)
+            action = np.tanh(np.concatenate([proprio[:6], [1.0 if t > n // 2 else -1.0]]))
+            rec.add(obs, action, reward=0.0, done=t == n - 1, state=np.zeros(3), extra_obs={"object": obj})
+        store.add(f"seed_{i}", rec.episode(seed=i))
+    return store.assemble({"env_name": "Fake"}, valid_fraction=0.34)
+
+
+def tiny_config(**kw) -> PolicyConfig:
+    return PolicyConfig(image_size=[32, 32], vision=VisionConfig(channels=16, heads=2, pool_dim=16),
+                        head=HeadConfig(hidden=64), **kw)
+
+
+def test_the_dataset_serves_state_targets_with_rotation_columns(tmp_path):
+    data = object_dataset(tmp_path / "object.hdf5")
+    ds = RobomimicDataset(data, ["robot0_eye_in_hand_image"], 4, split=None, state_keys=["object"], state_dims=[14],
+                          state_quaternions=[3, 10])
+    batch = ds.batch(np.arange(5))
+    assert batch["state_targets"].shape == (5, 18) and batch["proprio"].shape == (5, 9)
+    np.testing.assert_allclose(batch["state_targets"][:, :3], batch["proprio"][:, :3], atol=1e-6)
+    stats = ds.stats()
+    assert stats["state_min"].shape == (18,) and (stats["state_min"] <= stats["state_max"]).all()
+    assert "state_targets" not in RobomimicDataset(data, ["robot0_eye_in_hand_image"], 4, split=None).batch(np.arange(2))
+
+
+def test_state_targets_missing_or_of_another_width_are_named(tmp_path, fake_dataset):
+    with pytest.raises(DatasetError, match="no obs/object"):
+        RobomimicDataset(fake_dataset, ["robot0_eye_in_hand_image"], 4, split=None, state_keys=["object"])
+    data = object_dataset(tmp_path / "object.hdf5", lengths=(5, 5))
+    with pytest.raises(DatasetError, match="obs/object has dimension 14, expected 10"):
+        RobomimicDataset(data, ["robot0_eye_in_hand_image"], 4, split=None, state_keys=["object"], state_dims=[10])
+
+
+def test_training_learns_the_state_and_the_deployed_graph_does_not_contain_the_predictor(tmp_path):
+    data = object_dataset(tmp_path / "object.hdf5")
+    cfg = TrainConfig(data=str(data), out_dir=str(tmp_path / "run"), policy=tiny_config(state_prediction=OBJECT),
+                      steps=120, batch_size=32, lr=3e-3, warmup_steps=5, checkpoint_every=1000, validate_every=1000,
+                      log_every=20, threads=1, ema_decay=0.0)
+    policy, payload = load_checkpoint(train(cfg, progress=False))
+    header, *rows = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    column = header.split(",").index("loss/state")
+    first, last = float(rows[0].split(",")[column]), float(rows[-1].split(",")[column])
+    assert last < 0.5 * first, (first, last)  # the encoder learns what the object state says
+    assert payload["config"]["state_prediction"]["keys"] == ["object"]
+    assert policy.state_normalizer.low.shape == (18,)
+
+    # The same weights without the predictor export to the same graph: the same operators and weights (only the
+    # exporter's numbered value names differ), nothing of the predictor.
+    plain = GenerativePolicy(tiny_config())
+    missing, unexpected = plain.load_state_dict(policy.state_dict(), strict=False)
+    assert not missing and unexpected and all(k.startswith("state_") for k in unexpected)
+    graphs = [onnx.load_from_string(to_onnx_bytes(p.eval(), 1, True)).graph for p in (policy, plain)]
+    assert [n.op_type for n in graphs[0].node] == [n.op_type for n in graphs[1].node]
+    assert sorted(i.raw_data for i in graphs[0].initializer) == sorted(i.raw_data for i in graphs[1].initializer)
+    assert not [i.name for i in graphs[0].initializer if "state_" in i.name]
+
+
+def test_a_policy_that_predicts_state_says_so_when_the_batch_has_none():
+    policy = GenerativePolicy(tiny_config(state_prediction=OBJECT))
+    batch = {"images": {"robot0_eye_in_hand_image": torch.zeros(2, 32, 32, 3, dtype=torch.uint8)},
+             "proprio": torch.zeros(2, 9), "actions": torch.zeros(2, 4, 7)}
+    with pytest.raises(ValueError, match="no state_targets"):
+        policy.compute_loss(batch)
+    loss, logs = policy.compute_loss({**batch, "state_targets": torch.zeros(2, 18)})
+    assert torch.isfinite(loss) and logs["loss/state"] >= 0
