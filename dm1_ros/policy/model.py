@@ -3,8 +3,8 @@
     images: name -> (B, H, W, 3) uint8 (or points: name -> (B, N, 3) float32), proprio (B, P) raw
         ->  actions (B, Ta, Da) in robot units
 
-`compute_loss(batch)` trains it (MeanFlow or flow matching, plus dispersive terms); `select_action(...)` samples
-in `steps` network evaluations (1 by default for MeanFlow).
+`compute_loss(batch)` trains it (MeanFlow or flow matching, plus dispersive terms, distillation and state prediction
+where configured); `select_action(...)` samples in `steps` network evaluations (1 by default for MeanFlow).
 """
 from __future__ import annotations
 
