@@ -1,6 +1,10 @@
 """Privileged state as an auxiliary training target: the targets, the data they come from, the loss, and a
 deployed graph that does not contain the predictor."""
+import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -14,6 +18,7 @@ from dm1_ros.policy.model import GenerativePolicy
 from dm1_ros.train.dataset import DatasetError, RobomimicDataset, rotation_columns, with_rotation_columns
 from dm1_ros.train.pretrain import TrainConfig, train
 
+ROOT = Path(__file__).resolve().parents[1]
 OBJECT = StatePredictionConfig(keys=["object"], dims=[14], quaternions=[3, 10], weight=1.0, hidden=32)
 
 
@@ -31,6 +36,19 @@ def test_rotation_columns_are_the_rotation_matrix_and_the_same_for_q_and_minus_q
     cols = rotation_columns(q).reshape(50, 2, 3)
     np.testing.assert_allclose(np.linalg.norm(cols, axis=-1), 1.0, atol=1e-12)
     np.testing.assert_allclose((cols[:, 0] * cols[:, 1]).sum(-1), 0.0, atol=1e-12)
+
+
+def test_rotation_from_columns_inverts_them_and_measures_the_angle_between_rotations():
+    from dm1_ros.train.dataset import rotation_angle_deg, rotation_from_columns
+
+    quarter, small = rotation_from_columns(rotation_columns(np.stack([quaternion_z(math.pi / 2), quaternion_z(0.1)])))
+    np.testing.assert_allclose(quarter, [[0, -1, 0], [1, 0, 0], [0, 0, 1]], atol=1e-12)
+    assert rotation_angle_deg(quarter, small) == pytest.approx(90 - math.degrees(0.1))
+    assert rotation_angle_deg(quarter, quarter) == pytest.approx(0.0, abs=1e-5)
+    noisy = rotation_columns(quaternion_z(0.3)) + np.array([0.02, -0.01, 0.0, 0.01, 0.03, -0.02])
+    r = rotation_from_columns(noisy)  # a prediction, not orthonormal: the nearest rotation, still one
+    np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
+    assert np.linalg.det(r) == pytest.approx(1.0)
 
 
 def test_with_rotation_columns_replaces_each_quaternion_block_in_place():
@@ -116,6 +134,16 @@ def test_training_learns_the_state_and_the_deployed_graph_does_not_contain_the_p
     assert last < 0.5 * first, (first, last)  # the encoder learns what the object state says
     assert payload["config"]["state_prediction"]["keys"] == ["object"]
     assert policy.state_normalizer.low.shape == (18,)
+
+    # bench/state_readout.py reads the predictor back on the validation split: better than chance on every block
+    out = tmp_path / "readout.json"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "state_readout.py"), str(tmp_path / "run" / "last.pt"),
+                    "--data", str(data), "--out", str(out)], check=True, capture_output=True)
+    entry = json.loads(out.read_text())["checkpoints"][str(tmp_path / "run" / "last.pt")]
+    assert list(entry["policy"]) == ["values 0-2", "rotation at 3", "values 7-9", "rotation at 10"]
+    for name, figure in entry["policy"].items():
+        key = "median_deg" if name.startswith("rotation") else "rms"
+        assert figure[key] < 0.7 * entry["chance"][name][key], (name, figure, entry["chance"][name])
 
     # The same weights without the predictor export to the same graph: the same operators and weights (only the
     # exporter's numbered value names differ), nothing of the predictor.

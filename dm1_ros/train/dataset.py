@@ -49,6 +49,21 @@ def rotation_columns(quaternions: np.ndarray) -> np.ndarray:
                      2 * (x * y - z * w), 1 - 2 * (x * x + z * z), 2 * (y * z + x * w)], axis=-1)
 
 
+def rotation_from_columns(columns: np.ndarray) -> np.ndarray:
+    """(..., 6) two (predicted, so not exactly orthonormal) rotation-matrix columns -> (..., 3, 3) the nearest
+    rotation by Gram-Schmidt; the inverse of rotation_columns."""
+    a = columns[..., :3] / np.linalg.norm(columns[..., :3], axis=-1, keepdims=True)
+    b = columns[..., 3:] - (a * columns[..., 3:]).sum(-1, keepdims=True) * a
+    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
+    return np.stack([a, b, np.cross(a, b)], axis=-1)
+
+
+def rotation_angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) x2 -> (...) the angle of the rotation between them, degrees."""
+    cos = (np.einsum("...ij,...ij->...", a, b) - 1.0) / 2.0
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
 def with_rotation_columns(state: np.ndarray, quaternions: list[int]) -> np.ndarray:
     """(N, S) -> (N, S + 2 * len(quaternions)): each xyzw block starting at an index in `quaternions` replaced by
     its rotation_columns."""
