@@ -3,7 +3,7 @@
     python bench/state_readout.py CKPT [CKPT ...] --data data/square.hdf5 [--out FILE]
 
 For each checkpoint whose recipe sets policy.state_prediction (its EMA weights), on every step of the data's
-validation split: the predicted privileged state (e.g. the nut's pose) against the recorded one. Blocks that were
+validation split that holds a state: the predicted privileged state (e.g. the nut's pose) against the recorded one. Blocks that were
 quaternions are compared as rotations (the angle between predicted and true, degrees); the other dimensions as an
 RMS error in the state's units (metres for robosuite's positions). Chance: the same errors with the recorded states
 shuffled across steps, i.e. a prediction that ignores the observation. A rotation error far below chance says the
@@ -77,7 +77,8 @@ def main():
                 batch = to_torch(valid.batch(np.arange(start, min(start + args.batch_size, len(valid)))))
                 cond, _ = policy.encode(batch["images"], batch["proprio"], batch["points"])
                 preds.append(policy.state_normalizer.unnormalize(policy.state_predictor(cond)).numpy())
-        pred, true = np.concatenate(preds), valid.state_targets
+        keep = valid.state_valid  # steps that hold a state (not robosuite's zero pose at a reset)
+        pred, true = np.concatenate(preds)[keep], valid.state_targets[keep]
         layout = blocks(predict.dims, predict.quaternions)
         shuffled = true[np.random.default_rng(0).permutation(len(true))]
         entry = {"step": payload.get("step"), "checkpoint_hash": file_hash(path), "keys": predict.keys,

@@ -55,12 +55,28 @@ def test_with_rotation_columns_replaces_each_quaternion_block_in_place():
     pos, rel = np.array([[1.0, 2.0, 3.0]]), np.array([[7.0, 8.0, 9.0]])
     qa, qb = quaternion_z(0.3)[None], quaternion_z(-1.2)[None]
     state = np.concatenate([pos, qa, rel, qb], axis=1)  # 14 wide: the square / can object state's layout
-    out = with_rotation_columns(state, [10, 3])
-    assert out.shape == (1, 18) and out.dtype == np.float32
+    out, valid = with_rotation_columns(state, [10, 3])
+    assert out.shape == (1, 18) and out.dtype == np.float32 and valid.tolist() == [True]
     np.testing.assert_allclose(out[0, :3], pos[0])
     np.testing.assert_allclose(out[0, 3:9], rotation_columns(qa)[0], atol=1e-6)
     np.testing.assert_allclose(out[0, 9:12], rel[0])
     np.testing.assert_allclose(out[0, 12:], rotation_columns(qb)[0], atol=1e-6)
+
+
+def test_a_step_whose_quaternion_is_zero_holds_no_state_and_is_left_out():
+    # robosuite's object state at the reset step: the object's pose all zeros
+    good = np.concatenate([[0.1, 0.2, 0.3], quaternion_z(0.5), [0.0, 0.0, 0.9], quaternion_z(-0.5)])
+    state = np.stack([np.concatenate([np.zeros(7), good[7:]]), good])
+    out, valid = with_rotation_columns(state, [3, 10])
+    assert valid.tolist() == [False, True] and np.isfinite(out).all() and not out[0].any()
+    policy = GenerativePolicy(tiny_config(state_prediction=OBJECT))
+    cond = torch.randn(2, policy.cond_dim)
+    targets = torch.from_numpy(out)
+    with torch.no_grad():
+        only_valid = policy.state_prediction_loss(cond[1:], {"state_targets": targets[1:]})
+        masked = policy.state_prediction_loss(cond, {"state_targets": targets, "state_valid": torch.tensor([0.0, 1.0])})
+        unmasked = policy.state_prediction_loss(cond, {"state_targets": targets})
+    assert float(masked) == pytest.approx(float(only_valid)) and float(unmasked) != pytest.approx(float(masked))
 
 
 @pytest.mark.parametrize("kwargs, words", [
@@ -77,7 +93,8 @@ def test_a_state_prediction_that_cannot_work_is_refused_with_its_reason(kwargs, 
 
 def object_dataset(path, lengths=(30, 34, 32), seed=0):
     """Random episodes with an `object` observation (position, pose, relative position, relative pose) that is a
-    function of the proprio, each quaternion stored with a random sign, as robosuite's are."""
+    function of the proprio, each quaternion stored with a random sign, as robosuite's are, and the object's pose
+    zero at each episode's first step, as robosuite's is."""
     from dm1_ros.data.episodes import EpisodeRecorder, EpisodeStore
     from dm1_ros.runtime.contract import Observation
 
@@ -89,6 +106,8 @@ def object_dataset(path, lengths=(30, 34, 32), seed=0):
             proprio = rng.uniform(-1, 1, 9).astype(np.float32)
             qa, qb = (quaternion_z(2.5 * proprio[k]) * rng.choice([-1.0, 1.0]) for k in (3, 4))
             obj = np.concatenate([proprio[:3], qa, proprio[:3] - proprio[5:8], qb]).astype(np.float32)
+            if t == 0:
+                obj[:7] = 0.0  # as robosuite's object state at the reset step
             obs = Observation(images={"robot0_eye_in_hand_image": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)},
                               proprio=proprio, stamp=t / 20)
             action = np.tanh(np.concatenate([proprio[:6], [1.0 if t > n // 2 else -1.0]]))
@@ -106,11 +125,14 @@ def test_the_dataset_serves_state_targets_with_rotation_columns(tmp_path):
     data = object_dataset(tmp_path / "object.hdf5")
     ds = RobomimicDataset(data, ["robot0_eye_in_hand_image"], 4, split=None, state_keys=["object"], state_dims=[14],
                           state_quaternions=[3, 10])
-    batch = ds.batch(np.arange(5))
+    batch = ds.batch(np.arange(1, 6))
     assert batch["state_targets"].shape == (5, 18) and batch["proprio"].shape == (5, 9)
     np.testing.assert_allclose(batch["state_targets"][:, :3], batch["proprio"][:, :3], atol=1e-6)
-    stats = ds.stats()
+    assert np.flatnonzero(~ds.state_valid).tolist() == [0, 30, 64]  # the three episodes' first steps
+    assert ds.batch(np.array([0, 1]))["state_valid"].tolist() == [0.0, 1.0]
+    stats = ds.stats()  # of the steps that hold a state: the rotation columns' ranges, not the zeros of the resets
     assert stats["state_min"].shape == (18,) and (stats["state_min"] <= stats["state_max"]).all()
+    np.testing.assert_allclose(stats["state_min"][:3], ds.state_targets[ds.state_valid, :3].min(0))
     assert "state_targets" not in RobomimicDataset(data, ["robot0_eye_in_hand_image"], 4, split=None).batch(np.arange(2))
 
 

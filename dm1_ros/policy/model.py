@@ -126,12 +126,17 @@ class GenerativePolicy(nn.Module):
 
     def state_prediction_loss(self, cond: torch.Tensor, batch: dict) -> torch.Tensor:
         """Mean squared error, in normalized units, of the privileged state predicted from the condition:
-        cond (B, C), batch["state_targets"] (B, S) raw -> scalar."""
+        cond (B, C), batch["state_targets"] (B, S) raw, batch["state_valid"] (B,) optional 0/1 (rows that hold no
+        state are left out) -> scalar."""
         if "state_targets" not in batch:
             raise ValueError(f"this policy predicts {self.config.state_prediction.keys} in training; the batch has no "
                              "state_targets (read the data with the policy's state_prediction keys)")
         target = self.state_normalizer.normalize(batch["state_targets"])
-        return (self.state_predictor(cond) - target).pow(2).mean()
+        error = (self.state_predictor(cond) - target).pow(2).mean(-1)
+        valid = batch.get("state_valid")
+        if valid is None:
+            return error.mean()
+        return (error * valid).sum() / valid.sum().clamp(min=1.0)
 
     def distill_loss(self, batch: dict, cond: torch.Tensor, teacher: "GenerativePolicy",
                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, float]:

@@ -5,7 +5,8 @@ LeRobotDataset v3.0 directories (through the same tree, see open_episodes).
     batch = ds.batch(np.arange(64))   # images {k: (B, H, W, 3) uint8}, proprio (B, P), actions (B, Ta, Da)
 
 With state_keys, batches also hold state_targets (B, S): privileged state for an auxiliary loss (the policy's
-state_prediction), with quaternions replaced by rotation-matrix columns (see rotation_columns).
+state_prediction), with quaternions replaced by rotation-matrix columns (see rotation_columns), and state_valid
+(B,): 0 where a quaternion is zero, i.e. the step holds no pose (robosuite's object state at the reset step).
 
 Window at step t: the observation at t and actions t .. t+Ta-1; past the episode's end the last action repeats.
 Everything is loaded into memory when it fits (`max_memory_gb`), so a batch is a few fancy-indexing operations.
@@ -64,14 +65,20 @@ def rotation_angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
 
 
-def with_rotation_columns(state: np.ndarray, quaternions: list[int]) -> np.ndarray:
-    """(N, S) -> (N, S + 2 * len(quaternions)): each xyzw block starting at an index in `quaternions` replaced by
-    its rotation_columns."""
+def with_rotation_columns(state: np.ndarray, quaternions: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(N, S) -> (N, S + 2 * len(quaternions)) with each xyzw block starting at an index in `quaternions` replaced by
+    its rotation_columns, and (N,) whether the row is a state at all: False where a quaternion is zero (no
+    rotation; its row is zeros, to be left out of the loss)."""
+    valid = np.ones(len(state), bool)
+    for start in quaternions:
+        valid &= np.linalg.norm(state[:, start:start + 4], axis=-1) > 1e-6
     pieces, at = [], 0
     for start in sorted(quaternions):
-        pieces += [state[:, at:start], rotation_columns(state[:, start:start + 4])]
+        block = np.where(valid[:, None], state[:, start:start + 4], [0.0, 0.0, 0.0, 1.0])
+        pieces += [state[:, at:start], rotation_columns(block)]
         at = start + 4
-    return np.concatenate([*pieces, state[:, at:]], axis=1).astype(np.float32)
+    out = np.concatenate([*pieces, state[:, at:]], axis=1).astype(np.float32)
+    return np.where(valid[:, None], out, 0.0).astype(np.float32), valid
 
 
 def open_episodes(path: str | Path):
@@ -136,8 +143,9 @@ class RobomimicDataset:
             self.points = {k: np.concatenate([self._obs(f["data"][d], k)[()] for d in demos]).astype(np.float32)
                            for k in self.point_cloud_keys}
             self.proprio = self._flat(f, demos, lengths, self.proprio_keys)
-            self.state_targets = with_rotation_columns(self._flat(f, demos, lengths, self.state_keys),
-                                                       list(state_quaternions or [])) if self.state_keys else None
+            self.state_targets, self.state_valid = with_rotation_columns(
+                self._flat(f, demos, lengths, self.state_keys), list(state_quaternions or [])) \
+                if self.state_keys else (None, None)
             self.actions = np.concatenate([f["data"][d]["actions"][()] for d in demos]).astype(np.float32)
             self.env_args = f["data"].attrs.get("env_args", "{}")
         self.lengths = np.asarray(lengths)
@@ -227,6 +235,7 @@ class RobomimicDataset:
         }
         if self.state_targets is not None:
             out["state_targets"] = self.state_targets[idx]
+            out["state_valid"] = self.state_valid[idx].astype(np.float32)
         return out
 
     def __getitem__(self, i: int) -> dict:
@@ -238,5 +247,8 @@ class RobomimicDataset:
         stats = {"action_min": self.actions.min(0), "action_max": self.actions.max(0),
                  "proprio_min": self.proprio.min(0), "proprio_max": self.proprio.max(0)}
         if self.state_targets is not None:
-            stats.update(state_min=self.state_targets.min(0), state_max=self.state_targets.max(0))
+            states = self.state_targets[self.state_valid]
+            if not len(states):
+                raise DatasetError(f"{self.path}: no step of {self.state_keys} holds a state (every quaternion is zero)")
+            stats.update(state_min=states.min(0), state_max=states.max(0))
         return stats

@@ -110,8 +110,9 @@ def to_torch(batch: dict, device: torch.device | str = "cpu") -> dict:
     out = {"images": {k: torch.from_numpy(v).to(device) for k, v in batch["images"].items()},
            "points": {k: torch.from_numpy(v).to(device) for k, v in batch.get("points", {}).items()},
            "proprio": torch.from_numpy(batch["proprio"]).to(device), "actions": torch.from_numpy(batch["actions"]).to(device)}
-    if "state_targets" in batch:
-        out["state_targets"] = torch.from_numpy(batch["state_targets"]).to(device)
+    for key in ("state_targets", "state_valid"):
+        if key in batch:
+            out[key] = torch.from_numpy(batch[key]).to(device)
     return out
 
 
@@ -363,8 +364,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
             batch = to_torch(train_ds.batch(rng.integers(0, len(train_ds), size=cfg.batch_size)))
             batch["images"] = {k: random_shift(v, cfg.shift_pad, gen).to(device) for k, v in batch["images"].items()}
             batch["proprio"], batch["actions"] = batch["proprio"].to(device), batch["actions"].to(device)
-            if "state_targets" in batch:
-                batch["state_targets"] = batch["state_targets"].to(device)
+            for key in ("state_targets", "state_valid"):
+                if key in batch:
+                    batch[key] = batch[key].to(device)
             batch["points"] = {k: v.to(device) for k, v in batch["points"].items()}
             loss, logs = learner(batch, gen if device.type == "cpu" else None, ema if pc.method.distill_steps else None)
             optimizer.zero_grad(set_to_none=True)
