@@ -35,7 +35,7 @@ def blocks(dims: list[int], quaternions: list[int]) -> list[tuple[str, int, int]
 
 
 def errors(pred: np.ndarray, true: np.ndarray, layout) -> dict:
-    from dm1_ros.train.dataset import rotation_angle_deg, rotation_from_columns
+    from dm1_ros.train.rotations import rotation_angle_deg, rotation_from_columns
 
     out = {}
     for name, a, b in layout:

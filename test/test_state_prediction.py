@@ -15,7 +15,8 @@ from dm1_ros.policy.checkpoint import load_checkpoint
 from dm1_ros.policy.config import HeadConfig, PolicyConfig, StatePredictionConfig, VisionConfig
 from dm1_ros.policy.export import to_onnx_bytes
 from dm1_ros.policy.model import GenerativePolicy
-from dm1_ros.train.dataset import DatasetError, RobomimicDataset, rotation_columns, with_rotation_columns
+from dm1_ros.train.dataset import DatasetError, RobomimicDataset
+from dm1_ros.train.rotations import rotation_columns, with_rotation_columns
 from dm1_ros.train.pretrain import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +40,7 @@ def test_rotation_columns_are_the_rotation_matrix_and_the_same_for_q_and_minus_q
 
 
 def test_rotation_from_columns_inverts_them_and_measures_the_angle_between_rotations():
-    from dm1_ros.train.dataset import rotation_angle_deg, rotation_from_columns
+    from dm1_ros.train.rotations import rotation_angle_deg, rotation_from_columns
 
     quarter, small = rotation_from_columns(rotation_columns(np.stack([quaternion_z(math.pi / 2), quaternion_z(0.1)])))
     np.testing.assert_allclose(quarter, [[0, -1, 0], [1, 0, 0], [0, 0, 1]], atol=1e-12)
