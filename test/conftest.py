@@ -39,8 +39,9 @@ def tiny_policy(tiny_image_config):
     return policy.eval()
 
 
-def write_fake_dataset(path, lengths=(6, 8, 7), size=32, seed=0):
-    """A robomimic file of random episodes whose actions depend on proprio (so there is something to learn)."""
+def write_fake_dataset(path, lengths=(6, 8, 7), size=32, seed=0, extra_obs=None):
+    """A robomimic file of random episodes whose actions depend on proprio (so there is something to learn).
+    extra_obs(rng, proprio, t) -> {key: array}: more observations of each step (e.g. an object state)."""
     import numpy as np
 
     from dm1_ros.data.episodes import EpisodeRecorder, EpisodeStore
@@ -55,7 +56,8 @@ def write_fake_dataset(path, lengths=(6, 8, 7), size=32, seed=0):
             obs = Observation(images={"robot0_eye_in_hand_image": rng.integers(0, 256, (size, size, 3), dtype=np.uint8)},
                               proprio=proprio, stamp=t / 20)
             action = np.tanh(np.concatenate([proprio[:6], [1.0 if t > n // 2 else -1.0]]))
-            rec.add(obs, action, reward=0.0, done=t == n - 1, state=np.zeros(3))
+            rec.add(obs, action, reward=0.0, done=t == n - 1, state=np.zeros(3),
+                    extra_obs=extra_obs(rng, proprio, t) if extra_obs else None)
         store.add(f"seed_{i}", rec.episode(seed=i))
     return store.assemble({"env_name": "Fake"}, valid_fraction=0.34)
 

@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from conftest import write_fake_dataset
 
 from dm1_ros.policy.checkpoint import load_checkpoint
 from dm1_ros.policy.config import HeadConfig, PolicyConfig, StatePredictionConfig, VisionConfig
@@ -96,25 +97,14 @@ def object_dataset(path, lengths=(30, 34, 32), seed=0):
     """Random episodes with an `object` observation (position, pose, relative position, relative pose) that is a
     function of the proprio, each quaternion stored with a random sign, as robosuite's are, and the object's pose
     zero at each episode's first step, as robosuite's is."""
-    from dm1_ros.data.episodes import EpisodeRecorder, EpisodeStore
-    from dm1_ros.runtime.contract import Observation
+    def object_state(rng, proprio, t):
+        qa, qb = (quaternion_z(2.5 * proprio[k]) * rng.choice([-1.0, 1.0]) for k in (3, 4))
+        obj = np.concatenate([proprio[:3], qa, proprio[:3] - proprio[5:8], qb]).astype(np.float32)
+        if t == 0:
+            obj[:7] = 0.0  # as robosuite's object state at the reset step
+        return {"object": obj}
 
-    rng = np.random.default_rng(seed)
-    store = EpisodeStore(path)
-    for i, n in enumerate(lengths):
-        rec = EpisodeRecorder()
-        for t in range(n):
-            proprio = rng.uniform(-1, 1, 9).astype(np.float32)
-            qa, qb = (quaternion_z(2.5 * proprio[k]) * rng.choice([-1.0, 1.0]) for k in (3, 4))
-            obj = np.concatenate([proprio[:3], qa, proprio[:3] - proprio[5:8], qb]).astype(np.float32)
-            if t == 0:
-                obj[:7] = 0.0  # as robosuite's object state at the reset step
-            obs = Observation(images={"robot0_eye_in_hand_image": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)},
-                              proprio=proprio, stamp=t / 20)
-            action = np.tanh(np.concatenate([proprio[:6], [1.0 if t > n // 2 else -1.0]]))
-            rec.add(obs, action, reward=0.0, done=t == n - 1, state=np.zeros(3), extra_obs={"object": obj})
-        store.add(f"seed_{i}", rec.episode(seed=i))
-    return store.assemble({"env_name": "Fake"}, valid_fraction=0.34)
+    return write_fake_dataset(path, lengths, seed=seed, extra_obs=object_state)
 
 
 def tiny_config(**kw) -> PolicyConfig:
