@@ -52,7 +52,8 @@ def main():
     parser.add_argument("checkpoints", nargs="+", help="training checkpoints (.pt) of recipes with state_prediction")
     parser.add_argument("--data", required=True, help="robomimic HDF5 with a validation split (mask/valid)")
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--out", default=None, help="JSON; entries for other checkpoints already in it are kept")
+    parser.add_argument("--out", default=None, help="JSON, one entry per CKPT@training step; entries for other "
+                        "checkpoints or steps already in it are kept")
     args = parser.parse_args()
     import torch
 
@@ -83,7 +84,7 @@ def main():
         shuffled = true[np.random.default_rng(0).permutation(len(true))]
         entry = {"step": payload.get("step"), "checkpoint_hash": file_hash(path), "keys": predict.keys,
                  "steps_compared": len(true), "policy": errors(pred, true, layout), "chance": errors(shuffled, true, layout)}
-        result.setdefault("checkpoints", {})[path] = entry
+        result.setdefault("checkpoints", {})[f"{path}@{entry['step']}"] = entry  # a run's last.pt moves on
         print(f"{path} (training step {entry['step']}, {len(true)} validation steps)")
         for name, _, _ in layout:
             p, c = entry["policy"][name], entry["chance"][name]

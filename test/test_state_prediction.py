@@ -152,7 +152,7 @@ def test_training_learns_the_state_and_the_deployed_graph_does_not_contain_the_p
     out = tmp_path / "readout.json"
     subprocess.run([sys.executable, str(ROOT / "bench" / "state_readout.py"), str(tmp_path / "run" / "last.pt"),
                     "--data", str(data), "--out", str(out)], check=True, capture_output=True)
-    entry = json.loads(out.read_text())["checkpoints"][str(tmp_path / "run" / "last.pt")]
+    entry = json.loads(out.read_text())["checkpoints"][f"{tmp_path / 'run' / 'last.pt'}@120"]
     assert list(entry["policy"]) == ["values 0-2", "rotation at 3", "values 7-9", "rotation at 10"]
     for name, figure in entry["policy"].items():
         key = "median_deg" if name.startswith("rotation") else "rms"
