@@ -21,16 +21,15 @@ sys.path.insert(0, str(ROOT))
 
 
 def blocks(dims: list[int], quaternions: list[int]) -> list[tuple[str, int, int]]:
-    """The predicted target's layout: (kind, start, end) with kind "rotation" (6 columns) or "values"."""
-    out, at, src = [], 0, 0
-    for start in sorted(quaternions):
-        if start > src:
-            out.append((f"values {src}-{start - 1}", at, at + start - src))
-            at += start - src
-        out.append((f"rotation at {start}", at, at + 6))
-        at, src = at + 6, start + 4
-    if sum(dims) > src:
-        out.append((f"values {src}-{sum(dims) - 1}", at, at + sum(dims) - src))
+    """The predicted target's layout, named by the state's own indices: (name, start, end), a quaternion's block 6
+    rotation-matrix columns wide."""
+    from dm1_ros.train.rotations import segments
+
+    out, at = [], 0
+    for is_quaternion, a, b in segments(sum(dims), quaternions):
+        width = 6 if is_quaternion else b - a
+        out.append((f"rotation at {a}" if is_quaternion else f"values {a}-{b - 1}", at, at + width))
+        at += width
     return out
 
 

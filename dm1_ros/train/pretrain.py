@@ -107,13 +107,12 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 
 
 def to_torch(batch: dict, device: torch.device | str = "cpu") -> dict:
-    out = {"images": {k: torch.from_numpy(v).to(device) for k, v in batch["images"].items()},
-           "points": {k: torch.from_numpy(v).to(device) for k, v in batch.get("points", {}).items()},
-           "proprio": torch.from_numpy(batch["proprio"]).to(device), "actions": torch.from_numpy(batch["actions"]).to(device)}
-    for key in ("state_targets", "state_valid"):
-        if key in batch:
-            out[key] = torch.from_numpy(batch[key]).to(device)
-    return out
+    """A dataset batch (arrays, and dicts of arrays per camera or cloud) as tensors on `device`; tensors already
+    there pass through, so it also moves a converted batch."""
+    def move(value):
+        return torch.as_tensor(value).to(device)
+
+    return {k: {n: move(a) for n, a in v.items()} if isinstance(v, dict) else move(v) for k, v in batch.items()}
 
 
 def open_split(pc: PolicyConfig, data: str, split: str, episodes: int = 0,
@@ -362,12 +361,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
             for group in optimizer.param_groups:
                 group["lr"] = lr
             batch = to_torch(train_ds.batch(rng.integers(0, len(train_ds), size=cfg.batch_size)))
-            batch["images"] = {k: random_shift(v, cfg.shift_pad, gen).to(device) for k, v in batch["images"].items()}
-            batch["proprio"], batch["actions"] = batch["proprio"].to(device), batch["actions"].to(device)
-            for key in ("state_targets", "state_valid"):
-                if key in batch:
-                    batch[key] = batch[key].to(device)
-            batch["points"] = {k: v.to(device) for k, v in batch["points"].items()}
+            batch["images"] = {k: random_shift(v, cfg.shift_pad, gen) for k, v in batch["images"].items()}  # CPU generator
+            batch = to_torch(batch, device)
             loss, logs = learner(batch, gen if device.type == "cpu" else None, ema if pc.method.distill_steps else None)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -30,6 +30,17 @@ def rotation_angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
 
 
+def segments(width: int, quaternions: list[int]) -> list[tuple[bool, int, int]]:
+    """A state of `width` cut at its xyzw quaternions: (is a quaternion, start, end) in order, covering it."""
+    out, at = [], 0
+    for start in sorted(quaternions):
+        if start > at:
+            out.append((False, at, start))
+        out.append((True, start, start + 4))
+        at = start + 4
+    return out + ([(False, at, width)] if width > at else [])
+
+
 def with_rotation_columns(state: np.ndarray, quaternions: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """(N, S) -> (N, S + 2 * len(quaternions)) with each xyzw block starting at an index in `quaternions` replaced by
     its rotation_columns, and (N,) whether the row is a state at all: False where a quaternion is zero (no
@@ -37,10 +48,8 @@ def with_rotation_columns(state: np.ndarray, quaternions: list[int]) -> tuple[np
     valid = np.ones(len(state), bool)
     for start in quaternions:
         valid &= np.linalg.norm(state[:, start:start + 4], axis=-1) > 1e-6
-    pieces, at = [], 0
-    for start in sorted(quaternions):
-        block = np.where(valid[:, None], state[:, start:start + 4], [0.0, 0.0, 0.0, 1.0])
-        pieces += [state[:, at:start], rotation_columns(block)]
-        at = start + 4
-    out = np.concatenate([*pieces, state[:, at:]], axis=1).astype(np.float32)
+    identity = np.array([0.0, 0.0, 0.0, 1.0])  # stands in for a zero quaternion, whose row is zeroed below
+    pieces = [rotation_columns(np.where(valid[:, None], state[:, a:b], identity)) if is_quaternion else state[:, a:b]
+              for is_quaternion, a, b in segments(state.shape[1], quaternions)]
+    out = np.concatenate(pieces, axis=1)
     return np.where(valid[:, None], out, 0.0).astype(np.float32), valid
