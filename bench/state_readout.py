@@ -75,8 +75,8 @@ def main():
         with torch.no_grad():
             for start in range(0, len(valid), args.batch_size):
                 batch = to_torch(valid.batch(np.arange(start, min(start + args.batch_size, len(valid)))))
-                cond, _ = policy.encode(batch["images"], batch["proprio"], batch["points"])
-                preds.append(policy.state_normalizer.unnormalize(policy.state_predictor(cond)).numpy())
+                _, features = policy.encode(batch["images"], batch["proprio"], batch["points"])
+                preds.append(policy.state_normalizer.unnormalize(policy.predict_state(features)).numpy())
         keep = valid.state_valid  # steps that hold a state (not robosuite's zero pose at a reset)
         pred, true = np.concatenate(preds)[keep], valid.state_targets[keep]
         layout = blocks(predict.dims, predict.quaternions)

@@ -1,5 +1,5 @@
-"""Privileged state as an auxiliary training target: the targets, the data they come from, the loss, and a
-deployed graph that does not contain the predictor."""
+"""Privileged state as an auxiliary training target: the targets, the data they come from, the loss, a deployed
+graph that does not contain the predictor, and one that does where the prediction is fed to the head."""
 import json
 import math
 import subprocess
@@ -14,8 +14,11 @@ from conftest import write_fake_dataset
 
 from dm1_ros.policy.checkpoint import load_checkpoint
 from dm1_ros.policy.config import HeadConfig, PolicyConfig, StatePredictionConfig, VisionConfig
-from dm1_ros.policy.export import to_onnx_bytes
+from dm1_ros.policy.export import export_bundle, to_onnx_bytes
 from dm1_ros.policy.model import GenerativePolicy
+from dm1_ros.runtime.bundle import read_manifest
+from dm1_ros.runtime.contract import Observation
+from dm1_ros.runtime.onnx_policy import OnnxPolicy
 from dm1_ros.train.dataset import DatasetError, RobomimicDataset
 from dm1_ros.train.rotations import rotation_columns, with_rotation_columns
 from dm1_ros.train.pretrain import TrainConfig, train
@@ -72,12 +75,13 @@ def test_a_step_whose_quaternion_is_zero_holds_no_state_and_is_left_out():
     out, valid = with_rotation_columns(state, [3, 10])
     assert valid.tolist() == [False, True] and np.isfinite(out).all() and not out[0].any()
     policy = GenerativePolicy(tiny_config(state_prediction=OBJECT))
-    cond = torch.randn(2, policy.cond_dim)
+    features = {"condition": torch.randn(2, policy.cond_dim)}
+    second_row = {"condition": features["condition"][1:]}
     targets = torch.from_numpy(out)
     with torch.no_grad():
-        only_valid = policy.state_prediction_loss(cond[1:], {"state_targets": targets[1:]})
-        masked = policy.state_prediction_loss(cond, {"state_targets": targets, "state_valid": torch.tensor([0.0, 1.0])})
-        unmasked = policy.state_prediction_loss(cond, {"state_targets": targets})
+        only_valid = policy.state_prediction_loss(second_row, {"state_targets": targets[1:]})
+        masked = policy.state_prediction_loss(features, {"state_targets": targets, "state_valid": torch.tensor([0.0, 1.0])})
+        unmasked = policy.state_prediction_loss(features, {"state_targets": targets})
     assert float(masked) == pytest.approx(float(only_valid)) and float(unmasked) != pytest.approx(float(masked))
 
 
@@ -87,6 +91,7 @@ def test_a_step_whose_quaternion_is_zero_holds_no_state_and_is_left_out():
     (dict(weight=1.0), "without keys"),
     (dict(keys=["object"], dims=[14], quaternions=[11], weight=1.0), "4-wide block"),
     (dict(keys=["object"], dims=[14], quaternions=[3, 5], weight=1.0), "without overlap"),
+    (dict(feed=True), "no predicted state to feed"),
 ])
 def test_a_state_prediction_that_cannot_work_is_refused_with_its_reason(kwargs, words):
     with pytest.raises(ValueError, match=words):
@@ -167,6 +172,35 @@ def test_training_learns_the_state_and_the_deployed_graph_does_not_contain_the_p
     assert [n.op_type for n in graphs[0].node] == [n.op_type for n in graphs[1].node]
     assert sorted(i.raw_data for i in graphs[0].initializer) == sorted(i.raw_data for i in graphs[1].initializer)
     assert not [i.name for i in graphs[0].initializer if "state_" in i.name]
+
+
+def test_a_fed_prediction_is_part_of_the_condition_and_of_the_deployed_graph(tmp_path):
+    fed = StatePredictionConfig(**{**OBJECT.__dict__, "feed": True})
+    torch.manual_seed(0)
+    policy = GenerativePolicy(tiny_config(state_prediction=fed)).eval()
+    assert policy.cond_dim == GenerativePolicy(tiny_config()).cond_dim + 18
+    images = {"robot0_eye_in_hand_image": torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8)}
+    proprio, noise = torch.rand(3, 9), torch.randn(3, 4, 7)
+    cond, features = policy.encode(images, proprio)
+    torch.testing.assert_close(cond[:, -18:], features["predicted_state"])
+    torch.testing.assert_close(features["predicted_state"], policy.predict_state({"condition": features["condition"]}))
+
+    # the head reads the prediction: other predictor weights, other actions
+    with torch.no_grad():
+        before = policy(images, proprio, noise)
+        policy.state_predictor.net[-1].bias.add_(1.0)
+        after = policy(images, proprio, noise)
+    assert not torch.allclose(before, after, atol=1e-4)
+
+    # ... and the runtime runs it in the one exported graph, with the torch model's actions
+    bundle = tmp_path / "fed"
+    export_bundle(policy, bundle, training={"command": "pytest"})
+    assert read_manifest(bundle).parity.max_abs_diff <= 1e-4
+    graph = onnx.load(str(bundle / "model.onnx")).graph
+    assert [i.name for i in graph.initializer if "state_predictor" in i.name]
+    obs = Observation(images={k: v[0].numpy() for k, v in images.items()}, proprio=proprio[0].numpy(), stamp=0.0)
+    got = OnnxPolicy(bundle, threads=1, warmup=0).predict(obs, noise=noise[0].numpy()).actions
+    np.testing.assert_allclose(got, after[0].numpy(), atol=1e-4)
 
 
 def test_a_policy_that_predicts_state_says_so_when_the_batch_has_none():

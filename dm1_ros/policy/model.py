@@ -40,6 +40,12 @@ class GenerativePolicy(nn.Module):
             self.image_encoders = nn.ModuleDict()
             self.state_encoder = LowDimEncoder(config.lowdim, p)
             cond_dim = self.state_encoder.out_dim + p
+        predict = config.state_prediction
+        if predict.keys:  # unless fed to the head, the sampler never calls it and the exported graph leaves it out
+            self.state_normalizer = MinMaxNormalizer(predict.target_dim)
+            self.state_predictor = LowDimEncoder(LowDimConfig(predict.hidden, 2, predict.target_dim), cond_dim)
+            if predict.feed:
+                cond_dim += predict.target_dim
         self.cond_dim = cond_dim
         self.time_t = TimeEmbedding(config.time)
         self.time_r = TimeEmbedding(config.time)
@@ -47,15 +53,12 @@ class GenerativePolicy(nn.Module):
         if config.method.guidance.kind == "cfg":  # MeanFlow's CFG: the condition a dropped one is replaced by
             self.null_condition = nn.Parameter(torch.zeros(cond_dim))
         self.head = ResidualMLPHead(config.head, self.flat_dim, 2 * config.time.dim, cond_dim, self.flat_dim)
-        predict = config.state_prediction
-        if predict.keys:  # training only: the sampler (forward) never calls it, so the exported graph leaves it out
-            self.state_normalizer = MinMaxNormalizer(predict.target_dim)
-            self.state_predictor = LowDimEncoder(LowDimConfig(predict.hidden, 2, predict.target_dim), cond_dim)
 
     # --- pieces -------------------------------------------------------------------------------------------------
     def encode(self, images: dict[str, torch.Tensor], proprio: torch.Tensor,
                points: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict]:
-        """Raw observation -> condition (B, cond_dim) and named features for the dispersive terms."""
+        """Raw observation -> condition (B, cond_dim) and named features: for the dispersive terms, and the predicted
+        state (B, S) in normalized units where state_prediction.feed appends it to the condition."""
         prop = self.proprio_normalizer.normalize(proprio)
         if self.state_encoder is not None:
             tokens = self.state_encoder(prop)
@@ -74,7 +77,11 @@ class GenerativePolicy(nn.Module):
                 token_means.append(tok)
             tokens = torch.cat(token_means, dim=-1)
             cond = torch.cat([*visual, prop], dim=-1)
-        return cond, {"condition": cond, "tokens": tokens}
+        features = {"condition": cond, "tokens": tokens}
+        if self.config.state_prediction.feed:
+            features["predicted_state"] = self.state_predictor(cond)
+            cond = torch.cat([cond, features["predicted_state"]], dim=-1)
+        return cond, features
 
     def velocity(self, z: torch.Tensor, r: torch.Tensor, t: torch.Tensor, cond: torch.Tensor):
         """z (B, Ta*Da), r and t (B,) or (1,) -> average velocity over [r, t] (B, Ta*Da), head features.
@@ -94,7 +101,7 @@ class GenerativePolicy(nn.Module):
         (ignored when distillation is off)."""
         cond, features = self.encode(batch.get("images", {}), batch["proprio"], batch.get("points"))
         a = self.action_normalizer.normalize(batch["actions"]).reshape(cond.shape[0], -1)
-        state_loss = self.state_prediction_loss(cond, batch) if self.config.state_prediction.keys else None
+        state_loss = self.state_prediction_loss(features, batch) if self.config.state_prediction.keys else None
 
         def velocity_fn(z, r, t):
             return self.velocity(z, r, t, cond)
@@ -124,15 +131,21 @@ class GenerativePolicy(nn.Module):
         logs["loss/total"] = float(loss.detach())
         return loss, logs
 
-    def state_prediction_loss(self, cond: torch.Tensor, batch: dict) -> torch.Tensor:
-        """Mean squared error, in normalized units, of the privileged state predicted from the condition:
-        cond (B, C), batch["state_targets"] (B, S) raw, batch["state_valid"] (B,) optional 0/1 (rows that hold no
-        state are left out) -> scalar."""
+    def predict_state(self, features: dict) -> torch.Tensor:
+        """encode()'s features -> the privileged state predicted from the encoder's condition (B, S), normalized."""
+        if "predicted_state" in features:  # fed to the head: computed once, in encode()
+            return features["predicted_state"]
+        return self.state_predictor(features["condition"])
+
+    def state_prediction_loss(self, features: dict, batch: dict) -> torch.Tensor:
+        """Mean squared error, in normalized units, of the privileged state predicted from encode()'s features;
+        batch["state_targets"] (B, S) raw, batch["state_valid"] (B,) optional 0/1 (rows that hold no state are
+        left out) -> scalar."""
         if "state_targets" not in batch:
             raise ValueError(f"this policy predicts {self.config.state_prediction.keys} in training; the batch has no "
                              "state_targets (read the data with the policy's state_prediction keys)")
         target = self.state_normalizer.normalize(batch["state_targets"])
-        error = (self.state_predictor(cond) - target).pow(2).mean(-1)
+        error = (self.predict_state(features) - target).pow(2).mean(-1)
         valid = batch.get("state_valid")
         if valid is None:
             return error.mean()
