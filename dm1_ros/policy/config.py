@@ -122,7 +122,7 @@ class StatePredictionConfig:
     matrix's first two columns, so that q and -q (one rotation) are one target.
     feed: False: training only, the exported graph samples actions without the MLP. True: the prediction
     (normalized units) is appended to the condition the head reads, as a state-only policy reads the true
-    state; the MLP is then part of the exported graph (a few hundred microseconds more at most)."""
+    state; the MLP is then part of the exported graph."""
 
     keys: list[str] = field(default_factory=list)
     dims: list[int] = field(default_factory=list)

@@ -41,11 +41,9 @@ class GenerativePolicy(nn.Module):
             self.state_encoder = LowDimEncoder(config.lowdim, p)
             cond_dim = self.state_encoder.out_dim + p
         predict = config.state_prediction
-        if predict.keys:  # unless fed to the head, the sampler never calls it and the exported graph leaves it out
-            self.state_normalizer = MinMaxNormalizer(predict.target_dim)
-            self.state_predictor = LowDimEncoder(LowDimConfig(predict.hidden, 2, predict.target_dim), cond_dim)
-            if predict.feed:
-                cond_dim += predict.target_dim
+        encoded_dim = cond_dim  # what the state predictor reads
+        if predict.feed:
+            cond_dim += predict.target_dim
         self.cond_dim = cond_dim
         self.time_t = TimeEmbedding(config.time)
         self.time_r = TimeEmbedding(config.time)
@@ -53,6 +51,11 @@ class GenerativePolicy(nn.Module):
         if config.method.guidance.kind == "cfg":  # MeanFlow's CFG: the condition a dropped one is replaced by
             self.null_condition = nn.Parameter(torch.zeros(cond_dim))
         self.head = ResidualMLPHead(config.head, self.flat_dim, 2 * config.time.dim, cond_dim, self.flat_dim)
+        # Built last: a seed initializes the encoder and head the same with or without it (a one-change comparison).
+        # Unless fed to the head, the sampler never calls the predictor and the exported graph leaves it out.
+        if predict.keys:
+            self.state_normalizer = MinMaxNormalizer(predict.target_dim)
+            self.state_predictor = LowDimEncoder(LowDimConfig(predict.hidden, 2, predict.target_dim), encoded_dim)
 
     # --- pieces -------------------------------------------------------------------------------------------------
     def encode(self, images: dict[str, torch.Tensor], proprio: torch.Tensor,
