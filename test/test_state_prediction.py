@@ -174,6 +174,17 @@ def test_training_learns_the_state_and_the_deployed_graph_does_not_contain_the_p
     assert not [i.name for i in graphs[0].initializer if "state_" in i.name]
 
 
+def test_a_seed_initializes_encoder_and_head_alike_with_or_without_the_predictor():
+    weights = []
+    for config in (tiny_config(), tiny_config(state_prediction=OBJECT)):
+        torch.manual_seed(3)
+        weights.append(GenerativePolicy(config).state_dict())
+    plain, predicting = weights
+    assert set(predicting) - set(plain) and all(k.startswith("state_") for k in set(predicting) - set(plain))
+    for name, value in plain.items():
+        torch.testing.assert_close(predicting[name], value, rtol=0, atol=0, msg=name)
+
+
 def test_a_fed_prediction_is_part_of_the_condition_and_of_the_deployed_graph(tmp_path):
     fed = StatePredictionConfig(**{**OBJECT.__dict__, "feed": True})
     torch.manual_seed(0)
