@@ -60,6 +60,8 @@ def test_the_cascade_runs_an_episode_and_logs_the_pose_error(models, source):
     assert set(errors) == {"rotation_deg", "relative_rotation_deg", "position_mm", "relative_position_mm"}
     assert all(0 <= p50 <= p90 and np.isfinite(p90) for p50, p90 in errors.values())  # untrained: large, but finite
     assert 0 <= errors["rotation_deg"][1] <= 180
+    approach = entry["per_episode"][0]["pose_error_approach"]
+    assert set(approach) == set(errors) and all(np.isfinite(v) for v in approach.values())
     assert "camera.pt" in entry["camera"] and entry["drive"] == "state"
 
 
