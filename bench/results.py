@@ -609,8 +609,8 @@ FEW_DEMO_VERDICT = (
     "demonstrations here.** It is significantly worse than no regularizer in two settings (can with 10 "
     "demonstrations, 3 training seeds; square with 50, 2 seeds) and level within noise in the others; in no setting "
     "is it significantly better. On square it is behind in both training seeds with 50 and with all 450 "
-    "demonstrations (pooled 21 vs 37 and 33 vs 46 of 100; p = 0.011 and 0.07). Not varied in these studies: the weight and the layer; on square the encoder is an MLP over state, "
-    "with no image representation to collapse.")
+    "demonstrations (pooled 21 vs 37 and 33 vs 46 of 100; p = 0.011 and 0.07). Not varied in these studies: the "
+    "weight and the layer; on square the encoder is an MLP over state, with no image representation to collapse.")
 
 
 def few_demos_section() -> list[str]:
