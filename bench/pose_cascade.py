@@ -7,7 +7,9 @@ policy.state_prediction predicts from the camera images (its checkpoint's EMA we
 `--drive camera`: the camera policy itself controls the robot (its exported graph, as `dm1 eval` runs it), and its
 pose prediction is only logged. Either way the pose error along the closed-loop trajectory is logged (rotation
 error in degrees, position error in mm; per episode, over all ticks and over the approach, the first 30 ticks), so
-one sees whether the reading holds on the states the loop visits.
+one sees whether the reading holds on the states the loop visits. `--expert-after T`: the scripted expert takes
+over after T ticks (success is then the expert's): can it still finish from the states the policy leaves, so that
+it could label them?
 
     python bench/pose_cascade.py --camera runs/square_image_fast_state/last.pt \
         --state results/square_lowdim/square_lowdim_1000_distill --episodes 20 --out results/square_image_fast/pose_cascade.json
@@ -100,14 +102,45 @@ class CascadePolicy:
 
 
 class RobotView:
-    """The simulated robot, reporting the observation layout the driving camera policy reads (the robot's proprio
-    without `object`, which only this probe's logging uses); everything else is the robot's."""
+    """The simulated robot as the driving policy sees it: the observation layout it reads (a camera policy: the
+    robot's proprio without `object`, which only this probe's logging uses), and an episode that ends for the policy
+    after `policy_ticks` (0: at the task's end), when the scripted expert takes over. Everything else is the robot's."""
 
-    def __init__(self, robot, spec):
-        self.robot, self.observation_spec = robot, spec
+    def __init__(self, robot, spec, policy_ticks: int = 0):
+        self.robot, self.observation_spec, self.policy_ticks, self.ticks = robot, spec, policy_ticks, 0
 
     def __getattr__(self, name):
         return getattr(self.robot, name)
+
+    @property
+    def done(self) -> bool:
+        return self.robot.done or 0 < self.policy_ticks <= self.ticks
+
+    def reset(self, seed=None):
+        self.ticks = 0
+        return self.robot.reset(seed=seed)
+
+    def apply(self, action):
+        self.ticks += 1
+        self.robot.apply(action)
+
+    def hold(self):
+        self.ticks += 1
+        self.robot.hold()
+
+
+def expert_finishes(robot, seed: int) -> tuple[bool, int]:
+    """The scripted expert, started afresh (its first phase: above the handle, aligned) from wherever the policy
+    left the scene, drives to the episode's end as `dm1 collect` does -> (success, its ticks)."""
+    from dm1_ros.sim.experts import make_expert
+
+    expert = make_expert("square", seed)
+    expert.reset(robot.env)
+    ticks, done, success = 0, robot.done, robot.success
+    while not done:
+        _, _, done, info = robot.env.step(np.clip(expert.act(robot.env), -1.0, 1.0))
+        success, ticks = success or bool(info["success"]), ticks + 1
+    return success, ticks
 
 
 def setup(args):
@@ -137,8 +170,8 @@ def setup(args):
     robot = SimRobot(SimConfig(task="square", cameras=[k[: -len("_image")] for k in camera.config.image_keys],
                                image_size=list(camera.config.image_size), proprio_keys=[*robot_keys, "object"],
                                max_steps=args.max_steps))
-    if args.drive == "camera":
-        robot = RobotView(robot, driver.manifest.observation)
+    robot = RobotView(robot, driver.manifest.observation if args.drive == "camera" else robot.observation_spec,
+                      args.expert_after)
     robot_dims = sum(camera.config.proprio_dims)
     policy = CascadePolicy(driver, camera, slice(robot_dims, robot_dims + 14), robot_dims, args.object == "true")
     return robot, policy
@@ -163,6 +196,9 @@ def work(seed):
                        for i, name in enumerate(names)}
     # the approach, before the hand reaches the nut: where a misreading starts, before the nut is pushed around
     r["pose_error_approach"] = {name: float(np.nanmedian(errors[:APPROACH_TICKS, i])) for i, name in enumerate(names)}
+    if args.expert_after:
+        r["policy_success"] = r["success"]
+        r["success"], r["expert_ticks"] = expert_finishes(_WORKER["robot"].robot, seed)
     return r
 
 
@@ -180,6 +216,9 @@ def main():
     parser.add_argument("--lookahead-ms", type=float, default=None, help="default: the driving bundle's own")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--max-steps", type=int, default=0, help="ticks per episode (0: the task's default)")
+    parser.add_argument("--expert-after", type=int, default=0,
+                        help="the scripted expert takes over after this many policy ticks (0: never): can it still "
+                             "finish from the states the policy leaves?")
     parser.add_argument("--out", help="JSON file to add this run to (keyed by what drives and --execute)")
     args = parser.parse_args()
     if args.drive == "state" and not args.state:
@@ -206,20 +245,24 @@ def main():
     approach = {name: float(np.median([r["pose_error_approach"][name] for r in results]))
                 for name in results[0]["pose_error_approach"]}
     source = "camera policy drives" if args.drive == "camera" else f"{args.object} object state"
+    if args.expert_after:
+        source += f", the expert from tick {args.expert_after}"
     entry = {"camera": args.camera, "drive": args.drive, "state": args.state, "object": args.object,
              "execute": args.execute, "lookahead_ms": args.lookahead_ms,
              "seeds": [seeds[0], seeds[-1]], "successes": ok, "episodes": len(results), "ci95": [lo, hi],
              "median_pose_error": errors, "median_pose_error_approach": approach, "approach_ticks": APPROACH_TICKS,
              "seconds": time.perf_counter() - start,
-             "per_episode": [{k: r[k] for k in ("seed", "success", "steps", "pose_error", "pose_error_approach")}
-                             for r in results]}
+             "expert_after": args.expert_after,
+             "per_episode": [{k: r[k] for k in ("seed", "success", "steps", "pose_error", "pose_error_approach",
+                                                "policy_success", "expert_ticks") if k in r} for r in results]}
     print(f"{source}, {args.execute}: {ok}/{len(results)} ({lo:.0%}-{hi:.0%}); median per-episode "
           f"pose error: " + ", ".join(f"{k} {v:.1f}" for k, v in errors.items()) + f"; first {APPROACH_TICKS} ticks: "
           + ", ".join(f"{k} {v:.1f}" for k, v in approach.items()))
     if args.out:
         out = Path(args.out)
         doc = json.loads(out.read_text()) if out.is_file() else {}
-        doc["camera_drives_" + args.execute if args.drive == "camera" else f"{args.object}_{args.execute}"] = entry
+        key = "camera_drives_" + args.execute if args.drive == "camera" else f"{args.object}_{args.execute}"
+        doc[key + (f"_expert_after_{args.expert_after}" if args.expert_after else "")] = entry
         out.write_text(json.dumps(doc, indent=1) + "\n")
 
 

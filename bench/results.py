@@ -840,16 +840,22 @@ def pose_cascade_table() -> list[str]:
            "the policy with the nut's pose predicted in training "
            "(config/train/square_image_fast_state.yaml, 30,000 steps) reads the pose from its cameras at every tick; "
            "either the committed state policy (results/square_lowdim/square_lowdim_1000_distill, 173/200 on its own) drives, given that "
-           "reading or the simulator's pose, or the camera policy drives itself. Pose error: the median over "
+           "reading or the simulator's pose, or the camera policy drives itself (for some ticks, then the scripted "
+           "expert, started afresh, takes over: can it finish from there?). Pose error: the median over "
            "episodes of each episode's median, over the approach (the first 30 ticks) / over the whole episode.", "",
            "| who drives | object pose it is given | execution | success | 95% CI | nut rotation error deg | "
            "nut position error mm | relative rotation error deg |", "|---|---|---|---|---|---:|---:|---:|"]
     for entry in runs.values():
         given = "-" if entry.get("drive") == "camera" else {"true": "the simulator's", "predicted": "the camera's reading"}[entry["object"]]
         who = "camera policy" if entry.get("drive") == "camera" else "state policy"
+        if entry.get("expert_after"):  # success is then the scripted expert's, from where the policy left the scene
+            who += f" for {entry['expert_after']} ticks, then the scripted expert"
         lo, hi = wilson(entry["successes"], entry["episodes"])
         err, early = entry["median_pose_error"], entry["median_pose_error_approach"]
-        cells = " | ".join(f"{early[k]:.1f} / {err[k]:.1f}" for k in ("rotation_deg", "position_mm", "relative_rotation_deg"))
+        # one policy tick is the reset alone, where the simulator's pose is zeros: no error to report
+        figure = lambda v: f"{v:.1f}" if math.isfinite(v) and entry.get("expert_after", 0) != 1 else "-"  # noqa: E731
+        cells = " | ".join(f"{figure(early[k])} / {figure(err[k])}"
+                           for k in ("rotation_deg", "position_mm", "relative_rotation_deg"))
         out.append(f"| {who} | {given} | {entry['execute']}, {entry.get('lookahead_ms') or 0:.0f} ms lookahead | "
                    f"{entry['successes']}/{entry['episodes']} | {lo:.0%}-{hi:.0%} | {cells} |")
     return out

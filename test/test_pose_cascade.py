@@ -73,6 +73,16 @@ def test_the_camera_policy_can_drive_while_its_reading_is_logged(models):
     assert entry["drive"] == "camera" and entry["lookahead_ms"] == 50 and entry["per_episode"][0]["steps"] == 4
 
 
+def test_the_expert_can_take_over_after_the_policy(models):
+    out = models / "takeover.json"
+    run = cascade(models, "--state", str(models / "state"), "--expert-after", "2", "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    entry = json.loads(out.read_text())["predicted_first_expert_after_2"]
+    episode = entry["per_episode"][0]
+    assert entry["expert_after"] == 2 and episode["steps"] == 2 and episode["expert_ticks"] == 2  # 4 ticks in all
+    assert episode["policy_success"] is False and isinstance(episode["success"], bool)
+
+
 def test_a_state_policy_that_reads_no_object_state_is_refused(models):
     run = cascade(models, "--state", str(models / "camera_bundle"))
     assert run.returncode != 0 and "not a state-only policy" in run.stderr
