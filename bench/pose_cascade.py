@@ -47,7 +47,9 @@ class CascadePolicy:
     def __init__(self, driver, camera_policy, object_slice: slice, robot_dims: int, use_true: bool):
         self.inner, self.camera, self.object_slice, self.robot_dims = driver, camera_policy, object_slice, robot_dims
         self.use_true = use_true
-        self.errors: list[tuple[float, float, float, float]] = []  # per tick: rot deg, rel rot deg, pos mm, rel pos mm
+        # per prediction (each tick when re-planning, each chunk when not): the observation's stamp (s), then the
+        # rotation error (deg), relative rotation error (deg), position error (mm), relative position error (mm)
+        self.errors: list[tuple[float, float, float, float, float]] = []
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -83,7 +85,7 @@ class CascadePolicy:
                 rot_err.append(float(rotation_angle_deg(matrix, rotation_from_columns(rotation_columns(q_true)))))
             else:
                 rot_err.append(float("nan"))
-        self.errors.append((*rot_err, 1e3 * float(np.linalg.norm(out[0:3] - true[0:3])),
+        self.errors.append((obs.stamp, *rot_err, 1e3 * float(np.linalg.norm(out[0:3] - true[0:3])),
                             1e3 * float(np.linalg.norm(out[7:10] - true[7:10]))))
         return out
 
@@ -190,12 +192,13 @@ def work(seed):
     args = _WORKER["args"]
     r = run_episode(_WORKER["robot"], policy, seed, EvalArgs(task="square", execute=args.execute,
                                                             lookahead_ms=args.lookahead_ms))
-    errors = np.array(policy.errors)
+    stamps, errors = np.array(policy.errors)[:, 0], np.array(policy.errors)[:, 1:]
     names = ("rotation_deg", "relative_rotation_deg", "position_mm", "relative_position_mm")
     r["pose_error"] = {name: [float(np.nanpercentile(errors[:, i], 50)), float(np.nanpercentile(errors[:, i], 90))]
                        for i, name in enumerate(names)}
     # the approach, before the hand reaches the nut: where a misreading starts, before the nut is pushed around
-    r["pose_error_approach"] = {name: float(np.nanmedian(errors[:APPROACH_TICKS, i])) for i, name in enumerate(names)}
+    approach = stamps - stamps[0] < (APPROACH_TICKS - 0.5) / _WORKER["robot"].rate_hz
+    r["pose_error_approach"] = {name: float(np.nanmedian(errors[approach, i])) for i, name in enumerate(names)}
     if args.expert_after:
         r["policy_success"] = r["success"]
         r["success"], r["expert_ticks"] = expert_finishes(_WORKER["robot"].robot, seed)

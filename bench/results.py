@@ -849,7 +849,7 @@ def pose_cascade_table() -> list[str]:
         given = "-" if entry.get("drive") == "camera" else {"true": "the simulator's", "predicted": "the camera's reading"}[entry["object"]]
         who = "camera policy" if entry.get("drive") == "camera" else "state policy"
         if entry.get("expert_after"):  # success is then the scripted expert's, from where the policy left the scene
-            who += f" for {entry['expert_after']} ticks, then the scripted expert"
+            who += f" for {entry['expert_after']} tick{'s' * (entry['expert_after'] != 1)}, then the scripted expert"
         lo, hi = wilson(entry["successes"], entry["episodes"])
         err, early = entry["median_pose_error"], entry["median_pose_error_approach"]
         # one policy tick is the reset alone, where the simulator's pose is zeros: no error to report
