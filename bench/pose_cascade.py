@@ -134,15 +134,11 @@ class RobotView:
 def expert_finishes(robot, seed: int) -> tuple[bool, int]:
     """The scripted expert, started afresh (its first phase: above the handle, aligned) from wherever the policy
     left the scene, drives to the episode's end as `dm1 collect` does -> (success, its ticks)."""
-    from dm1_ros.sim.experts import make_expert
+    from dm1_ros.sim.experts import finish_episode, make_expert
 
     expert = make_expert("square", seed)
     expert.reset(robot.env)
-    ticks, done, success = 0, robot.done, robot.success
-    while not done:
-        _, _, done, info = robot.env.step(np.clip(expert.act(robot.env), -1.0, 1.0))
-        success, ticks = success or bool(info["success"]), ticks + 1
-    return success, ticks
+    return finish_episode(robot.env, expert, done=robot.done, obs=robot.observe())
 
 
 def setup(args):

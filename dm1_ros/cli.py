@@ -132,6 +132,8 @@ def cmd_bench(args) -> int:
 
 
 def cmd_collect(args) -> int:
+    from pathlib import Path
+
     from dm1_ros.sim.collect import CollectArgs, collect, record_video
 
     if args.video:
@@ -144,7 +146,17 @@ def cmd_collect(args) -> int:
     cargs = CollectArgs(task=args.task, episodes=args.episodes, out=args.out, workers=args.workers, images=not args.no_images,
                         image_size=args.image_size, cameras=tuple(args.cameras), seed=args.seed, keep_failures=args.keep_failures,
                         point_cloud=tuple(args.point_cloud), num_points=args.num_points,
-                        crop=(tuple(args.crop[:3]), tuple(args.crop[3:])) if args.crop else None)
+                        crop=(tuple(args.crop[:3]), tuple(args.crop[3:])) if args.crop else None,
+                        takeover=args.takeover or "", takeover_ticks=tuple(args.takeover_ticks))
+    if args.takeover:
+        try:
+            from dm1_ros.sim.takeover import takeover_tick
+
+            takeover_tick(0, cargs.takeover_ticks)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if not Path(args.takeover).is_dir():
+            raise UsageError(f"--takeover {args.takeover}: not a policy bundle directory")
     try:
         s = collect(cargs)
     except KeyboardInterrupt:
@@ -548,6 +560,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", type=float, nargs=6, metavar=("X0", "Y0", "Z0", "X1", "Y1", "Z1"), default=None,
                    help="point-cloud crop box, metres, world frame (default: the task's workspace above the table)")
     p.add_argument("--video", help="also write one episode (seed --seed) to this .mp4")
+    p.add_argument("--takeover", metavar="BUNDLE", help="recovery demonstrations: this policy drives each episode, "
+                   "then the expert takes over and only its part is kept (DAgger-style data; --out an existing "
+                   "dataset extends it)")
+    p.add_argument("--takeover-ticks", type=positive_int, nargs=2, default=[10, 150], metavar=("FIRST", "LAST"),
+                   help="the hand-over tick, uniform in [FIRST, LAST], drawn from the seed (default 10 150)")
     p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("train", help="pre-train a policy on demonstrations (MeanFlow + dispersive, or flow matching)",

@@ -3,6 +3,10 @@
 Seeds are tried in order from `seed`; by default only successful episodes are kept, until `episodes` are in
 hand. Each finished episode is written to its own shard at once, so Ctrl-C (or a crash) keeps every finished
 episode and the same command resumes; the dataset file is assembled at the end.
+
+With `takeover` (a policy bundle) each episode is a recovery demonstration instead: the policy drives for a while,
+then the expert finishes from where it left the scene, and only the expert's part is kept (dm1_ros/sim/takeover.py).
+Collected into a copy of the expert's dataset (--out an existing file extends it), this is DAgger's aggregated data.
 """
 from __future__ import annotations
 
@@ -34,14 +38,45 @@ class CollectArgs:
     point_cloud: tuple[str, ...] = ()  # depth cameras of a point-cloud observation (obs/point_cloud), none: no cloud
     num_points: int = 512
     crop: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # (min xyz, max xyz); None: the task's default
+    takeover: str = ""  # a policy bundle that drives each episode before the expert takes over ("": the expert only)
+    takeover_ticks: tuple[int, int] = (10, 150)  # the hand-over tick, uniform in this range, drawn from the seed
+
+
+def _sim_config(args: CollectArgs):
+    from dm1_ros.sim.env import SimConfig, default_point_cloud
+
+    cloud = default_point_cloud(args.task, list(args.point_cloud), args.num_points, args.crop) if args.point_cloud else None
+    return SimConfig(task=args.task, cameras=list(args.cameras), image_size=[args.image_size] * 2,
+                     use_images=args.images, fast_render=args.fast_render, point_cloud=cloud)
 
 
 def _make_env(args: CollectArgs):
-    from dm1_ros.sim.env import SimConfig, SimEnv, default_point_cloud
+    from dm1_ros.sim.env import SimEnv
 
-    cloud = default_point_cloud(args.task, list(args.point_cloud), args.num_points, args.crop) if args.point_cloud else None
-    return SimEnv(SimConfig(task=args.task, cameras=list(args.cameras), image_size=[args.image_size] * 2,
-                            use_images=args.images, fast_render=args.fast_render, point_cloud=cloud))
+    return SimEnv(_sim_config(args))
+
+
+class Collector:
+    """What one process needs to record episodes: the simulator, and with --takeover the robot and policy around it."""
+
+    def __init__(self, args: CollectArgs):
+        self.args = args
+        if args.takeover:
+            from dm1_ros.sim.takeover import takeover_setup
+
+            self.robot, self.policy = takeover_setup(args.task, args.takeover, _sim_config(args))
+            self.env = self.robot.env
+        else:
+            self.robot = self.policy = None
+            self.env = _make_env(args)
+
+    def rollout(self, seed: int) -> tuple[bool, Episode | None]:
+        if not self.args.takeover:
+            return rollout(self.env, self.args.task, seed)
+        return takeover_rollout(self.robot, self.policy, self.args, seed)
+
+    def close(self) -> None:
+        self.env.close()
 
 
 def check_resumable(store: EpisodeStore, args: CollectArgs) -> None:
@@ -70,27 +105,48 @@ def check_resumable(store: EpisodeStore, args: CollectArgs) -> None:
 
 
 def _init_worker(args: CollectArgs):
-    _WORKER["env"] = _make_env(args)
-    _WORKER["args"] = args
+    _WORKER["collector"] = Collector(args)
 
 
-def rollout(env, task: str, seed: int) -> tuple[bool, Episode]:
-    """One expert episode, recorded: observation contract + the object state (for low-dim policies) + sim state."""
-    from dm1_ros.sim.experts import make_expert, run_expert_episode
-
+def _recorder() -> tuple[EpisodeRecorder, object]:
+    """A recorder and the on_step that fills it: observation contract + the object state (for low-dim policies) +
+    sim state."""
     recorder = EpisodeRecorder()
-    expert = make_expert(task, seed=seed)
 
     def record(obs, action, reward, done, state, raw):
         recorder.add(obs, action, reward, done, state, extra_obs={"object": raw["object-state"]})
 
+    return recorder, record
+
+
+def rollout(env, task: str, seed: int) -> tuple[bool, Episode]:
+    """One expert episode, recorded."""
+    from dm1_ros.sim.experts import make_expert, run_expert_episode
+
+    recorder, record = _recorder()
+    expert = make_expert(task, seed=seed)
     success, _ = run_expert_episode(env, expert, seed, on_step=record)
     return success, recorder.episode(seed=seed, success=success, task=task, expert=type(expert).__name__)
 
 
+def takeover_rollout(robot, policy, args: CollectArgs, seed: int) -> tuple[bool, Episode | None]:
+    """One recovery episode: the policy drives, the expert finishes; the expert's part recorded (None: the policy
+    ended the episode itself, nothing to record)."""
+    from dm1_ros.sim.experts import make_expert
+    from dm1_ros.sim.takeover import takeover_episode
+
+    recorder, record = _recorder()
+    expert = make_expert(args.task, seed=seed)
+    success, info = takeover_episode(robot, policy, expert, seed, args.takeover_ticks, on_step=record)
+    if not len(recorder):
+        return False, None
+    return success, recorder.episode(seed=seed, success=success, task=args.task, expert=type(expert).__name__,
+                                     takeover_policy=policy.model_id, **info)
+
+
 def _work(seed: int):
     start = time.perf_counter()
-    success, episode = rollout(_WORKER["env"], _WORKER["args"].task, seed)
+    success, episode = _WORKER["collector"].rollout(seed)
     return seed, success, episode, time.perf_counter() - start
 
 
@@ -128,7 +184,7 @@ def collect(args: CollectArgs, progress: bool = True) -> dict:
         nonlocal kept
         stats["tried"] += 1
         stats["succeeded"] += int(success)
-        stats["steps"] += len(episode)
+        stats["steps"] += len(episode) if episode is not None else 0
         if success or args.keep_failures:
             if kept < args.episodes:
                 store.add(f"seed_{seed}", episode)
@@ -144,15 +200,15 @@ def collect(args: CollectArgs, progress: bool = True) -> dict:
     bar = tqdm(total=args.episodes, initial=kept, desc=f"collect {args.task}", unit="ep", disable=not progress)
     try:
         if args.workers <= 1:
-            env = _make_env(args)
+            collector = Collector(args)
             try:
                 while kept < args.episodes:
                     seed = seeds()
-                    success, episode = rollout(env, args.task, seed)
+                    success, episode = collector.rollout(seed)
                     handle(seed, success, episode, 0.0, bar)
-                env_args = env.env_args()
+                env_args = collector.env.env_args()
             finally:
-                env.close()
+                collector.close()
         else:
             ctx = mp.get_context("spawn")  # fresh GL contexts per worker
             with cf.ProcessPoolExecutor(args.workers, mp_context=ctx, initializer=_init_worker, initargs=(args,)) as pool:

@@ -67,6 +67,12 @@ class Expert:
         err = (target * Rotation.from_quat(eef_quat).inv()).as_rotvec()
         return np.clip(err / ROT_SCALE * 2.0, -1.0, 1.0)
 
+    def resume(self, env) -> None:
+        """Take over a scene someone else has been driving (a policy, `dm1 collect --takeover`): draw a style as
+        reset() does and start from the phase the scene is in. Here: the first phase, which re-targets on the
+        object wherever it is; an expert whose later phases can be told from the scene overrides this."""
+        self.reset(env)
+
     def next_phase(self):
         self.phase += 1
         self.counter = 0
@@ -178,6 +184,10 @@ class SquareExpert(Expert):
     """Grasp the square nut by its handle, lift, square it to the peg in place, carry, lower over the peg, release."""
 
     GRASP_YAW_OFFSET = 0.0  # at equal yaw the fingers close across the handle bar (along the nut's y axis)
+    NUT_REST_Z = 0.83  # the nut's height on the table
+    HELD_LIFT_M = 0.01  # off the table by this much ...
+    HELD_FINGER_QPOS = 0.03  # ... with the fingers closer than this (open: 0.04, on the handle: 0.015) ...
+    HELD_HANDLE_DISTANCE_M = 0.03  # ... and the handle this near the hand: the nut is held
 
     def reset(self, env):
         self.style()
@@ -188,6 +198,30 @@ class SquareExpert(Expert):
         self.turn_speed = self.rng.uniform(0.25, 0.45)
         e = env.env
         self.peg = np.array(e.sim.data.body_xpos[e.peg1_body_id])
+
+    @staticmethod
+    def peg_yaw(nut_yaw: float) -> float:
+        """The nut yaw to place at: any multiple of 90 degrees fits the square peg; keep the handle (and the hand) on
+        the robot's side or beside the peg: with the handle pointing away, the hand is at the edge of the reach."""
+        candidates = (math.pi / 2, math.pi, -math.pi / 2)
+        return min(candidates, key=lambda c: abs(wrap(c - nut_yaw)))
+
+    def holds_nut(self, env) -> bool:
+        """The fingers are closed on the handle and the nut is off the table (it rests at z = 0.83 m)."""
+        o = env.raw_observation()
+        closed = o["robot0_gripper_qpos"][0] < self.HELD_FINGER_QPOS
+        near = np.linalg.norm(self.handle(env) - o["robot0_eef_pos"]) < self.HELD_HANDLE_DISTANCE_M
+        return bool(closed and near and o["SquareNut_pos"][2] > self.NUT_REST_Z + self.HELD_LIFT_M)
+
+    def resume(self, env) -> None:
+        """A nut in the hand is carried on (lift, square it, place); otherwise from the first phase, the gripper
+        opening on the way (a nut pushed, dropped or never grasped is approached afresh)."""
+        self.reset(env)
+        if self.holds_nut(env):
+            o = env.raw_observation()
+            self.phase, self.counter = 3, 0
+            self.hold_xy = o["robot0_eef_pos"][:2].copy()
+            self.nut_yaw_target = self.peg_yaw(object_yaw(o["SquareNut_quat"]))
 
     def handle(self, env) -> np.ndarray:
         e = env.env
@@ -225,10 +259,7 @@ class SquareExpert(Expert):
             if self.counter >= self.close_steps + self.pause:
                 self.next_phase()
                 self.hold_xy = eef[:2].copy()
-                # Any multiple of 90 degrees fits the square peg; keep the handle (and the hand) on the robot's
-                # side or beside the peg: with the handle pointing away, the hand is at the edge of the reach.
-                candidates = (math.pi / 2, math.pi, -math.pi / 2)
-                self.nut_yaw_target = min(candidates, key=lambda c: abs(wrap(c - nut_yaw)))
+                self.nut_yaw_target = self.peg_yaw(nut_yaw)
         elif self.phase == 3:  # lift straight up, no turning yet
             rot = rot * 0
             pos = self.move(eef, np.array([*self.hold_xy, self.carry_z]))
@@ -268,7 +299,14 @@ def run_expert_episode(env, expert: Expert, seed: int, on_step=None) -> tuple[bo
     and robosuite observation the action was chosen from. Returns (success, steps)."""
     obs = env.reset(seed=seed)
     expert.reset(env)
-    done, info, steps = False, {"success": False}, 0
+    return finish_episode(env, expert, on_step, obs=obs)
+
+
+def finish_episode(env, expert: Expert, on_step=None, done: bool = False, obs=None) -> tuple[bool, int]:
+    """The expert drives the scene as it is to the episode's end (done: it has ended already; obs: the scene's
+    current observation, if at hand); on_step as in run_expert_episode. Returns (success, steps)."""
+    obs = env.observation() if obs is None else obs
+    info, steps = {"success": env.success()}, 0
     while not done:
         state, raw = env.sim_state(), env.raw_observation()
         action = np.clip(expert.act(env), -1.0, 1.0)
