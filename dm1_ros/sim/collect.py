@@ -185,7 +185,7 @@ def collect(args: CollectArgs, progress: bool = True) -> dict:
         stats["tried"] += 1
         stats["succeeded"] += int(success)
         stats["steps"] += len(episode) if episode is not None else 0
-        if success or args.keep_failures:
+        if (success or args.keep_failures) and episode is not None:  # None: a policy ended it, nothing recorded
             if kept < args.episodes:
                 store.add(f"seed_{seed}", episode)
                 kept += 1
