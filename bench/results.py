@@ -807,13 +807,19 @@ SQUARE_RUNS = [
     ("square_image_fast/square_image_fast_state_chunk_50ep.json",
      "two cameras, fast network, the nut's pose predicted in training (config/train/square_image_fast_state.yaml)",
      "30,000 x 64"),
+    ("square_dagger/square_image_dagger_chunk_50ep.json",
+     "the row above fine-tuned with 300 recovery demonstrations from its own states, DAgger round 1 "
+     "(config/train/square_image_dagger.yaml; 720 training episodes of data/square_dagger.hdf5)", "30,000 + 10,000 x 64"),
+    ("square_dagger/square_image_dagger2_chunk_50ep.json",
+     "two cameras, fast network, the pose predicted, from scratch on both DAgger rounds' data "
+     "(config/train/square_image_dagger2.yaml; 855 training episodes of data/square_dagger2.hdf5)", "30,000 x 64"),
 ]
 
 
 def square_section() -> list[str]:
     """Square runs side by side: the same 450 training demonstrations of data/square.hdf5, seeds from 100000."""
-    out = ["Square (NutAssemblySquare), 450 training demonstrations of data/square.hdf5 for every policy, one step "
-           "unless the row says otherwise, seeds from 100000; a cell with fewer episodes covers the first seeds of the "
+    out = ["Square (NutAssemblySquare), 450 training demonstrations of data/square.hdf5 and one step unless the row "
+           "says otherwise, seeds from 100000; a cell with fewer episodes covers the first seeds of the "
            "longer ones.", "",
            "| policy | observation | training steps x batch | execution | success | 95% CI | model id |",
            "|---|---|---:|---|---|---|---|"]
