@@ -810,6 +810,8 @@ SQUARE_RUNS = [
     ("square_dagger/square_image_dagger_chunk_50ep.json",
      "the row above fine-tuned with 300 recovery demonstrations from its own states, DAgger round 1 "
      "(config/train/square_image_dagger.yaml; 720 training episodes of data/square_dagger.hdf5)", "30,000 + 10,000 x 64"),
+    ("square_dagger/square_image_dagger_first_50ep.json", "the row above, re-planning every tick",
+     "30,000 + 10,000 x 64"),
     ("square_dagger/square_image_dagger2_chunk_50ep.json",
      "two cameras, fast network, the pose predicted, from scratch on both DAgger rounds' data "
      "(config/train/square_image_dagger2.yaml; 855 training episodes of data/square_dagger2.hdf5)", "30,000 x 64"),
@@ -833,25 +835,30 @@ def square_section() -> list[str]:
     return out + pose_cascade_table()
 
 
-POSE_CASCADE = "square_image_fast/pose_cascade.json"  # bench/pose_cascade.py runs, keyed by what drives
+# bench/pose_cascade.py runs, keyed by what drives, per camera model (the encoder whose reading is measured)
+POSE_CASCADES = [("square_image_fast/pose_cascade.json", "pose term"),
+                 ("square_dagger/pose_cascade.json", "DAgger round 1")]
 
 
 def pose_cascade_table() -> list[str]:
     """Who drives, what object pose it is given, success, and how far the camera encoder's pose reading is from the
     simulator's along the trajectories the loop visits (per-episode medians, then their median over episodes)."""
-    runs = load(ROOT / "results" / POSE_CASCADE)
-    if not runs:
+    files = [(load(ROOT / "results" / path), model) for path, model in POSE_CASCADES]
+    if not files[0][0]:
         return []
-    out = ["", f"The camera encoder's pose reading in closed loop (`python bench/pose_cascade.py`, {POSE_CASCADE}): "
-           "the policy with the nut's pose predicted in training "
-           "(config/train/square_image_fast_state.yaml, 30,000 steps) reads the pose from its cameras at every tick; "
+    out = ["", "The camera encoder's pose reading in closed loop (`python bench/pose_cascade.py`, "
+           f"{' and '.join(path for path, _ in POSE_CASCADES)}): a camera model reads the pose from its cameras at "
+           "every tick, either the policy with the nut's pose predicted in training (pose term: "
+           "config/train/square_image_fast_state.yaml, 30,000 steps) or that policy after one round of DAgger "
+           "(config/train/square_image_dagger.yaml); "
            "either the committed state policy (results/square_lowdim/square_lowdim_1000_distill, 173/200 on its own) drives, given that "
            "reading or the simulator's pose, or the camera policy drives itself (for some ticks, then the scripted "
            "expert, started afresh, takes over: can it finish from there?). Pose error: the median over "
            "episodes of each episode's median, over the approach (the first 30 ticks) / over the whole episode.", "",
-           "| who drives | object pose it is given | execution | success | 95% CI | nut rotation error deg | "
-           "nut position error mm | relative rotation error deg |", "|---|---|---|---|---|---:|---:|---:|"]
-    for entry in runs.values():
+           "| camera model | who drives | object pose it is given | execution | success | 95% CI | "
+           "nut rotation error deg | nut position error mm | relative rotation error deg |",
+           "|---|---|---|---|---|---|---:|---:|---:|"]
+    for entry, model in ((entry, model) for runs, model in files for entry in (runs or {}).values()):
         given = "-" if entry.get("drive") == "camera" else {"true": "the simulator's", "predicted": "the camera's reading"}[entry["object"]]
         who = "camera policy" if entry.get("drive") == "camera" else "state policy"
         if entry.get("expert_after"):  # success is then the scripted expert's, from where the policy left the scene
@@ -862,7 +869,7 @@ def pose_cascade_table() -> list[str]:
         figure = lambda v: f"{v:.1f}" if math.isfinite(v) and entry.get("expert_after", 0) != 1 else "-"  # noqa: E731
         cells = " | ".join(f"{figure(early[k])} / {figure(err[k])}"
                            for k in ("rotation_deg", "position_mm", "relative_rotation_deg"))
-        out.append(f"| {who} | {given} | {entry['execute']}, {entry.get('lookahead_ms') or 0:.0f} ms lookahead | "
+        out.append(f"| {model} | {who} | {given} | {entry['execute']}, {entry.get('lookahead_ms') or 0:.0f} ms lookahead | "
                    f"{entry['successes']}/{entry['episodes']} | {lo:.0%}-{hi:.0%} | {cells} |")
     return out
 
