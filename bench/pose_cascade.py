@@ -35,6 +35,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from dm1_ros.sim.takeover import PolicyTicks  # noqa: E402
+
 _WORKER: dict = {}
 APPROACH_TICKS = 30  # the scripted expert is above the handle, aligned, after about 15-30 ticks
 
@@ -103,32 +105,14 @@ class CascadePolicy:
         return self.inner.predict(seen) if noise is None else self.inner.predict(seen, noise)
 
 
-class RobotView:
+class RobotView(PolicyTicks):
     """The simulated robot as the driving policy sees it: the observation layout it reads (a camera policy: the
     robot's proprio without `object`, which only this probe's logging uses), and an episode that ends for the policy
     after `policy_ticks` (0: at the task's end), when the scripted expert takes over. Everything else is the robot's."""
 
     def __init__(self, robot, spec, policy_ticks: int = 0):
-        self.robot, self.observation_spec, self.policy_ticks, self.ticks = robot, spec, policy_ticks, 0
-
-    def __getattr__(self, name):
-        return getattr(self.robot, name)
-
-    @property
-    def done(self) -> bool:
-        return self.robot.done or 0 < self.policy_ticks <= self.ticks
-
-    def reset(self, seed=None):
-        self.ticks = 0
-        return self.robot.reset(seed=seed)
-
-    def apply(self, action):
-        self.ticks += 1
-        self.robot.apply(action)
-
-    def hold(self):
-        self.ticks += 1
-        self.robot.hold()
+        super().__init__(robot, policy_ticks)
+        self.observation_spec = spec
 
 
 def expert_finishes(robot, seed: int) -> tuple[bool, int]:

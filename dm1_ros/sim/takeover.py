@@ -16,8 +16,8 @@ import numpy as np
 
 
 class PolicyTicks:
-    """The simulated robot, whose episode ends for the policy after `ticks` control ticks (or at the task's end);
-    everything else is the robot's."""
+    """The simulated robot, whose episode ends for the policy after `ticks` control ticks (0: only at the task's
+    end); everything else is the robot's."""
 
     def __init__(self, robot, ticks: int):
         self.robot, self.limit, self.ticks = robot, ticks, 0
@@ -27,7 +27,7 @@ class PolicyTicks:
 
     @property
     def done(self) -> bool:
-        return self.robot.done or self.ticks >= self.limit
+        return self.robot.done or 0 < self.limit <= self.ticks
 
     def reset(self, seed=None):
         self.ticks = 0
