@@ -7,7 +7,7 @@ the policy left the scene (`Expert.resume`) and drives to the episode's end. Onl
 demonstration whose first state is one the policy reached. This is DAgger's aggregation with the expert in control
 after the hand-over (as HG-DAgger does), so every recorded action is the expert's, on a path it can finish.
 
-    robot, policy = takeover_setup("square", "results/square_image_fast/camera_bundle", config)
+    robot, policy = takeover_setup("square", "results/square_dagger/takeover_policy", config)
     success, info = takeover_episode(robot, policy, make_expert("square", seed), seed, ticks=(10, 150), on_step=...)
 """
 from __future__ import annotations
