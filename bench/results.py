@@ -840,6 +840,20 @@ POSE_CASCADES = [("square_image_fast/pose_cascade.json", "pose term"),
                  ("square_dagger/pose_cascade.json", "DAgger round 1")]
 
 
+def pose_cascade_row(entry: dict, model: str) -> str:
+    given = "-" if entry.get("drive") == "camera" else {"true": "the simulator's", "predicted": "the camera's reading"}[entry["object"]]
+    who = "camera policy" if entry.get("drive") == "camera" else "state policy"
+    if entry.get("expert_after"):  # success is then the scripted expert's, from where the policy left the scene
+        who += f" for {entry['expert_after']} tick{'s' * (entry['expert_after'] != 1)}, then the scripted expert"
+    lo, hi = wilson(entry["successes"], entry["episodes"])
+    err, early = entry["median_pose_error"], entry["median_pose_error_approach"]
+    # one policy tick is the reset alone, where the simulator's pose is zeros: no error to report
+    figure = lambda v: f"{v:.1f}" if math.isfinite(v) and entry.get("expert_after", 0) != 1 else "-"  # noqa: E731
+    cells = " | ".join(f"{figure(early[k])} / {figure(err[k])}" for k in ("rotation_deg", "position_mm", "relative_rotation_deg"))
+    return (f"| {model} | {who} | {given} | {entry['execute']}, {entry.get('lookahead_ms') or 0:.0f} ms lookahead | "
+            f"{entry['successes']}/{entry['episodes']} | {lo:.0%}-{hi:.0%} | {cells} |")
+
+
 def pose_cascade_table() -> list[str]:
     """Who drives, what object pose it is given, success, and how far the camera encoder's pose reading is from the
     simulator's along the trajectories the loop visits (per-episode medians, then their median over episodes)."""
@@ -847,30 +861,20 @@ def pose_cascade_table() -> list[str]:
     if not files[0][0]:
         return []
     out = ["", "The camera encoder's pose reading in closed loop (`python bench/pose_cascade.py`, "
-           f"{' and '.join(path for path, _ in POSE_CASCADES)}): a camera model reads the pose from its cameras at "
-           "every tick, either the policy with the nut's pose predicted in training (pose term: "
-           "config/train/square_image_fast_state.yaml, 30,000 steps) or that policy after one round of DAgger "
-           "(config/train/square_image_dagger.yaml); "
-           "either the committed state policy (results/square_lowdim/square_lowdim_1000_distill, 173/200 on its own) drives, given that "
-           "reading or the simulator's pose, or the camera policy drives itself (for some ticks, then the scripted "
-           "expert, started afresh, takes over: can it finish from there?). Pose error: the median over "
-           "episodes of each episode's median, over the approach (the first 30 ticks) / over the whole episode.", "",
+           f"{' and '.join(path for path, _ in POSE_CASCADES)}). The camera model reads the pose from its cameras at "
+           "every tick: the policy with the nut's pose predicted in training (pose term: "
+           "config/train/square_image_fast_state.yaml, 30,000 steps), or that policy after one round of DAgger "
+           "(config/train/square_image_dagger.yaml). Either the committed state policy "
+           "(results/square_lowdim/square_lowdim_1000_distill, 173/200 on its own) drives, given that reading or the "
+           "simulator's pose, or the camera policy drives itself (for some ticks, then the scripted expert, started "
+           "afresh, takes over: can it finish from there?). Pose error: the median over episodes of each episode's "
+           "median, over the approach (the first 30 ticks) / over the whole episode.", "",
            "| camera model | who drives | object pose it is given | execution | success | 95% CI | "
            "nut rotation error deg | nut position error mm | relative rotation error deg |",
            "|---|---|---|---|---|---|---:|---:|---:|"]
-    for entry, model in ((entry, model) for runs, model in files for entry in (runs or {}).values()):
-        given = "-" if entry.get("drive") == "camera" else {"true": "the simulator's", "predicted": "the camera's reading"}[entry["object"]]
-        who = "camera policy" if entry.get("drive") == "camera" else "state policy"
-        if entry.get("expert_after"):  # success is then the scripted expert's, from where the policy left the scene
-            who += f" for {entry['expert_after']} tick{'s' * (entry['expert_after'] != 1)}, then the scripted expert"
-        lo, hi = wilson(entry["successes"], entry["episodes"])
-        err, early = entry["median_pose_error"], entry["median_pose_error_approach"]
-        # one policy tick is the reset alone, where the simulator's pose is zeros: no error to report
-        figure = lambda v: f"{v:.1f}" if math.isfinite(v) and entry.get("expert_after", 0) != 1 else "-"  # noqa: E731
-        cells = " | ".join(f"{figure(early[k])} / {figure(err[k])}"
-                           for k in ("rotation_deg", "position_mm", "relative_rotation_deg"))
-        out.append(f"| {model} | {who} | {given} | {entry['execute']}, {entry.get('lookahead_ms') or 0:.0f} ms lookahead | "
-                   f"{entry['successes']}/{entry['episodes']} | {lo:.0%}-{hi:.0%} | {cells} |")
+    for runs, model in files:
+        for entry in (runs or {}).values():
+            out.append(pose_cascade_row(entry, model))
     return out
 
 
