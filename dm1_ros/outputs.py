@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import datetime as dt
 import shlex
 import shutil
@@ -108,6 +109,28 @@ def claim_run_dir(path: str | Path, resume: bool, force: bool) -> Path:
         print(f"moved the previous run aside to {aside}", flush=True)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def open_run_log(path: str | Path, resume: bool, position: int, column: str):
+    """A run's CSV log, open for appending rows. A new run starts it empty. A resumed run keeps the rows up to
+    `position` (the checkpoint's value of `column`, the step or iteration) and drops the later ones: a run killed
+    between checkpoints logged steps its checkpoint does not hold, and they are trained again."""
+    path = Path(path)
+    if not (resume and path.is_file()):
+        return open(path, "w", newline="")
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if rows and column in rows[0]:
+        at = rows[0].index(column)
+        kept = [rows[0], *(r for r in rows[1:] if len(r) > at and r[at] and float(r[at]) <= position)]
+        if len(kept) < len(rows):
+            staged = path.with_name(f".{path.name}.resumed")
+            with open(staged, "w", newline="") as f:
+                csv.writer(f).writerows(kept)
+            staged.replace(path)  # one rename: a failure here leaves the old log whole
+            print(f"{path}: dropped {len(rows) - len(kept)} rows logged after the checkpoint's {column} {position}",
+                  flush=True)
+    return open(path, "a", newline="")
 
 
 def command_line(argv: list[str] | str | None = None) -> str:

@@ -86,6 +86,20 @@ def test_resuming_a_log_without_the_gap_column_keeps_rows_aligned(fake_dataset, 
     assert float(lines[-1][old_columns.index("val/loss")]) > 0
 
 
+def test_resuming_a_killed_run_drops_the_rows_logged_after_its_checkpoint(fake_dataset, tmp_path):
+    import csv
+
+    log = tmp_path / "run" / "log.csv"
+    train(tiny_recipe(fake_dataset, tmp_path / "run", steps=20), progress=False)  # checkpoint at step 20
+    rows = list(csv.reader(log.open()))
+    with log.open("a", newline="") as f:  # a run killed at step 35 had logged step 30 after that checkpoint
+        csv.writer(f).writerow(["30", *rows[-1][1:]])
+    train(tiny_recipe(fake_dataset, tmp_path / "run", steps=40), resume=True, progress=False)
+    steps = [row["step"] for row in csv.DictReader(log.open())]
+    assert steps == ["10", "20", "30", "40"]  # step 30 once, from the resumed run
+    assert list(csv.reader(log.open()))[3] != ["30", *rows[-1][1:]]
+
+
 def test_distillation_trains_toward_the_ema_weights_multi_step_sample(fake_dataset, tmp_path):
     import csv
 

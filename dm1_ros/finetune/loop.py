@@ -36,7 +36,7 @@ from dm1_ros.finetune.chain import ChainPolicy, bc_loss
 from dm1_ros.finetune.config import FinetuneConfig
 from dm1_ros.finetune.critic import Critic
 from dm1_ros.finetune.ppo import RewardScaler, gae, linear, ppo_actor_loss
-from dm1_ros.outputs import claim_run_dir
+from dm1_ros.outputs import claim_run_dir, open_run_log
 from dm1_ros.policy.checkpoint import CheckpointError, load_checkpoint, load_state_strict, read_checkpoint, save_checkpoint
 from dm1_ros.policy.model import GenerativePolicy
 from dm1_ros.train.distributed import Ranks
@@ -290,10 +290,9 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True, c
     # --- logs ---------------------------------------------------------------------------------------------------------
     csv_file = writer = None
     if is_main:
-        new_log = not (resume and (out / "log.csv").is_file())
-        csv_file = open(out / "log.csv", "w" if new_log else "a", newline="")
+        csv_file = open_run_log(out / "log.csv", resume, start_iter, "iteration")
         writer = csv.DictWriter(csv_file, fieldnames=COLUMNS, extrasaction="ignore")
-        if new_log:
+        if csv_file.tell() == 0:
             writer.writeheader()
 
     def log(row: dict) -> None:

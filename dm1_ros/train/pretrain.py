@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from dm1_ros.configuration import ConfigError, from_dict, to_dict
-from dm1_ros.outputs import claim_run_dir, command_line
+from dm1_ros.outputs import claim_run_dir, command_line, open_run_log
 from dm1_ros.policy.checkpoint import CheckpointError, load_state_strict, read_checkpoint, save_checkpoint
 from dm1_ros.policy.config import PolicyConfig
 from dm1_ros.policy.model import GenerativePolicy
@@ -318,8 +318,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
     # --- logs --------------------------------------------------------------------------------------------------
     csv_file = writer = tb = None
     if is_main:
-        new_log = not (resume and (out / "log.csv").is_file())
-        csv_file = open(out / "log.csv", "w" if new_log else "a", newline="")
+        csv_file = open_run_log(out / "log.csv", resume, start_step, "step")
         try:
             from torch.utils.tensorboard import SummaryWriter
 
