@@ -50,6 +50,7 @@ def test_takeover_collection_records_the_expert_from_the_hand_over(tiny_bundle, 
             tick = int(d.attrs["takeover_tick"])
             assert tick == takeover_tick(int(d.attrs["seed"]), (5, 12))
             assert d.attrs["takeover_policy"] == model_id and d.attrs["success"]
+            assert d.attrs["policy_progress"] == ""  # an untrained policy in 12 ticks grasps nothing
             assert int(d.attrs["expert_steps"]) == d["actions"].shape[0] == d["obs/robot0_eye_in_hand_image"].shape[0]
             # the first recorded observation is the scene the policy left, tick ticks after the reset
             assert d["timestamps"][0] == pytest.approx(tick / 20.0)

@@ -98,6 +98,7 @@ def run_episode(robot, policy, seed: int, args: EvalArgs | None = None, video=No
     filter, holds), run as `args` say (execution, observation delay, lookahead, noise; default: EvalArgs())."""
     from dm1_ros.runtime.loop import control_loop
     from dm1_ros.sim.latency import DelayedObservations
+    from dm1_ros.sim.stages import StageTracker
     from dm1_ros.sim.video import side_by_side
 
     args = args or EvalArgs()
@@ -116,6 +117,8 @@ def run_episode(robot, policy, seed: int, args: EvalArgs | None = None, video=No
                         lookahead_s=lookahead_s)
     robot.reset(seed=seed)
     robot.safety.interventions.clear()
+    progress = StageTracker(sim.env.config.task)
+    progress.reset(sim.env)
     steps, tick_ms = 0, []
     while not robot.done:
         start = time.perf_counter()
@@ -123,10 +126,19 @@ def run_episode(robot, policy, seed: int, args: EvalArgs | None = None, video=No
             video.add(side_by_side(sim.render("agentview", 256, 256), *robot.observe().images.values()))
         loop.tick()
         tick_ms.append((time.perf_counter() - start) * 1e3)
+        progress.update(sim.env)
         steps += 1
-    return {"seed": seed, "success": robot.success, "steps": steps, "tick_ms": float(np.mean(tick_ms)),
-            "holds": dict(loop.stats.holds), "interventions": dict(robot.safety.interventions),
-            "cadence": loop.cadence.summary()["stages"]}
+    return {"seed": seed, "success": robot.success, "steps": steps, "progress": progress.reached,
+            "tick_ms": float(np.mean(tick_ms)), "holds": dict(loop.stats.holds),
+            "interventions": dict(robot.safety.interventions), "cadence": loop.cadence.summary()["stages"]}
+
+
+def stage_counts(results: list[dict], task: str) -> dict[str, int]:
+    """How many episodes reached each of the task's stages (dm1_ros/sim/stages.py), in order, then succeeded."""
+    from dm1_ros.sim.stages import STAGES
+
+    return {**{s: sum(s in r["progress"] for r in results) for s in STAGES[task]},
+            "success": sum(r["success"] for r in results)}
 
 
 def _init(args):
@@ -187,7 +199,8 @@ def evaluate(args: EvalArgs, progress: bool = True) -> dict:
     return {
         "model": args.model, "model_id": manifest.model_id, "method": manifest.method, "sampling_steps": manifest.sampling_steps,
         "task": args.task, "episodes": len(results), "successes": n_ok, "success_rate": n_ok / len(results),
-        "ci95": [lo, hi], "mean_steps": float(np.mean([r["steps"] for r in results])),
+        "ci95": [lo, hi], "progress": stage_counts(results, args.task),
+        "mean_steps": float(np.mean([r["steps"] for r in results])),
         "mean_steps_success": float(np.mean([r["steps"] for r in results if r["success"]])) if n_ok else None,
         "policy_latency_ms": {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))},
         "loop_tick_ms": float(np.mean([r["tick_ms"] for r in results])),
