@@ -815,6 +815,7 @@ SQUARE_RUNS = [
     ("square_dagger/square_image_dagger2_chunk_50ep.json",
      "two cameras, fast network, the pose predicted, from scratch on both DAgger rounds' data "
      "(config/train/square_image_dagger2.yaml; 855 training episodes of data/square_dagger2.hdf5)", "30,000 x 64"),
+    ("square_dagger/square_image_dagger2_first_50ep.json", "the row above, re-planning every tick", "30,000 x 64"),
 ]
 
 
@@ -822,16 +823,20 @@ def square_section() -> list[str]:
     """Square runs side by side: the same 450 training demonstrations of data/square.hdf5, seeds from 100000."""
     out = ["Square (NutAssemblySquare), 450 training demonstrations of data/square.hdf5 and one step unless the row "
            "says otherwise, seeds from 100000; a cell with fewer episodes covers the first seeds of the "
-           "longer ones.", "",
-           "| policy | observation | training steps x batch | execution | success | 95% CI | model id |",
-           "|---|---|---:|---|---|---|---|"]
+           "longer ones. Stages: how many episodes grasped the nut, lifted it 10 cm, held it squared to the peg "
+           "(within 3 degrees of a multiple of 90) and brought it over the peg (dm1_ros/sim/stages.py); evaluations "
+           "run before `dm1 eval` recorded them show -.", "",
+           "| policy | observation | training steps x batch | execution | success | 95% CI | stages: grasped / lifted / "
+           "squared / over peg | model id |",
+           "|---|---|---:|---|---|---|---|---|"]
     for path, observation, steps in SQUARE_RUNS:
         r = load(ROOT / "results" / path)
         if not r:
             continue
         lo, hi = wilson(r["successes"], r["episodes"])
+        stages = " / ".join(str(n) for stage, n in r["progress"].items() if stage != "success") if "progress" in r else "-"
         out.append(f"| {path} | {observation} | {steps} | {r['execute']}, {r.get('lookahead_ms') or 0:.0f} ms lookahead | "
-                   f"{r['successes']}/{r['episodes']} | {lo:.0%}-{hi:.0%} | {r['model_id']} |")
+                   f"{r['successes']}/{r['episodes']} | {lo:.0%}-{hi:.0%} | {stages} | {r['model_id']} |")
     return out + pose_cascade_table()
 
 
