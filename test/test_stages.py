@@ -44,8 +44,8 @@ def test_the_expert_passes_every_stage_in_order_and_idling_passes_none(task):
 
 
 def test_stage_counts_follow_the_tasks_order_with_zeros():
-    episodes = [{"progress": ["grasped", "over_peg"], "success": False},
-                {"progress": ["grasped", "lifted", "squared", "over_peg"], "success": True}, {"progress": [], "success": False}]
+    episodes = [{"progress": ["grasped", "over_peg"], "success": False}, {"progress": [], "success": False},
+                {"progress": ["grasped", "lifted", "squared", "over_peg"], "success": True}]
     assert list(stage_counts(episodes, "square").items()) == [("grasped", 2), ("lifted", 1), ("squared", 1),
                                                              ("over_peg", 2), ("success", 1)]
     with pytest.raises(ValueError, match="no stages for task 'stack'"):

@@ -49,10 +49,15 @@ class StageTracker:
     def update(self, env) -> None:
         self._reached |= self.stages_now(env)
 
+    def task_object(self, e):
+        """The robosuite model of the task's object in env `e` (its contact geoms are what a grasp touches)."""
+        if self.task == "lift":
+            return e.cube
+        return e.objects[e.object_id] if self.task == "can" else e.nuts[e.nut_id]
+
     def stages_now(self, env) -> set[str]:
         e, o = env.env, env.raw_observation()
-        target = {"lift": lambda: e.cube, "can": lambda: e.objects[e.object_id], "square": lambda: e.nuts[e.nut_id]}
-        if not e._check_grasp(gripper=e.robots[0].gripper, object_geoms=target[self.task]()):
+        if not e._check_grasp(gripper=e.robots[0].gripper, object_geoms=self.task_object(e)):
             return set()
         position = np.asarray(o[OBJECT_KEYS[self.task]])
         now = {"grasped"}

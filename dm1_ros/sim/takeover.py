@@ -69,14 +69,15 @@ def takeover_setup(task: str, bundle: str, config):
 def takeover_episode(robot, policy, expert, seed: int, ticks: tuple[int, int], on_step=None) -> tuple[bool, dict]:
     """The policy drives episode `seed` for takeover_tick(seed, ticks) ticks, then `expert` finishes it; on_step
     (as in run_expert_episode) sees the expert's steps only. -> (the expert finished the task, {takeover_tick,
-    policy_success, policy_progress, expert_steps}). An episode the policy ends (success or time) has no expert part: (False, ...)."""
+    policy_success, policy_progress (the task's stages the policy reached, dm1_ros/sim/stages.py), expert_steps}).
+    An episode the policy ends (success or time) has no expert part: (False, ...)."""
     from dm1_ros.sim.experts import finish_episode
     from dm1_ros.train.evaluate import run_episode
 
     tick = takeover_tick(seed, ticks)
     driven = run_episode(PolicyTicks(robot, tick), policy, seed)
     info = {"takeover_tick": tick, "policy_success": bool(driven["success"]), "expert_steps": 0,
-            "policy_progress": " ".join(driven["progress"])}  # the task's stages the policy reached (dm1_ros/sim/stages.py)
+            "policy_progress": " ".join(driven["progress"])}
     if robot.done:
         return False, info
     expert.resume(robot.env)
