@@ -100,6 +100,14 @@ def test_resuming_a_killed_run_drops_the_rows_logged_after_its_checkpoint(fake_d
     assert list(csv.reader(log.open()))[3] != ["30", *rows[-1][1:]]
 
 
+def test_a_dataset_beyond_the_recipes_memory_is_refused_by_name(fake_dataset, tmp_path):
+    with pytest.raises(DatasetError, match="images need .* GB, more than max_memory_gb=1e-06 .*training recipe"):
+        train(tiny_recipe(fake_dataset, tmp_path / "run", max_memory_gb=1e-6), progress=False)
+    assert not (tmp_path / "run" / "last.pt").exists()
+    with pytest.raises(ConfigError, match="max_memory_gb must be positive"):
+        tiny_recipe(fake_dataset, tmp_path / "run", max_memory_gb=0)
+
+
 def test_distillation_trains_toward_the_ema_weights_multi_step_sample(fake_dataset, tmp_path):
     import csv
 

@@ -99,7 +99,8 @@ class RobomimicDataset:
             lengths = [int(f["data"][d]["actions"].shape[0]) for d in demos]
             need = sum(lengths) * sum(int(np.prod(self._obs(f["data"][demos[0]], k).shape[1:])) for k in self.image_keys)
             if need > max_memory_gb * 1e9:
-                raise DatasetError(f"{self.path}: images need {need / 1e9:.1f} GB, more than max_memory_gb={max_memory_gb}")
+                raise DatasetError(f"{self.path}: images need {need / 1e9:.1f} GB, more than max_memory_gb={max_memory_gb} "
+                                   "(raise max_memory_gb in the training recipe where the machine has the memory)")
             self.images = {k: np.concatenate([self._obs(f["data"][d], k)[()] for d in demos]) for k in self.image_keys}
             self.points = {k: np.concatenate([self._obs(f["data"][d], k)[()] for d in demos]).astype(np.float32)
                            for k in self.point_cloud_keys}

@@ -63,6 +63,7 @@ class TrainConfig:
     validate_every: int = 500
     log_every: int = 50
     threads: int = 0  # torch intra-op threads (0: torch's default)
+    max_memory_gb: float = 8.0  # the training images are held in memory up to this size; a larger file is refused
     device: Literal["cpu", "cuda", "auto"] = "cpu"  # auto: cuda when available; under torchrun each rank takes cuda:LOCAL_RANK
     control_rate_hz: float = 20.0  # recorded in the exported manifest
 
@@ -72,7 +73,7 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
-        for name in ("lr", "control_rate_hz"):
+        for name in ("lr", "control_rate_hz", "max_memory_gb"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("episodes", "weight_decay", "warmup_steps", "lr_min", "grad_clip", "shift_pad", "threads"):
@@ -116,11 +117,12 @@ def to_torch(batch: dict, device: torch.device | str = "cpu") -> dict:
 
 
 def open_split(pc: PolicyConfig, data: str, split: str, episodes: int = 0,
-               obs_keys: dict[str, str] | None = None) -> RobomimicDataset:
+               obs_keys: dict[str, str] | None = None, max_memory_gb: float = 8.0) -> RobomimicDataset:
     """The split ("train" or "valid") of a robomimic file as the policy pc reads it (first `episodes`; 0: all)."""
     predict = pc.state_prediction
     return RobomimicDataset(data, pc.image_keys, pc.chunk, pc.proprio_keys, split, pc.action_dim,
-                            (pc.image_size[0], pc.image_size[1], 3), pc.proprio_dims, max_episodes=episodes,
+                            (pc.image_size[0], pc.image_size[1], 3), pc.proprio_dims, max_memory_gb=max_memory_gb,
+                            max_episodes=episodes,
                             point_cloud_keys=pc.point_cloud_keys, num_points=[c.num_points for c in pc.point_clouds],
                             key_map=obs_keys or {}, state_keys=predict.keys, state_dims=predict.dims,
                             state_quaternions=predict.quaternions)
@@ -252,9 +254,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
 
     # --- data --------------------------------------------------------------------------------------------------
     pc = cfg.policy
-    train_ds = open_split(pc, cfg.data, "train", cfg.episodes, cfg.obs_keys)
+    train_ds = open_split(pc, cfg.data, "train", cfg.episodes, cfg.obs_keys, cfg.max_memory_gb)
     try:
-        valid_ds = open_split(pc, cfg.data, "valid", obs_keys=cfg.obs_keys)
+        valid_ds = open_split(pc, cfg.data, "valid", obs_keys=cfg.obs_keys, max_memory_gb=cfg.max_memory_gb)
     except ValueError:
         valid_ds = None  # no validation split in this file
     check_point_clouds(pc, train_ds.env_args, cfg.data)
