@@ -302,6 +302,18 @@ def make_executor(kind: str):
     return SingleThreadedExecutor()
 
 
+def raised_by_interrupt(exc: BaseException) -> bool:
+    """True when Ctrl-C caused exc: a KeyboardInterrupt raised inside compiled code (numba, under robosuite's
+    controller) comes back out as another error whose cause or context is the KeyboardInterrupt."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def run(node_class, args=None, executor: str = "single") -> int:
     """console_scripts entry: init, build the node, autostart, spin until Ctrl-C, release, shut down.
     executor: the node's choice of EXECUTORS (its `executor` parameter overrides it)."""
@@ -325,7 +337,9 @@ def run(node_class, args=None, executor: str = "single") -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception as exc:  # noqa: BLE001 - a clear last word instead of a bare traceback
-        if rclpy.ok():
+        if raised_by_interrupt(exc):
+            pass
+        elif rclpy.ok():
             print(f"{node_class.__name__}: {type(exc).__name__}: {exc}", flush=True)
             code = 1
         else:  # SIGINT shut the context down under a running callback: rclpy's bindings raise then (seen under load)
