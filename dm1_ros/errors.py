@@ -7,3 +7,15 @@ prints its message on one line and exits non-zero; any other exception is a bug 
 
 class Dm1Error(Exception):
     pass
+
+
+def raised_by_interrupt(exc: BaseException) -> bool:
+    """True when Ctrl-C caused exc: a KeyboardInterrupt raised inside compiled code (numba, under robosuite's
+    controller) comes back out as a SystemError whose cause or context is the KeyboardInterrupt."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False

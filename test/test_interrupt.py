@@ -1,6 +1,8 @@
 """Stopping a run: SIGTERM stops it once, the final save is not cut short, an interrupted save keeps the last one."""
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -51,3 +53,28 @@ def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert not (tmp_path / "last.pt.tmp").exists()
     _, payload = load_checkpoint(path)
     assert payload["step"] == 1
+
+
+CTRL_C_IN_THE_CONTROLLER = """
+import os, signal, threading
+import numpy as np
+from robosuite.utils.control_utils import opspace_matrices
+from dm1_ros.errors import raised_by_interrupt
+mass, jacobian = np.eye(7), np.random.default_rng(0).random((6, 7))
+threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+try:
+    while True:
+        opspace_matrices(mass, jacobian, jacobian[:3], jacobian[3:])
+except Exception as exc:
+    print(type(exc).__name__, raised_by_interrupt(exc), raised_by_interrupt(ValueError("bad input")))
+"""
+
+
+def test_ctrl_c_inside_the_sim_controller_is_read_as_an_interrupt():
+    """Ctrl-C that lands inside robosuite's numba-compiled controller surfaces as a SystemError whose chain holds
+    the KeyboardInterrupt (the sim-stack launch test once exited 1 on it). SimEnv.step and the nodes' runner read
+    it as a stop, so a checkpoint is saved, a robot holds and a node exits 0; a real error stays an error."""
+    pytest.importorskip("robosuite")
+    done = subprocess.run([sys.executable, "-c", CTRL_C_IN_THE_CONTROLLER], capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.split() == ["SystemError", "True", "False"], done.stdout + done.stderr[-2000:]

@@ -31,6 +31,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_srvs.srv import Trigger
 
+from dm1_ros.errors import raised_by_interrupt
 from dm1_ros.ros.conversions import diagnostic_array
 from dm1_ros.ros.topics import DIAGNOSTICS
 
@@ -300,18 +301,6 @@ def make_executor(kind: str):
     if kind == "control":
         return ControlExecutor()
     return SingleThreadedExecutor()
-
-
-def raised_by_interrupt(exc: BaseException) -> bool:
-    """True when Ctrl-C caused exc: a KeyboardInterrupt raised inside compiled code (numba, under robosuite's
-    controller) comes back out as another error whose cause or context is the KeyboardInterrupt."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return False
 
 
 def run(node_class, args=None, executor: str = "single") -> int:

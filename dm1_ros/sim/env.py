@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 
 from dm1_ros.configuration import to_dict
+from dm1_ros.errors import raised_by_interrupt
 from dm1_ros.runtime.bundle import ImageSpec, ObservationSpec, PointCloudSpec
 from dm1_ros.runtime.pointcloud import CameraModel, merged_cloud
 from dm1_ros.runtime.contract import PROPRIO_DIMS, PROPRIO_KEYS, Observation
@@ -177,7 +178,12 @@ class SimEnv:
             raise ValueError(f"action must have shape (7,), got {action.shape}")
         if not np.all(np.isfinite(action)):
             raise ValueError("action contains NaN or Inf")
-        self._obs, reward, _, info = self.env.step(np.clip(action, -1.0, 1.0))
+        try:
+            self._obs, reward, _, info = self.env.step(np.clip(action, -1.0, 1.0))
+        except SystemError as exc:  # Ctrl-C inside the numba controller: let callers' interrupt handlers run
+            if raised_by_interrupt(exc):
+                raise KeyboardInterrupt from exc
+            raise
         self.steps += 1
         success = self.success()
         done = success or self.steps >= self.config.max_steps
