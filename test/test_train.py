@@ -100,6 +100,18 @@ def test_resuming_a_killed_run_drops_the_rows_logged_after_its_checkpoint(fake_d
     assert list(csv.reader(log.open()))[3] != ["30", *rows[-1][1:]]
 
 
+def test_resumed_run_keeps_counting_its_training_seconds(fake_dataset, tmp_path):
+    import csv
+
+    first = train(tiny_recipe(fake_dataset, tmp_path / "run", steps=20), progress=False)
+    trained = read_checkpoint(first)["seconds"]
+    train(tiny_recipe(fake_dataset, tmp_path / "run", steps=40), resume=True, progress=False)
+    seconds = [float(row["seconds"]) for row in csv.DictReader((tmp_path / "run" / "log.csv").open())]
+    assert len(seconds) == 4 and trained > 0
+    assert seconds == sorted(seconds) and seconds[2] > trained  # the clock goes on from the checkpoint's
+    assert read_checkpoint(tmp_path / "run" / "last.pt")["seconds"] >= seconds[-1]
+
+
 def test_a_dataset_beyond_the_recipes_memory_is_refused_by_name(fake_dataset, tmp_path):
     with pytest.raises(DatasetError, match="images need .* GB, more than max_memory_gb=1e-06 .*training recipe"):
         train(tiny_recipe(fake_dataset, tmp_path / "run", max_memory_gb=1e-6), progress=False)

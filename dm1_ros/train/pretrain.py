@@ -274,7 +274,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
         torch.manual_seed(cfg.seed + ranks.rank)  # the global generator (sampling noise on a GPU) differs per rank
     ema = copy.deepcopy(policy).requires_grad_(False).eval()
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start_step, init_hash = 0, None
+    start_step, init_hash, seconds_before = 0, None, 0.0
     last = out / "last.pt"
     if resume:
         if not last.is_file():
@@ -288,6 +288,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
         load_state_strict(ema, payload["ema_state_dict"], str(last))
         optimizer.load_state_dict(payload["optimizer"])
         start_step = int(payload["step"])
+        seconds_before = float(payload.get("seconds", 0.0))  # checkpoints before this field: the clock restarts
         rng.bit_generator.state = payload["numpy_rng"]
         gen.set_state(payload["torch_generator"])
         torch.set_rng_state(payload["torch_rng"])
@@ -314,7 +315,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
             return
         saved_step = step
         save_checkpoint(last, _cpu_copy(policy), _cpu_copy(ema), step=step, optimizer=optimizer.state_dict(), numpy_rng=rng.bit_generator.state,
-                        torch_generator=gen.get_state(), torch_rng=torch.get_rng_state(), provenance={**provenance, "steps": step})
+                        torch_generator=gen.get_state(), torch_rng=torch.get_rng_state(), seconds=time.perf_counter() - t0,
+                        provenance={**provenance, "steps": step})
         plot_curves(out / "log.csv", out / "curves.png")
 
     # --- logs --------------------------------------------------------------------------------------------------
@@ -354,7 +356,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
     if is_main:
         stop.enter_context(stop_on_sigterm())
     bar = tqdm(total=cfg.steps, initial=start_step, desc=f"train {pc.method.name}", unit="step", disable=not (progress and is_main))
-    step, t0, acc = start_step, time.perf_counter(), {}
+    step, t0, acc = start_step, time.perf_counter() - seconds_before, {}  # seconds count training time across resumes
     policy.train()
     try:
         while step < cfg.steps:
