@@ -60,11 +60,12 @@ import os, signal, threading, time
 import numpy as np
 from robosuite.utils.control_utils import opspace_matrices
 from dm1_ros.errors import raised_by_interrupt
+signal.signal(signal.SIGINT, signal.default_int_handler)  # a job started in the background inherits SIGINT ignored
 mass, jacobian = np.eye(7), np.random.default_rng(0).random((6, 7))
 opspace_matrices(mass, jacobian, jacobian[:3], jacobian[3:])  # loaded and compiled before any signal
 caught = threading.Event()
 
-def press_ctrl_c():  # until one lands: a loaded machine may swallow one in numba's dispatcher
+def press_ctrl_c():  # until one lands in the compiled code, not between two calls
     while not caught.wait(0.3):
         os.kill(os.getpid(), signal.SIGINT)
 
