@@ -57,13 +57,13 @@ def main():
     import torch
 
     from dm1_ros.policy.checkpoint import load_checkpoint
-    from dm1_ros.train.dataset import file_hash
+    from dm1_ros.data.fingerprint import data_hash, file_hash
     from dm1_ros.train.pretrain import open_split, to_torch
 
     torch.set_num_threads(1)
     out = Path(args.out) if args.out else None
     result = json.loads(out.read_text()) if out and out.is_file() else {}
-    result.update(data=args.data, data_hash=file_hash(args.data))
+    result.update(data=args.data, data_hash=data_hash(args.data))
     for path in args.checkpoints:
         policy, payload = load_checkpoint(path)
         predict = policy.config.state_prediction

@@ -32,13 +32,13 @@ def main():
     import torch
 
     from dm1_ros.policy.checkpoint import load_checkpoint
-    from dm1_ros.train.dataset import file_hash
+    from dm1_ros.data.fingerprint import data_hash, file_hash
     from dm1_ros.train.pretrain import open_split, sampling_gap
 
     torch.set_num_threads(1)
     out = Path(args.out) if args.out else None
     result = json.loads(out.read_text()) if out and out.is_file() else {}
-    result.update(data=args.data, data_hash=file_hash(args.data), steps=args.steps, batches=args.batches,
+    result.update(data=args.data, data_hash=data_hash(args.data), steps=args.steps, batches=args.batches,
                   batch_size=args.batch_size, seed=args.seed)
     gaps = result.setdefault("checkpoints", {})
     print(f"| checkpoint | training step | RMS gap, 1 vs {args.steps} steps | seconds |\n|---|---:|---:|---:|")

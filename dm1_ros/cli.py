@@ -412,6 +412,11 @@ def cmd_dataset(args) -> int:
 
     if args.action in ("export", "import", "view") and not args.out:
         raise UsageError(f"dm1 dataset {args.action} needs --out")
+    if args.action == "hash":
+        from dm1_ros.data.fingerprint import data_hash
+
+        print(f"{data_hash(args.path)}  {args.path}")
+        return 0
     if args.action == "view":
         from dm1_ros.data.view import write_episode_video
 
@@ -680,8 +685,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "lerobot --out DIR: the HDF5 as a LeRobotDataset v3.0 (parquet + one mp4 stream per camera). "
                        "import DIR --out FILE: a LeRobotDataset v3.0 as a robomimic-layout HDF5 (--from-bag: a teleop rosbag2). dm1 train also reads "
                        "a LeRobot directory directly (data: DIR in the recipe). view PATH --episode N --out FILE.mp4: one episode's "
-                       "cameras side by side (point clouds from above) over its actions plotted against time.")
-    p.add_argument("action", choices=["info", "export", "import", "view"])
+                       "cameras side by side (point clouds from above) over its actions plotted against time. hash PATH: the "
+                       "fingerprint a trained model's manifest records as training.data_hash (of the content, so every "
+                       "run of one dm1 collect command gives the same).")
+    p.add_argument("action", choices=["info", "export", "import", "view", "hash"])
     p.add_argument("path")
     p.add_argument("--json", action="store_true", help="info: print the summary as JSON")
     p.add_argument("--format", choices=["lerobot"], default="lerobot", help="export: the format written")

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from dm1_ros.configuration import ConfigError, from_dict, load_yaml
+from dm1_ros.data.fingerprint import data_hash
 from dm1_ros.policy.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from dm1_ros.policy.config import HeadConfig, PolicyConfig, VisionConfig
 from dm1_ros.train.augment import random_shift
@@ -38,7 +39,8 @@ def test_training_lowers_the_loss_and_writes_a_loadable_checkpoint(fake_dataset,
     policy, payload = load_checkpoint(path)
     after = validation_loss(policy, ds, 16, seed=1)
     assert after < 0.8 * before, (before, after)  # measured: 1.55 -> 1.01
-    assert payload["step"] == 100 and payload["provenance"]["data_hash"] and payload["provenance"]["episodes"] == 2
+    assert payload["step"] == 100 and payload["provenance"]["episodes"] == 2
+    assert payload["provenance"]["data_hash"] == data_hash(fake_dataset)  # what `dm1 dataset hash` prints
     log = (tmp_path / "run" / "log.csv").read_text().splitlines()
     assert log[0].startswith("step,lr,seconds") and len(log) == 5 and (tmp_path / "run" / "curves.png").is_file()
     assert "val/loss" in log[0] and log[2].split(",")[-1] != ""  # validated at step 50

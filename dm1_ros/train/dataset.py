@@ -13,7 +13,6 @@ Everything is loaded into memory when it fits (`max_memory_gb`), so a batch is a
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import h5py
@@ -26,20 +25,6 @@ from dm1_ros.train.rotations import with_rotation_columns
 
 class DatasetError(Dm1Error, ValueError):
     """A dataset file that does not fit what training asks of it; the message names the file, demo and key."""
-
-
-def file_hash(path: str | Path) -> str:
-    """sha256 of a file, or of a directory's files (relative names and contents, in sorted order); 16 hex digits."""
-    path = Path(path)
-    h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
-            h.update(str(file.relative_to(path)).encode() + b"\0")
-        with open(file, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                h.update(block)
-    return h.hexdigest()[:16]
 
 
 def open_episodes(path: str | Path):

@@ -25,12 +25,13 @@ import torch
 from torch import nn
 
 from dm1_ros.configuration import ConfigError, from_dict, to_dict
+from dm1_ros.data.fingerprint import data_hash, file_hash
 from dm1_ros.outputs import claim_run_dir, command_line, open_run_log
 from dm1_ros.policy.checkpoint import CheckpointError, load_state_strict, read_checkpoint, save_checkpoint
 from dm1_ros.policy.config import PolicyConfig
 from dm1_ros.policy.model import GenerativePolicy
 from dm1_ros.train.augment import random_shift
-from dm1_ros.train.dataset import RobomimicDataset, file_hash
+from dm1_ros.train.dataset import RobomimicDataset
 from dm1_ros.train.distributed import Ranks
 from dm1_ros.train.interrupt import signals_ignored, stop_on_sigterm
 
@@ -260,7 +261,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
     except ValueError:
         valid_ds = None  # no validation split in this file
     check_point_clouds(pc, train_ds.env_args, cfg.data)
-    data_hash = file_hash(cfg.data)
+    data_fingerprint = data_hash(cfg.data)  # of the content: the same for every dm1 collect run of one command
 
     # --- model, EMA, optimizer ---------------------------------------------------------------------------------
     policy = GenerativePolicy(pc)
@@ -301,7 +302,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
         init_weights(policy, ema, pc, cfg.init_from, device)
         init_hash = file_hash(cfg.init_from)
     provenance = {"command": command or command_line(), "data": str(cfg.data),
-                  "data_hash": data_hash, "episodes": train_ds.num_episodes, "recipe": to_dict(cfg)}
+                  "data_hash": data_fingerprint, "episodes": train_ds.num_episodes, "recipe": to_dict(cfg)}
     if cfg.init_from and init_hash:
         provenance["init_from_hash"] = init_hash
 
