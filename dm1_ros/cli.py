@@ -400,7 +400,7 @@ def cmd_quantize(args) -> int:
     from dm1_ros.policy.quantize import quantize_bundle
 
     manifest = quantize_bundle(args.model, args.out, tolerance=args.tolerance, overwrite=args.force,
-                               command=command_line())
+                               command=command_line(), weight_bits=args.weight_bits)
     print(f"wrote {args.out}: {manifest.model_id}, actions within {manifest.parity.max_abs_diff:.3g} of {args.model}'s "
           f"(robot units, {manifest.parity.samples} random observations)")
     return 0
@@ -676,6 +676,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace the bundle at --out")
     p.add_argument("--tolerance", type=positive_float, default=0.1,
                    help="max |int8 - float| accepted over random observations, robot units (default 0.1)")
+    p.add_argument("--weight-bits", type=int, choices=[7, 8], default=7,
+                   help="7 (default): right on every CPU; 8: only for CPUs with VNNI or ARM (x86 CPUs without VNNI "
+                   "overflow 8-bit products, and the runtime refuses such a bundle there)")
     p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("dataset", help="what a dataset holds; export to and import from LeRobotDataset v3.0",

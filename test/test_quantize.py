@@ -56,6 +56,40 @@ def test_quantize_refuses_what_it_cannot_do_and_writes_nothing(float_bundle, tmp
         quantize.quantize_bundle(float_bundle, tmp_path / "int8")
     with pytest.raises(quantize.QuantizeError, match="tolerance must be a positive number"):
         quantize.quantize_bundle(float_bundle, tmp_path / "nan", tolerance=float("nan"))
+    with pytest.raises(quantize.QuantizeError, match=r"weight_bits must be one of \(7, 8\)"):
+        quantize.quantize_bundle(float_bundle, tmp_path / "w6", weight_bits=6)
+
+
+def test_int8_products_saturate_on_x86_without_vnni(tmp_path):
+    from dm1_ros.runtime.cpu import cpu_flags, int8_products_saturate
+
+    assert int8_products_saturate({"sse4_2", "avx2", "fma"}, "x86_64")  # e.g. AMD EPYC before Zen 4
+    assert not int8_products_saturate({"avx2", "avx512f", "avx512_vnni"}, "x86_64")
+    assert not int8_products_saturate({"avx2", "avx_vnni"}, "x86_64")  # Intel Alder Lake and later
+    assert not int8_products_saturate({"asimd", "asimddp"}, "aarch64")
+    assert not int8_products_saturate(None, "x86_64")  # flags unknown (not Linux): no refusal on a guess
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512_vnni\n\nprocessor\t: 1\n")
+    assert cpu_flags(cpuinfo) == {"fpu", "sse", "avx2", "avx512_vnni"}
+    assert cpu_flags(tmp_path / "missing") is None
+
+
+def test_the_runtime_refuses_8bit_weights_where_they_overflow(float_bundle, tmp_path, monkeypatch):
+    """7-bit weights (the default) load everywhere; 8-bit ones are refused on an x86 CPU without VNNI, where
+    onnxruntime's int8 products saturate (on an AVX2-only EPYC the shipped lift model's actions moved by 1.1)."""
+    from dm1_ros.runtime import onnx_policy
+    from dm1_ros.runtime.bundle import BundleError
+
+    seven = quantize.quantize_bundle(float_bundle, tmp_path / "w7")
+    eight = quantize.quantize_bundle(float_bundle, tmp_path / "w8", weight_bits=8, tolerance=10.0)
+    assert (seven.training["quantization"]["weight_bits"], eight.training["quantization"]["weight_bits"]) == (7, 8)
+    assert seven.onnx.sha256 != eight.onnx.sha256
+    monkeypatch.setattr(onnx_policy, "int8_products_saturate", lambda: True)
+    OnnxPolicy(tmp_path / "w7", warmup=0)
+    with pytest.raises(BundleError, match=r"w8 has 8-bit int8 weights, which overflow .* without VNNI"):
+        OnnxPolicy(tmp_path / "w8", warmup=0)
+    monkeypatch.setattr(onnx_policy, "int8_products_saturate", lambda: False)
+    OnnxPolicy(tmp_path / "w8", warmup=0)
 
 
 def test_cli_quantize_prints_the_new_bundle(float_bundle, tmp_path):

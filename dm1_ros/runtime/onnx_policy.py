@@ -17,6 +17,7 @@ import onnxruntime as ort
 from dm1_ros.errors import Dm1Error
 from dm1_ros.runtime.bundle import BundleError, Manifest, load_bundle
 from dm1_ros.runtime.contract import ActionChunk, Observation
+from dm1_ros.runtime.cpu import int8_products_saturate
 
 log = logging.getLogger("dm1_ros.onnx_policy")
 
@@ -98,6 +99,7 @@ class OnnxPolicy:
             "policy %s runs on %s%s", self.model_id, self.provider, f" ({', '.join(skipped)} failed to start)" if skipped else ""
         )
         self._check_graph()
+        self._check_int8_weights()
         self.rng = np.random.default_rng(noise_seed)
         self.latencies_ms: deque[float] = deque(maxlen=10_000)
         self.last_latency_ms = 0.0
@@ -125,6 +127,17 @@ class OnnxPolicy:
         expected = [s.name for s in spec.images] + [c.name for c in spec.point_clouds] + ["proprio", "noise"]
         if sorted(names) != sorted(expected):
             raise BundleError(f"{self.bundle_dir}: model.onnx inputs {names} do not match the manifest's {expected}")
+
+    def _check_int8_weights(self) -> None:
+        """Refuse an int8 bundle whose 8-bit weights overflow this CPU's int8 products (x86 without VNNI, see
+        dm1_ros/runtime/cpu.py): its actions would be wrong by up to a robot unit, and nothing else would show it.
+        Bundles made before `weight_bits` was recorded have 8-bit weights."""
+        quantization = self.manifest.training.get("quantization")
+        if quantization and quantization.get("weight_bits", 8) == 8 and int8_products_saturate():
+            raise BundleError(
+                f"{self.bundle_dir} has 8-bit int8 weights, which overflow the int8 products of this CPU (x86 without "
+                f"VNNI): its actions would be wrong. Run its float bundle ({quantization.get('source', 'the source')}) "
+                "or re-quantize it with dm1 quantize (7-bit weights)")
 
     def _check_output(self) -> None:
         """One inference on a neutral observation: the output must have the manifest's chunk shape and be finite, or
