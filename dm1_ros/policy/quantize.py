@@ -33,7 +33,7 @@ from dm1_ros.runtime.cpu import int8_products_saturate
 
 QUANTIZED_OPS = ("MatMul", "Gemm", "Attention")
 WEIGHT_BITS = (7, 8)  # 7: right on every CPU; 8: only where int8 products add in 32 bits (VNNI, ARM)
-DEFAULT_TOLERANCE = 0.1  # robot units; the shipped lift bundle moves by at most 0.04 (docs/results.md)
+DEFAULT_TOLERANCE = 0.1  # robot units; the shipped lift bundle moves by at most 0.05 (docs/results.md)
 PARITY_SAMPLES = 64
 
 
