@@ -60,7 +60,13 @@ import os, signal, threading, time
 import numpy as np
 from robosuite.utils.control_utils import opspace_matrices
 from dm1_ros.errors import raised_by_interrupt
-signal.signal(signal.SIGINT, signal.default_int_handler)  # a job started in the background inherits SIGINT ignored
+armed = False
+
+def ctrl_c(signum, frame):  # Python's own handler, but only while the controller is being called: a Ctrl-C that
+    if armed:               # lands on the loop's own lines would end the script with no answer
+        raise KeyboardInterrupt
+
+signal.signal(signal.SIGINT, ctrl_c)  # also: a job started in the background inherits SIGINT ignored
 mass, jacobian = np.eye(7), np.random.default_rng(0).random((6, 7))
 opspace_matrices(mass, jacobian, jacobian[:3], jacobian[3:])  # loaded and compiled before any signal
 caught = threading.Event()
@@ -72,11 +78,14 @@ def press_ctrl_c():  # until one lands in the compiled code, not between two cal
 threading.Thread(target=press_ctrl_c, daemon=True).start()
 while True:
     try:
+        armed = True
         opspace_matrices(mass, jacobian, jacobian[:3], jacobian[3:])
+        armed = False
     except KeyboardInterrupt:
-        continue  # it landed in Python, between two calls: wait for one inside the compiled code
+        armed = False
+        continue  # it landed in Python, around the call: wait for one inside the compiled code
     except Exception as exc:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        armed = False
         caught.set()
         print(type(exc).__name__, raised_by_interrupt(exc), raised_by_interrupt(ValueError("bad input")))
         break
