@@ -377,8 +377,12 @@ INT8_PAIRS = [  # (float bundle, its evaluations on seeds 100000-100099, the int
     ("models/lift_image_fast, 8-bit weights (VNNI CPU)", ["fused_attention/lift_image_fast_fused_chunk_50ep.json",
                                                           "fast/lift_image_fast_chunk_seeds100050_50ep.json"],
      ["int8/lift_image_fast_int8_chunk_100ep.json"]),
+    ("models/lift_image, 7-bit weights (int8 on an AVX2 CPU)", ["closed_loop/lift_first_lookahead50_100ep.json"],
+     ["int8/lift_image_int8_w7_100ep.json"]),
     ("models/lift_image, 8-bit weights (VNNI CPU)", ["closed_loop/lift_first_lookahead50_100ep.json"],
      ["int8/lift_image_int8_100ep.json"]),
+    ("models/can_image_2cam, 7-bit weights (int8 on an AVX2 CPU)", ["cameras/can_image_2cam_100ep.json"],
+     ["int8/can_image_2cam_int8_w7_100ep.json"]),
     ("models/can_image_2cam, 8-bit weights (VNNI CPU)", ["cameras/can_image_2cam_100ep.json"],
      ["int8/can_image_2cam_int8_100ep.json"]),
 ]
