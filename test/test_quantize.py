@@ -84,11 +84,11 @@ def test_the_runtime_refuses_8bit_weights_where_they_overflow(float_bundle, tmp_
     eight = quantize.quantize_bundle(float_bundle, tmp_path / "w8", weight_bits=8, tolerance=10.0)
     assert (seven.training["quantization"]["weight_bits"], eight.training["quantization"]["weight_bits"]) == (7, 8)
     assert seven.onnx.sha256 != eight.onnx.sha256
-    monkeypatch.setattr(onnx_policy, "int8_products_saturate", lambda: True)
+    monkeypatch.setattr(onnx_policy, "this_cpu_saturates_int8", lambda: True)
     OnnxPolicy(tmp_path / "w7", warmup=0)
     with pytest.raises(BundleError, match=r"w8 has 8-bit int8 weights, which overflow .* without VNNI"):
         OnnxPolicy(tmp_path / "w8", warmup=0)
-    monkeypatch.setattr(onnx_policy, "int8_products_saturate", lambda: False)
+    monkeypatch.setattr(onnx_policy, "this_cpu_saturates_int8", lambda: False)
     OnnxPolicy(tmp_path / "w8", warmup=0)
 
 

@@ -245,7 +245,7 @@ def test_committed_8bit_int8_bundles_are_dm1_quantize_of_shipped_models_and_the_
 
     from dm1_ros.policy.quantize import write_int8_graph
     from dm1_ros.runtime.bundle import BundleError, sha256_file
-    from dm1_ros.runtime.cpu import int8_products_saturate
+    from dm1_ros.runtime.cpu import this_cpu_saturates_int8
 
     root = BUNDLE.parents[1]
     bundle = root / "results" / "int8" / (f"{name}_int8_w8" if name == "lift_image_fast" else f"{name}_int8")
@@ -255,7 +255,7 @@ def test_committed_8bit_int8_bundles_are_dm1_quantize_of_shipped_models_and_the_
     assert manifest.training["quantization"].get("weight_bits", 8) == 8
     write_int8_graph(source_graph, tmp_path / "model.onnx", weight_bits=8)
     assert sha256_file(tmp_path / "model.onnx") == manifest.onnx.sha256
-    if int8_products_saturate():
+    if this_cpu_saturates_int8():
         with pytest.raises(BundleError, match="8-bit int8 weights"):
             OnnxPolicy(bundle, warmup=0)
     else:

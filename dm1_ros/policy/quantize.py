@@ -29,7 +29,7 @@ import numpy as np
 from dm1_ros.errors import Dm1Error
 from dm1_ros.outputs import staged_bundle
 from dm1_ros.runtime.bundle import ONNX_NAME, Manifest, Parity, load_bundle, random_inputs, sha256_file
-from dm1_ros.runtime.cpu import int8_products_saturate
+from dm1_ros.runtime.cpu import this_cpu_saturates_int8
 
 QUANTIZED_OPS = ("MatMul", "Gemm", "Attention")
 WEIGHT_BITS = (7, 8)  # 7: right on every CPU; 8: only where int8 products add in 32 bits (VNNI, ARM)
@@ -89,7 +89,7 @@ def quantize_bundle(source: str | Path, out_dir: str | Path, tolerance: float = 
         diff = max_difference(float_graph, staging / ONNX_NAME, manifest)
         if not diff <= tolerance:  # also catches NaN
             why = (" (8-bit weights overflow the int8 products of this CPU, which has no VNNI: use 7)"
-                   if weight_bits == 8 and int8_products_saturate() else "")
+                   if weight_bits == 8 and this_cpu_saturates_int8() else "")
             raise QuantizeError(f"int8 actions differ from {source}'s by {diff:.3g} > tolerance {tolerance:g} (robot "
                                 f"units){why}; bundle not written")
         digest = sha256_file(staging / ONNX_NAME)

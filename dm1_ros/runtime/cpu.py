@@ -7,6 +7,7 @@ which saturates when weights use all 8 bits: on an AVX2-only AMD EPYC the shippe
 """
 from __future__ import annotations
 
+import functools
 import platform
 from pathlib import Path
 
@@ -24,14 +25,15 @@ def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str] | None:
     return None
 
 
-THIS_CPU = "this cpu"
-
-
-def int8_products_saturate(flags: set[str] | None | str = THIS_CPU, machine: str | None = None) -> bool:
-    """True on an x86 CPU without VNNI, where 8-bit int8 weights overflow onnxruntime's 16-bit sums. `flags`: a CPU's
-    feature flags (default: this CPU's; None: unknown, which is not refused on a guess)."""
-    machine = (machine or platform.machine()).lower()
-    if machine not in ("x86_64", "amd64", "i686", "x86"):
+def int8_products_saturate(flags: set[str] | None, machine: str) -> bool:
+    """True on an x86 CPU without VNNI, where 8-bit int8 weights overflow onnxruntime's 16-bit sums. `flags`: the
+    CPU's feature flags (None: unknown, which is not refused on a guess); `machine`: as platform.machine() says."""
+    if machine.lower() not in ("x86_64", "amd64", "i686", "x86"):
         return False  # ARM's int8 dot products add in 32 bits
-    flags = cpu_flags() if flags == THIS_CPU else flags
     return flags is not None and not any(f in flags for f in VNNI_FLAGS)
+
+
+@functools.cache
+def this_cpu_saturates_int8() -> bool:
+    """int8_products_saturate for the CPU this process runs on (read once)."""
+    return int8_products_saturate(cpu_flags(), platform.machine())

@@ -17,7 +17,7 @@ import onnxruntime as ort
 from dm1_ros.errors import Dm1Error
 from dm1_ros.runtime.bundle import BundleError, Manifest, load_bundle
 from dm1_ros.runtime.contract import ActionChunk, Observation
-from dm1_ros.runtime.cpu import int8_products_saturate
+from dm1_ros.runtime.cpu import this_cpu_saturates_int8
 
 log = logging.getLogger("dm1_ros.onnx_policy")
 
@@ -133,7 +133,7 @@ class OnnxPolicy:
         dm1_ros/runtime/cpu.py): its actions would be wrong by up to a robot unit, and nothing else would show it.
         Bundles made before `weight_bits` was recorded have 8-bit weights."""
         quantization = self.manifest.training.get("quantization")
-        if quantization and quantization.get("weight_bits", 8) == 8 and int8_products_saturate():
+        if quantization and quantization.get("weight_bits", 8) == 8 and this_cpu_saturates_int8():
             raise BundleError(
                 f"{self.bundle_dir} has 8-bit int8 weights, which overflow the int8 products of this CPU (x86 without "
                 f"VNNI): its actions would be wrong. Run its float bundle ({quantization.get('source', 'the source')}) "
