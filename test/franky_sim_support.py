@@ -28,6 +28,10 @@ class SimFaults:
         self.srv = robot_sim.server
         self.reflex = False
         self.force: tuple | None = None
+        # what automatic error recovery does to a reflex: clear it at once (0), clear it this many simulation steps
+        # after acknowledging the command (the robot's state lags the reply), or never (None: the user stop is pressed)
+        self.recovery_clears_after_steps: int | None = 0
+        self._clear_countdown = 0
         self._pending = 0
         self._motion_id = 0
         self._countdown = 0
@@ -42,7 +46,10 @@ class SimFaults:
         faults = self
 
         def recovery(cmd, server):  # the robot clears its reflex on automatic error recovery
-            faults.reflex = False
+            if faults.recovery_clears_after_steps == 0:
+                faults.reflex = False
+            elif faults.recovery_clears_after_steps is not None:
+                faults._clear_countdown = faults.recovery_clears_after_steps
             faults._orig_recovery(cmd, server)
 
         AutomaticErrorRecoveryCommand.handle = recovery
@@ -64,6 +71,9 @@ class SimFaults:
 
     def _step(self, _sim):
         n = self._names
+        if self._clear_countdown > 0:
+            self._clear_countdown -= 1
+            self.reflex = self.reflex and self._clear_countdown > 0
         if self._pending == 1:  # enter Reflex mode: the arm holds, the motion generator stops
             self._motion_id = self.srv.current_motion_id
             self.reflex = True

@@ -82,18 +82,23 @@ def bridge(shared_bridge, sim_server):
     if not sim_server.alive:
         pytest.skip("the shared franky-sim server was stopped by an earlier test")
     sim_server.faults.reflex, sim_server.faults.force = False, None
+    sim_server.faults.recovery_clears_after_steps = 0
     if shared_bridge.fault is not None or shared_bridge.stopped:
         shared_bridge.recover()
     shared_bridge.config.streaming = "motion"
     shared_bridge.safety = SafetyFilter(shared_bridge.config.safety)
+    shared_bridge.stats.clear()  # each test reads the counters of its own motions
     shared_bridge.reset()
     return shared_bridge
 
 
-def stream(bridge, action, ticks, record=None):
-    """apply() at rate_hz like the control loop; record (time, target-to-measured distance) if asked."""
+def stream(bridge, action, ticks, record=None) -> float:
+    """apply() at rate_hz like the control loop; record (time, target-to-measured distance) if asked. Returns how
+    fast the robot's clock ran against the wall's meanwhile (1.0: franky-sim kept real time; less: it fell behind,
+    which it does on a slow or loaded CPU: 0.35-0.6x seen on 2 AVX2 cores)."""
     period = 1.0 / bridge.rate_hz
-    t_next = time.monotonic()
+    t_next = t0 = time.monotonic()
+    robot_t0 = bridge.robot.state.time.to_sec()
     for _ in range(ticks):
         bridge.observe()
         bridge.apply(np.asarray(action, np.float32))
@@ -101,6 +106,7 @@ def stream(bridge, action, ticks, record=None):
             record.append(bridge.tracking_error()[0])
         t_next += period
         time.sleep(max(0.0, t_next - time.monotonic()))
+    return (bridge.robot.state.time.to_sec() - robot_t0) / (time.monotonic() - t0)
 
 
 def settle(bridge, seconds):
@@ -120,6 +126,36 @@ def settle_until_tracked(bridge, timeout, pos_tol=0.002, rot_tol=0.005):
         assert time.monotonic() - t0 < timeout, f"target not reached after {timeout} s: {pos_err} m, {rot_err} rad"
         bridge.hold()
         time.sleep(1.0 / bridge.rate_hz)
+
+
+def assert_path(bridge, moved, commanded, tol=0.012, leashed=None):
+    """The arm, settled, covered what was commanded along one axis. Where the lead limit held targets back (`leashed`
+    of them; default: the test's count; an arm slower than the commands: franky-sim falling behind real time), the
+    last target was at most the lead limit ahead of the arm, so the path is shorter, but never shorter than the lead
+    limit itself."""
+    if bridge.stats["target_leashed"] if leashed is None else leashed:
+        lead = bridge.config.max_target_lead_m
+        assert abs(commanded) + tol >= abs(moved) >= lead - 0.005 and np.sign(moved) == np.sign(commanded), moved
+    else:
+        assert moved == pytest.approx(commanded, abs=tol)
+
+
+def wait_at_rest(bridge, timeout=10.0, tol_m=1e-4, window_ms=50, windows=3):
+    """Block until the hand is still: it moves less than tol_m over `windows` windows of window_ms robot time in a
+    row. reset() returns when franky's joint motion ends, and franky-sim's arm may still be settling then; a start
+    pose read before it rests is not where the first target starts. (Robot time, because franky-sim's clock can run
+    slower than the wall's; position, because franky-sim reports a small steady dq on joint 7 of a still arm.)"""
+    t0, still = time.monotonic(), 0
+    state = bridge.robot.state
+    while still < windows:
+        assert time.monotonic() - t0 < timeout, f"hand still moving after {timeout} s"
+        time.sleep(0.01)
+        now = bridge.robot.state
+        if now.time.to_msec() - state.time.to_msec() < window_ms:
+            continue
+        moved = np.linalg.norm(np.asarray(now.O_T_EE.matrix)[:3, 3] - np.asarray(state.O_T_EE.matrix)[:3, 3])
+        still = still + 1 if moved < tol_m else 0
+        state = now
 
 
 def pose(bridge):
@@ -176,10 +212,11 @@ def test_observe_proprio_in_sim_convention(bridge):
 
 
 def test_streamed_targets_move_smoothly_without_errors(bridge):
+    wait_at_rest(bridge)
     p0, R0 = pose(bridge)
     errors: list[float] = []
     t0 = time.monotonic()
-    stream(bridge, [-0.1, 0, 0, 0, 0, 0, -1], 30, errors)  # 5 mm per tick = 0.1 m/s for 1.5 s
+    clock = stream(bridge, [-0.1, 0, 0, 0, 0, 0, -1], 30, errors)  # 5 mm per tick = 0.1 m/s for 1.5 s
     elapsed = time.monotonic() - t0
     rate = bridge.command_rate_hz()
     settle_until_tracked(bridge, 10.0)  # a condition, not a time: franky-sim's thread may be starved by the load
@@ -187,17 +224,18 @@ def test_streamed_targets_move_smoothly_without_errors(bridge):
     final_error = bridge.tracking_error()
     print(f"\nstream: {rate:.1f} Hz achieved over {elapsed:.2f} s; target lead while moving: "
           f"mean {1e3 * np.mean(errors[10:]):.1f} mm, max {1e3 * np.max(errors):.1f} mm; "
-          f"after settling {1e3 * final_error[0]:.2f} mm / {math.degrees(final_error[1]):.2f} deg")
+          f"after settling {1e3 * final_error[0]:.2f} mm / {math.degrees(final_error[1]):.2f} deg; robot clock at "
+          f"{clock:.2f}x real time, {bridge.stats.get('target_leashed', 0)} targets held back")
     assert bridge.fault is None and not bridge.robot.has_errors
     assert rate == pytest.approx(20.0, rel=0.25)
-    # 30 ticks x 5 mm = 0.15 m when franky-sim keeps up; on a loaded CPU it lags, the target's 50 mm lead limit
-    # holds the target back, and the path comes out shorter (0.127 m seen under a parallel training run).
-    assert -0.16 <= p1[0] - p0[0] <= -0.10
+    assert_path(bridge, p1[0] - p0[0], -0.15)  # 30 ticks x 5 mm
     assert np.allclose(p1[1:], p0[1:], atol=0.01)
     assert rotation_angle_between(R0, R1) < 0.02
     # the target never runs further ahead of the arm than the lead limit (about 10-20 mm when franky-sim keeps up)
     assert max(errors) <= bridge.config.max_target_lead_m + 1e-3 and final_error[0] < 0.005
-    assert bridge.stats["targets"] >= 30 and bridge.stats.get("target_leashed", 0) == 0
+    assert bridge.stats["targets"] >= 30
+    if clock >= 0.9:  # an arm that keeps real time never lets the target reach the lead limit at 0.1 m/s
+        assert bridge.stats.get("target_leashed", 0) == 0
     # rotation: the axis-angle delta is applied in the base frame, on the left (robosuite OSC convention)
     stream(bridge, [0, 0, 0, 0, 0, 0.1, -1], 8)  # 0.05 rad per tick about base z (filter limit: 0.075)
     t_rot = settle_until_tracked(bridge, 10.0)  # franky limits the rotation to ~0.4 rad/s at dynamics factor 0.2
@@ -211,6 +249,7 @@ STREAMING_200HZ = "motion"
 
 def test_commands_faster_than_the_policy_move_the_same_distance(bridge):
     """At 200 Hz each command is a tenth of a 20 Hz policy action: 1.5 s of the same action covers the same 0.15 m."""
+    wait_at_rest(bridge)
     p0, _ = pose(bridge)
     bridge.config.streaming = STREAMING_200HZ
     bridge.set_command_rate(200.0)
@@ -223,10 +262,7 @@ def test_commands_faster_than_the_policy_move_the_same_distance(bridge):
     p1, _ = pose(bridge)
     print(f"\n200 Hz commands: {rate:.0f} Hz achieved, moved {p1[0] - p0[0]:.3f} m, stats {dict(bridge.stats)}")
     assert bridge.fault is None and not bridge.robot.has_errors
-    if bridge.stats.get("target_leashed", 0):  # a starved franky-sim: the lead limit held the target back
-        assert -0.162 <= p1[0] - p0[0] <= -0.08
-    else:
-        assert p1[0] - p0[0] == pytest.approx(-0.15, abs=0.012)
+    assert_path(bridge, p1[0] - p0[0], -0.15)
     with pytest.raises(ValueError, match="below the policy rate"):
         bridge.set_command_rate(10.0)
 
@@ -310,13 +346,39 @@ def test_recover_after_injected_reflex(bridge, sim_server):
     bridge.recover()
     assert bridge.fault is None and not bridge.robot.has_errors
     p0, _ = pose(bridge)
+    leashed_before = bridge.stats["target_leashed"]
     stream(bridge, [-0.1, 0, 0, 0, 0, 0, -1], 10)  # 10 x 5 mm commanded
     settle_until_tracked(bridge, 10.0)  # the arm reaches what was commanded, however long the load makes it take
-    moved = pose(bridge)[0][0] - p0[0]
-    if bridge.stats.get("target_leashed", 0):  # a starved franky-sim: the lead limit held the target back
-        assert -0.054 <= moved <= -0.02
-    else:
-        assert moved == pytest.approx(-0.05, abs=0.004)
+    assert_path(bridge, pose(bridge)[0][0] - p0[0], -0.05, tol=0.004,
+                leashed=bridge.stats["target_leashed"] - leashed_before)
+
+
+def test_recover_waits_for_the_robot_state_and_names_a_reflex_that_stays(bridge, sim_server):
+    """recover() judges by a robot state sent after the recovery command: one that still shows the reflex a few ms
+    after the acknowledgement is not a failure; a reflex that stays (user stop pressed) is, and says what to do."""
+    faults = sim_server.faults
+    faults.recovery_clears_after_steps = 20  # the state clears 20 ms (robot time) after the reply
+    stream(bridge, [-0.1, 0, 0, 0, 0, 0, -1], 4)
+    faults.trigger_reflex()
+    with pytest.raises(FrankaError, match="reflex"):
+        stream(bridge, [-0.1, 0, 0, 0, 0, 0, -1], 20)
+    bridge.recover()
+    assert bridge.fault is None and not bridge.robot.has_errors and bridge.stats["recoveries"] == 1
+    stream(bridge, [-0.1, 0, 0, 0, 0, 0, -1], 2)
+    faults.recovery_clears_after_steps = None  # the user stop is pressed: recovery is acknowledged, errors stay
+    faults.trigger_reflex()
+    with pytest.raises(FrankaError, match="reflex"):
+        stream(bridge, [-0.1, 0, 0, 0, 0, 0, -1], 20)
+    t0 = time.monotonic()
+    with pytest.raises(FrankaError, match="manual recovery needed") as info:
+        bridge.recover()
+    assert info.value.kind == "reflex" and "cartesian_reflex" in str(info.value)
+    assert time.monotonic() - t0 < 5.0 and bridge.fault is not None
+    with pytest.raises(FrankaError, match="call recover"):
+        bridge.apply(np.zeros(7, np.float32))
+    faults.recovery_clears_after_steps = 0  # released: the next recovery works
+    bridge.recover()
+    assert bridge.fault is None and not bridge.robot.has_errors
 
 
 def test_stop_refuses_motion_until_recover_or_reset(bridge):

@@ -62,6 +62,9 @@ log = logging.getLogger("dm1_ros.franka")
 ROBOSUITE_PANDA_HOME = [0.0, math.pi / 16, 0.0, -math.pi / 2 - math.pi / 3, 0.0, math.pi - 0.2, math.pi / 4]
 # Franka's "ready" pose, for reference.
 FRANKA_READY = [0.0, -math.pi / 4, 0.0, -3 * math.pi / 4, 0.0, math.pi / 2, math.pi / 4]
+# How long recover() waits for a robot state without errors after the recovery command is acknowledged (the state
+# read at once may predate it); a robot that still reports errors then needs a person (user stop, Desk).
+RECOVERY_STATE_WAIT_S = 0.5
 
 
 class FrankaError(Dm1Error, RuntimeError):
@@ -350,6 +353,18 @@ class FrankaBridge:
         if isinstance(exc, RuntimeError) and "planner" in str(exc).lower():
             return "planner", f"motion planning failed ({text}): target invalid or unreachable"
         return "other", f"unexpected error ({text})"
+
+    def _errors_clear_within(self, seconds: float) -> bool:
+        """Whether a robot state without errors arrives within `seconds`. franky's recover_from_errors() judges by
+        the state it reads right after the recovery command is acknowledged, and that state may have been sent
+        before the robot left Reflex mode (seen with a starved franky-sim); later states tell the truth."""
+        deadline = time.monotonic() + seconds
+        while True:
+            if not self._robot.has_errors:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
 
     def _robot_errors_text(self) -> str:
         try:
@@ -677,9 +692,9 @@ class FrankaBridge:
         else:
             try:
                 self._halt_motion()
-                ok = self._robot.recover_from_errors()
-                errors = self._robot_errors_text()
-                if not ok or self._robot.has_errors:
+                ok = self._robot.recover_from_errors() or self._errors_clear_within(RECOVERY_STATE_WAIT_S)
+                if not ok:
+                    errors = self._robot_errors_text()
                     raise FrankaError(f"Franka automatic error recovery failed{errors or ''}: manual recovery needed "
                                       "(release the user stop, check Desk)", "reflex")
             except FrankaError:
