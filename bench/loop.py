@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 from dm1_ros.hardware.cameras import SoftwareCamera  # noqa: E402
 from dm1_ros.runtime.cadence import CadenceMonitor  # noqa: E402
 from dm1_ros.runtime.contract import Observation  # noqa: E402
+from dm1_ros.runtime.cpu import cpu_description  # noqa: E402
 from dm1_ros.runtime.bundle import ImageSpec, ObservationSpec  # noqa: E402
 from dm1_ros.runtime.contract import PROPRIO_DIMS, PROPRIO_KEYS  # noqa: E402
 from dm1_ros.runtime.loop import control_loop  # noqa: E402
@@ -172,7 +173,7 @@ def main():
             proc.wait(10)
 
     result = {"model": policy.model_id, "provider": policy.provider, "threads": policy.threads if hasattr(policy, "threads") else None,
-              "command_target_hz": COMMAND_HZ, "seconds_per_row": SECONDS, "cores": os.cpu_count(), "rows": rows}
+              "command_target_hz": COMMAND_HZ, "seconds_per_row": SECONDS, "cores": os.cpu_count(), "cpu": cpu_description(), "rows": rows}
     (ROOT / "docs" / "bench_loop.json").write_text(json.dumps(result, indent=1) + "\n")
     print("\n| loop | commands Hz | obs -> command p50 / p99 ms | policy tick p50 / p99 ms | overruns |")
     print("|---|---:|---|---|---:|")

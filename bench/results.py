@@ -19,10 +19,18 @@ def load(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def cores(machine: dict) -> str:
+    """The cores, and the CPU where the benchmark recorded it (dm1_ros/runtime/cpu.py), e.g. '2 CPU cores, AMD EPYC
+    (AVX2, no VNNI)': the same bundle ran 4-5x slower on one 2-core machine than on another."""
+    cpu = machine.get("cpu")
+    named = cpu and cpu not in ("x86_64", "aarch64", "AMD64", "i386", "x86")
+    return f"{machine['cores']} CPU cores" + (f", {cpu}" if named else "")
+
+
 def inference_section(b) -> list[str]:
     if not b:
         return ["_not measured yet: run `python bench/inference.py`_"]
-    out = [f"Batch 1, {b['machine']['cores']} CPU cores; the onnx_meanflow_*, onnx_flow_matching_* and torch rows are "
+    out = [f"Batch 1, {cores(b['machine'])}; the onnx_meanflow_*, onnx_flow_matching_* and torch rows are "
            f"DMPO's image network with random weights ({b['parameters']:,} parameters), "
            f"onnxruntime {b['machine']['onnxruntime']}, torch {b['machine']['torch']}; variants interleaved in rounds "
            "in one run (`python bench/inference.py`), each turn followed by a pause so that no variant inherits "
@@ -204,7 +212,7 @@ def loop_section(b) -> list[str]:
     if not b:
         return ["_not measured yet: run `python bench/loop.py`_"]
     out = [f"`python bench/loop.py`: model `{b['model']}` on {b['provider']}, commands paced at {b['command_target_hz']:.0f} Hz "
-           f"for {b['seconds_per_row']:.0f} s per row, camera frames pushed by a driver-like thread, {b['cores']} CPU cores "
+           f"for {b['seconds_per_row']:.0f} s per row, camera frames pushed by a driver-like thread, {cores(b)} "
            "shared by everything (franky-sim runs in its own process and takes most of one core). Observation -> command "
            "runs from a frame's arrival to the first command computed from it leaving the loop, so it includes the wait "
            "for the next 5 ms tick; a policy tick is a tick that runs the network.", "",
@@ -222,7 +230,7 @@ def ros_section(b, e) -> list[str]:
         out += [f"`tools/with_ros2 python bench/ros_loop.py`: the shipped model in policy_node, franka_bridge_node "
                 f"commanding at {b['bridge_target_hz']} Hz against franky-sim (its own process), this script publishing "
                 f"camera images at {b['camera_fps']:.0f} fps over Cyclone DDS (loopback) and receiving the commands; "
-                f"{b['seconds_per_row']:.0f} s per row, {b['cores']} CPU cores shared by all of it. Image -> command: from "
+                f"{b['seconds_per_row']:.0f} s per row, {cores(b)} shared by all of it. Image -> command: from "
                 "an image's publication to the receipt of the command planned on it. The last row is the same loop in "
                 "one process (ControlLoop, `dm1 run --robot franka`) in the same run; its latency includes the wait for "
                 "the next 5 ms command tick.", "",

@@ -42,6 +42,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from dm1_ros.ros import conversions as cv  # noqa: E402
 from dm1_ros.ros.node_base import SENSOR_QOS  # noqa: E402
 from dm1_ros.ros.topics import ACTION_TRAJECTORY, CAMERA_IMAGE, DIAGNOSTICS  # noqa: E402
+from dm1_ros.runtime.cpu import cpu_description  # noqa: E402
 
 MODEL = ROOT / "models" / "lift_image"
 FPS = 30.0
@@ -276,7 +277,7 @@ def main():
                     proc.terminate()
                     proc.wait(10)
     result = {"model": MODEL.name, "camera_fps": FPS, "bridge_target_hz": 200, "seconds_per_row": RUN_S,
-              "cores": os.cpu_count(), "rows": rows}
+              "cores": os.cpu_count(), "cpu": cpu_description(), "rows": rows}
     (ROOT / "docs" / "bench_ros_loop.json").write_text(json.dumps(result, indent=1) + "\n")
     inproc = rows["in process (dm1 run): image 96x96"]["obs_to_command"]
     print("\n| loop | image -> command p50 / p99 / max ms | ratio p99 to in-process | policy Hz | bridge Hz "

@@ -61,7 +61,7 @@ def test_quantize_refuses_what_it_cannot_do_and_writes_nothing(float_bundle, tmp
 
 
 def test_int8_products_saturate_on_x86_without_vnni(tmp_path):
-    from dm1_ros.runtime.cpu import cpu_flags, int8_products_saturate
+    from dm1_ros.runtime.cpu import cpu_description, cpu_flags, int8_products_saturate
 
     assert int8_products_saturate({"sse4_2", "avx2", "fma"}, "x86_64")  # e.g. AMD EPYC before Zen 4
     assert not int8_products_saturate({"avx2", "avx512f", "avx512_vnni"}, "x86_64")
@@ -69,9 +69,13 @@ def test_int8_products_saturate_on_x86_without_vnni(tmp_path):
     assert not int8_products_saturate({"asimd", "asimddp"}, "aarch64")
     assert not int8_products_saturate(None, "x86_64")  # flags unknown (not Linux): no refusal on a guess
     cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512_vnni\n\nprocessor\t: 1\n")
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) CPU\nflags\t\t: fpu sse avx2 avx512_vnni\n\n"
+                       "processor\t: 1\nmodel name\t: another\n")
     assert cpu_flags(cpuinfo) == {"fpu", "sse", "avx2", "avx512_vnni"}
     assert cpu_flags(tmp_path / "missing") is None
+    assert cpu_description(cpuinfo) == "Intel(R) Xeon(R) CPU (AVX2, VNNI)"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2\n")
+    assert cpu_description(cpuinfo) == "AMD EPYC (AVX2, no VNNI)"
 
 
 def test_the_runtime_refuses_8bit_weights_where_they_overflow(float_bundle, tmp_path, monkeypatch):

@@ -216,11 +216,12 @@ def bench_training(iters: int, batch: int) -> dict:
 
 def machine() -> dict:
     import os
-    import platform
 
     import onnxruntime
 
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
+    from dm1_ros.runtime.cpu import cpu_description
+
+    return {"cpu": cpu_description(), "cores": os.cpu_count(), "torch": torch.__version__,
             "onnxruntime": onnxruntime.__version__, "providers": onnxruntime.get_available_providers()}
 
 

@@ -14,15 +14,33 @@ from pathlib import Path
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
-def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str] | None:
-    """The first processor's feature flags, or None where they cannot be read (not Linux)."""
+def _cpuinfo_field(name: str, cpuinfo: str | Path) -> str | None:
+    """The first processor's `name` field in /proc/cpuinfo, or None where it cannot be read (not Linux)."""
     try:
         for line in Path(cpuinfo).read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
+            if line.split(":", 1)[0].strip() == name:
+                return line.split(":", 1)[1].strip()
     except OSError:
         return None
     return None
+
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str] | None:
+    """The first processor's feature flags, or None where they cannot be read (not Linux)."""
+    flags = _cpuinfo_field("flags", cpuinfo)
+    return None if flags is None else set(flags.split())
+
+
+def cpu_description(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU's model name and whether it has VNNI (which decides int8 speed and correctness), e.g. 'AMD EPYC
+    (AVX2, no VNNI)', for benchmark records: latency figures mean little without the CPU they came from."""
+    model = _cpuinfo_field("model name", cpuinfo) or platform.processor() or platform.machine()
+    flags = cpu_flags(cpuinfo)
+    if flags is None:
+        return model
+    simd = next((f.upper() for f in ("avx512f", "avx2", "asimd") if f in flags), None)
+    vnni = "VNNI" if any(f in flags for f in VNNI_FLAGS) else "no VNNI"
+    return f"{model} ({simd + ', ' if simd else ''}{vnni})"
 
 
 def int8_products_saturate(flags: set[str] | None, machine: str) -> bool:
