@@ -10,6 +10,7 @@ from dm1_ros.policy.config import HeadConfig, PolicyConfig, VisionConfig  # noqa
 from dm1_ros.policy.export import export_bundle  # noqa: E402
 from dm1_ros.policy.model import GenerativePolicy  # noqa: E402
 from dm1_ros.runtime.bundle import BundleError  # noqa: E402
+from dm1_ros.runtime.cpu import cpu_description  # noqa: E402
 from dm1_ros.train.evaluate import EvalArgs, evaluate, wilson_interval, write_summary  # noqa: E402
 
 
@@ -29,6 +30,7 @@ def test_eval_runs_end_to_end_and_writes_summary(tiny_bundle, tmp_path):
     assert summary["episodes"] == 2 and summary["mean_steps"] == 8 and summary["successes"] == 0
     assert summary["ci95"][0] == 0.0 and 0 < summary["ci95"][1] < 1
     assert summary["policy_latency_ms"]["p50"] > 0 and (tmp_path / "v.mp4").stat().st_size > 1000
+    assert summary["cpu"] == cpu_description()  # latency means little without the CPU it came from
     assert summary["progress"] == {"grasped": 0, "success": 0} and summary["per_episode"][0]["progress"] == []
     write_summary(summary, tmp_path / "s.json")
     assert json.loads((tmp_path / "s.json").read_text())["task"] == "lift"

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dm1_ros.runtime.cpu import cpu_description
+
 EVAL_SEED_BASE = 100_000  # far from the seeds scripted demonstrations use (0, 1, 2, ...)
 _WORKER: dict = {}
 
@@ -208,7 +210,7 @@ def evaluate(args: EvalArgs, progress: bool = True) -> dict:
         "appearance": args.appearance,
         "lookahead_ms": manifest.lookahead_s * 1e3 if args.lookahead_ms is None else args.lookahead_ms,
         "lookahead_includes_latency": manifest.lookahead_includes_latency,
-        "provider": provider, "seconds": time.perf_counter() - start,
+        "provider": provider, "cpu": cpu_description(), "seconds": time.perf_counter() - start,
         "seeds": [args.seed_base, args.seed_base + args.episodes - 1], "per_episode": results, "args": asdict(args),
     }
 
