@@ -136,8 +136,9 @@ def comparison_section(rows) -> list[str]:
     return out + ["", "Success over seeded episodes from seed 100000, chunks executed the way each bundle's manifest says (first = "
                       "re-plan every tick, chunk = each chunk open loop; both are listed below where both were run), "
                       "policy latency p50 in the loop (onnxruntime, 1 thread, "
-                      "2 evaluation workers sharing 2 cores with whatever else ran, so compare latency in the inference "
-                      "table below, measured side by side). Within a row only the method changes: the same recipe, "
+                      "2 evaluation workers sharing 2 cores with whatever else ran, on the machine of the day: summaries "
+                      "made since 2026-12-02 record their CPU; compare latency in the inference table below, measured "
+                      "side by side). Within a row only the method changes: the same recipe, "
                       "data, training seed and schedule. Every cell: details below.", ""]
 
 
