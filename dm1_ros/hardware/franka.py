@@ -357,7 +357,8 @@ class FrankaBridge:
     def _errors_clear_within(self, seconds: float) -> bool:
         """Whether a robot state without errors arrives within `seconds`. franky's recover_from_errors() judges by
         the state it reads right after the recovery command is acknowledged, and that state may have been sent
-        before the robot left Reflex mode (seen with a starved franky-sim); later states tell the truth."""
+        before the robot left Reflex mode (shown with a franky-sim that clears its reflex late); later states tell
+        the truth."""
         deadline = time.monotonic() + seconds
         while True:
             if not self._robot.has_errors:
