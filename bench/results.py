@@ -23,8 +23,7 @@ def cores(machine: dict) -> str:
     """The cores, and the CPU where the benchmark recorded it (dm1_ros/runtime/cpu.py), e.g. '2 CPU cores, AMD EPYC
     (AVX2, no VNNI)': the same bundle ran 4-5x slower on one 2-core machine than on another."""
     cpu = machine.get("cpu")
-    named = cpu and cpu not in ("x86_64", "aarch64", "AMD64", "i386", "x86")
-    return f"{machine['cores']} CPU cores" + (f", {cpu}" if named else "")
+    return f"{machine['cores']} CPU cores" + (f", {cpu}" if cpu else "")
 
 
 def inference_section(b) -> list[str]:
