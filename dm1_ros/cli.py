@@ -473,6 +473,15 @@ def cmd_execution(args) -> int:
     return 0
 
 
+def _add_run_arguments(p: argparse.ArgumentParser, example: str, resumes_at: str) -> None:
+    """The options `dm1 train` and `dm1 finetune` share: recipe overrides and what to do with OUT_DIR."""
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=f"override a recipe key, e.g. {example}")
+    p.add_argument("--resume", action="store_true", help=f"continue from OUT_DIR/last.pt{resumes_at}")
+    p.add_argument("--force", action="store_true", help="start over in an OUT_DIR that holds a run (the old run is moved "
+                   "aside to OUT_DIR.replaced-TIMESTAMP, not deleted)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs and background runs)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dm1", description="One-step generative policies for real-time robot control.",
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -577,12 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "augmentation; writes OUT_DIR/last.pt (every checkpoint_every steps and on Ctrl-C), log.csv, "
                        "TensorBoard events and curves.png. Under torchrun the gradient is averaged over processes.")
     p.add_argument("--config", required=True, help="training recipe YAML")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a recipe key, e.g. --set steps=100 --set policy.method.name=flow_matching")
-    p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt")
-    p.add_argument("--force", action="store_true", help="start over in an OUT_DIR that holds a run (the old run is moved "
-                   "aside to OUT_DIR.replaced-TIMESTAMP, not deleted)")
-    p.add_argument("--no-progress", action="store_true")
+    _add_run_arguments(p, example="--set steps=100 --set policy.method.name=flow_matching", resumes_at="")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("finetune", help="RL fine-tuning: PPO over the one-step MeanFlow chain with BC to the pre-trained policy",
@@ -600,12 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "  dm1 eval --model runs/finetune_lift_lowdim/bundle --task lift")
     p.add_argument("--config", required=True, help="fine-tuning recipe YAML (config/finetune/*.yaml)")
     p.add_argument("--init", help="pre-trained checkpoint to start from (and to regularize toward); overrides the recipe's init")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a recipe key, e.g. --set iterations=20 --set bc_coef_end=0")
-    p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt at its iteration")
-    p.add_argument("--force", action="store_true", help="start over in an OUT_DIR that holds a run (the old run is moved "
-                   "aside to OUT_DIR.replaced-TIMESTAMP, not deleted)")
-    p.add_argument("--no-progress", action="store_true")
+    _add_run_arguments(p, example="--set iterations=20 --set bc_coef_end=0", resumes_at=" at its iteration")
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("run", help="the in-process control loop (no ROS): camera/robot -> policy -> scheduler -> safety -> robot",
