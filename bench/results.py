@@ -141,11 +141,36 @@ def comparison_section(rows) -> list[str]:
                       "data, training seed and schedule. Every cell: details below.", ""]
 
 
+def execution_pairs(rows) -> list[tuple[str, list[str], list[str]]]:
+    """(label, chunks open loop, re-planning every tick) for each cell of the method table evaluated both ways:
+    <task>_<variant>.json beside <task>_<variant>_replan.json or <task>_<variant>_chunk.json."""
+    summaries = dict(rows)
+    pairs = []
+    for task in METHOD_ROWS:
+        for key, label in METHODS:
+            base = f"{task}_{key}"
+            for other in (f"{base}_replan", f"{base}_chunk"):
+                if base in summaries and other in summaries:
+                    if summaries[base]["model_id"] != summaries[other]["model_id"]:
+                        raise ValueError(f"results/{base}.json and results/{other}.json evaluate different models")
+                    chunk, replan = (base, other) if other.endswith("_replan") else (other, base)
+                    pairs.append((f"{task}, {label}: chunks -> re-planning", [f"{chunk}.json"], [f"{replan}.json"]))
+    return pairs
+
+
+def execution_section(rows) -> list[str]:
+    found = paired_rows(execution_pairs(rows), same_execution=False)
+    if not found:
+        return []
+    return ["Chunks open loop (a) against re-planning every tick (b), the same model on the same seeds, episode by "
+            "episode (issue 14 asks re-planning to be at least as good):", "", *PAIRED_HEADER, *found, ""]
+
+
 def eval_section(rows) -> list[str]:
     rows = method_rows(rows)
     if not rows:
         return ["_no evaluation summaries in results/ yet_"]
-    out = [*comparison_section(rows),
+    out = [*comparison_section(rows), *execution_section(rows),
            "| summary file | task | method | sampling steps | execution | success (95% CI) | mean length | policy p50 / p99 ms |",
            "|---|---|---|---:|---|---|---:|---|"]
     for name, s in rows:

@@ -3,6 +3,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -41,3 +43,18 @@ def test_every_one_vs_five_row_pairs_the_same_task_and_execution_with_one_and_fi
         for rel in one_paths:
             one = json.loads((ROOT / "results" / rel).read_text())
             assert (one["sampling_steps"], one["task"], one["execute"]) == (1, fives[0]["task"], fives[0]["execute"]), rel
+
+
+def test_execution_pairs_set_chunks_against_re_planning_of_one_model_and_refuse_two_models():
+    results = _results_module()
+    rows = [(p.stem, json.loads(p.read_text())) for p in sorted((ROOT / "results").glob("*.json"))]
+    pairs = results.execution_pairs(rows)
+    assert any(label.startswith("lift, MeanFlow + dispersive, 1 step") for label, _, _ in pairs)
+    for label, (chunk,), (replan,) in pairs:
+        a, b = (json.loads((ROOT / "results" / rel).read_text()) for rel in (chunk, replan))
+        assert (a["execute"], b["execute"]) == ("chunk", "first"), label
+        assert a["model_id"] == b["model_id"] and a["seeds"] == b["seeds"], label
+    summary = dict(rows)["lift_meanflow_dispersive_1step"]
+    other = {**summary, "execute": "first", "model_id": "another-model"}
+    with pytest.raises(ValueError, match="different models"):
+        results.execution_pairs([("lift_meanflow_dispersive_1step", summary), ("lift_meanflow_dispersive_1step_replan", other)])
