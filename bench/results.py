@@ -143,18 +143,20 @@ def comparison_section(rows) -> list[str]:
 
 def execution_pairs(rows) -> list[tuple[str, list[str], list[str]]]:
     """(label, chunks open loop, re-planning every tick) for each cell of the method table evaluated both ways:
-    <task>_<variant>.json beside <task>_<variant>_replan.json or <task>_<variant>_chunk.json."""
+    <task>_<variant>.json beside <task>_<variant>_replan[_...].json or <task>_<variant>_chunk.json (the suffix
+    names what else differs, e.g. _replan_lookahead50)."""
     summaries = dict(rows)
     pairs = []
     for task in METHOD_ROWS:
         for key, label in METHODS:
             base = f"{task}_{key}"
-            for other in (f"{base}_replan", f"{base}_chunk"):
-                if base in summaries and other in summaries:
-                    if summaries[base]["model_id"] != summaries[other]["model_id"]:
-                        raise ValueError(f"results/{base}.json and results/{other}.json evaluate different models")
-                    chunk, replan = (base, other) if other.endswith("_replan") else (other, base)
-                    pairs.append((f"{task}, {label}: chunks -> re-planning", [f"{chunk}.json"], [f"{replan}.json"]))
+            if base not in summaries:
+                continue
+            for other in sorted(name for name in summaries if name.startswith((f"{base}_replan", f"{base}_chunk"))):
+                if summaries[base]["model_id"] != summaries[other]["model_id"]:
+                    raise ValueError(f"results/{base}.json and results/{other}.json evaluate different models")
+                chunk, replan = (base, other) if other.startswith(f"{base}_replan") else (other, base)
+                pairs.append((f"{task}, {label}: chunks -> re-planning", [f"{chunk}.json"], [f"{replan}.json"]))
     return pairs
 
 
