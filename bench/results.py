@@ -860,6 +860,9 @@ SQUARE_RUNS = [
      "two cameras, fast network, the pose predicted, from scratch on both DAgger rounds' data "
      "(config/train/square_image_dagger2.yaml; 855 training episodes of data/square_dagger2.hdf5)", "30,000 x 64"),
     ("square_dagger/square_image_dagger2_first_50ep.json", "the row above, re-planning every tick", "30,000 x 64"),
+    ("square_dagger/square_image_dagger2_first_lookahead50_50ep.json",
+     "the row above with 50 ms lookahead (its bundle, results/square_dagger/takeover_policy_round3; on the AMD EPYC)",
+     "30,000 x 64"),
     ("square_dagger/square_image_dagger3_first_50ep.json",
      "two cameras, fast network, the pose predicted, from scratch on three DAgger rounds' data, re-planning every tick "
      "(config/train/square_image_dagger3.yaml; 1,035 training episodes of data/square_dagger3.hdf5)", "30,000 x 64"),
