@@ -449,7 +449,10 @@ def paired_rows(pairs, same_execution: bool = True) -> list[str]:
         lo, hi = wilson(sum(b.values()), len(b))
         p50_a = sorted(r["policy_latency_ms"]["p50"] for r in a_runs)[0]
         p50_b = sorted(r["policy_latency_ms"]["p50"] for r in b_runs)[0]
-        out.append(f"| {label} | {b_runs[0]['execute']}, {b_runs[0].get('lookahead_ms') or 0:.0f} ms lookahead | "
+        noise = b_runs[0].get("noise", "fresh")  # fresh draws unless the row says otherwise
+        execution = f"{b_runs[0]['execute']}, {b_runs[0].get('lookahead_ms') or 0:.0f} ms lookahead" + (
+            f", {noise} noise" if noise != "fresh" else "")
+        out.append(f"| {label} | {execution} | "
                    f"{min(a)}-{max(a)} | {sum(a.values())}/{len(a)} | {sum(b.values())}/{len(b)} ({lo:.0%}-{hi:.0%}) | "
                    f"{only_a} / {only_b} | {p:.2g} | {p50_a:.2f} / {p50_b:.2f} |")
     return out
