@@ -144,18 +144,24 @@ def comparison_section(rows) -> list[str]:
 def execution_pairs(rows) -> list[tuple[str, list[str], list[str]]]:
     """(label, chunks open loop, re-planning every tick) for each cell of the method table evaluated both ways:
     <task>_<variant>.json beside <task>_<variant>_replan[_...].json or <task>_<variant>_chunk.json (the suffix
-    names what else differs, e.g. _replan_lookahead50)."""
+    names what else differs, e.g. _replan_lookahead50); on other seeds, <task>_<variant>_seeds<N>_chunk.json beside
+    <task>_<variant>_seeds<N>_replan[_...].json."""
     summaries = dict(rows)
     pairs = []
     for task in METHOD_ROWS:
         for key, label in METHODS:
             base = f"{task}_{key}"
-            if base not in summaries:
-                continue
-            for other in sorted(name for name in summaries if name.startswith((f"{base}_replan", f"{base}_chunk"))):
-                if summaries[base]["model_id"] != summaries[other]["model_id"]:
-                    raise ValueError(f"results/{base}.json and results/{other}.json evaluate different models")
-                chunk, replan = (base, other) if other.startswith(f"{base}_replan") else (other, base)
+            for other in sorted(summaries):
+                found = re.fullmatch(rf"{re.escape(base)}(_seeds\d+)?_(replan.*|chunk)", other)
+                if not found:
+                    continue
+                seeds, kind = found.groups()
+                anchor = f"{base}{seeds}_chunk" if seeds else base
+                if anchor not in summaries or (seeds and kind == "chunk"):
+                    continue
+                if summaries[anchor]["model_id"] != summaries[other]["model_id"]:
+                    raise ValueError(f"results/{anchor}.json and results/{other}.json evaluate different models")
+                chunk, replan = (anchor, other) if kind.startswith("replan") else (other, anchor)
                 pairs.append((f"{task}, {label}: chunks -> re-planning", [f"{chunk}.json"], [f"{replan}.json"]))
     return pairs
 

@@ -50,6 +50,9 @@ def test_execution_pairs_set_chunks_against_re_planning_of_one_model_and_refuse_
     rows = [(p.stem, json.loads(p.read_text())) for p in sorted((ROOT / "results").glob("*.json"))]
     pairs = results.execution_pairs(rows)
     assert any(label.startswith("lift, MeanFlow + dispersive, 1 step") for label, _, _ in pairs)
+    # a second seed range pairs within itself, never with the first range's chunks
+    assert (["lift_meanflow_dispersive_1step_seeds300000_chunk.json"],
+            ["lift_meanflow_dispersive_1step_seeds300000_replan.json"]) in [(a, b) for _, a, b in pairs]
     for label, (chunk,), (replan,) in pairs:
         a, b = (json.loads((ROOT / "results" / rel).read_text()) for rel in (chunk, replan))
         assert (a["execute"], b["execute"]) == ("chunk", "first"), label
