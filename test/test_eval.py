@@ -49,6 +49,11 @@ def test_eval_runs_chunks_the_way_the_bundle_says_unless_told(tmp_path):
     # open loop: one plan per 4-action chunk (2 in 6 steps) against one per step
     assert by_manifest["per_episode"][0]["cadence"]["infer"]["n"] == 2
     assert told["per_episode"][0]["cadence"]["infer"]["n"] == 6
+    # how much each re-plan changed the last one's actions: measured when plans overlap, i.e. re-planning only
+    assert by_manifest["replan_change"] == {"compared": 0, "arm_rms": None, "gripper_flips": None}
+    change = told["per_episode"][0]["replan_change"]
+    assert change["compared"] == 5 and change["arm_rms"] > 0 and 0 <= change["gripper_flips"] <= 1
+    assert told["replan_change"] == change  # one episode pools to itself
 
 
 def test_eval_refuses_a_model_the_robot_cannot_feed(tiny_bundle, tmp_path):

@@ -195,6 +195,8 @@ def test_sim_policy_launch_closes_the_loop_and_hot_swaps(ros_ws, ros_domain, pro
         assert int(sim["successes"]) >= 2, sim  # through ROS, with the policy's own noise draws
         policy = diagnostics_values(diags, "policy")
         assert policy["model_id"].startswith(SHIPPED_MODEL + "-") and int(policy["plans"]) > 20
+        # the shipped model re-plans every tick, so its diagnostics say how much each plan changed the last one
+        assert int(policy["replan_compared"]) > 10 and 0 < float(policy["replan_arm_rms"]) < 1, policy
 
         corrupt = tmp_path / "corrupt"
         shutil.copytree(MODEL, corrupt)

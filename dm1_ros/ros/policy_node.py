@@ -342,6 +342,8 @@ class PolicyNode(Dm1Node):
                   "plans": self.plans, "commands": self.commands, "overruns": s["overruns"], "swaps": r.swaps,
                   "failed_swaps": r.failed_swaps, "last_error": r.last_error,
                   "proprio_out_of_range": getattr(r.policy, "proprio_out_of_range", 0)}
+        # how much each re-plan changes the previous plan's actions (dm1_ros/runtime/consistency.py)
+        values.update({f"replan_{k}": v for k, v in r.consistency.summary().items() if v is not None})
         values.update({f"skipped_{k}": v for k, v in sorted(self.skipped.items())})
         values.update({f"hold_{k}": v for k, v in sorted(self.holds.items())})
         for name, st in s["stages"].items():

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from dm1_ros.runtime.bundle import BundleError, Manifest, ObservationSpec, read_manifest
+from dm1_ros.runtime.consistency import PlanConsistency
 from dm1_ros.runtime.contract import ActionChunk, Observation
 from dm1_ros.runtime.safety import Watchdog
 from dm1_ros.runtime.scheduler import MODES, ActionScheduler, SchedulerConfig
@@ -155,6 +156,7 @@ class Planner:
         self.policy_kwargs = policy_kwargs
         self.check_manifest(policy.manifest, getattr(policy, "bundle_dir", "the initial model"))
         self.blender = self._new_blender()
+        self.consistency = PlanConsistency(self.manifest.control_rate_hz)  # how much re-plans change their minds
         self.bundle_dir = str(getattr(policy, "bundle_dir", ""))
         self.plans = 0
         self.swaps = 0
@@ -260,6 +262,7 @@ class Planner:
                 old = self.model_id
                 self.policy, self.bundle_dir = new, path
                 self.blender = self._new_blender()
+                self.consistency = PlanConsistency(self.manifest.control_rate_hz)
                 self._last_stamp = None
                 self.swaps += 1
                 events.append(SwapEvent(True, path, self.model_id, f"{old} -> {self.model_id}"))
@@ -291,6 +294,7 @@ class Planner:
         """Forget the blending history and the last observation (a new episode, after a stop)."""
         with self._lock:
             self.blender.clear()
+            self.consistency.reset()
             self._last_stamp = None
             self._noise = None
             if self.watchdog is not None:
@@ -323,4 +327,5 @@ class Planner:
                 return Plan(reason=NONFINITE_OUTPUT, hold=True, message=self.last_error)
             self._last_stamp = obs.stamp
             self.plans += 1
+            self.consistency.add(raw)
             return Plan(command=self.blender.add(raw, now), raw=raw)
