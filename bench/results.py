@@ -174,11 +174,43 @@ def execution_section(rows) -> list[str]:
             "episode (issue 14 asks re-planning to be at least as good):", "", *PAIRED_HEADER, *found, ""]
 
 
+def replan_change_section() -> list[str]:
+    """results/replan_change/<task>_<variant>[_shifted].json: re-planning runs that recorded how much each plan
+    changes the previous plan's actions for the same instants (dm1_ros/runtime/consistency.py)."""
+    labels = dict(METHODS)
+    out = []
+    for path in sorted((ROOT / "results" / "replan_change").glob("*.json")):
+        r = load(path)
+        task, rest = path.stem.split("_", 1)
+        variant, shifted = (rest[: -len("_shifted")], True) if rest.endswith("_shifted") else (rest, False)
+
+        def pooled(episodes):
+            n = sum(e["replan_change"]["compared"] for e in episodes)
+            if not n:
+                return "-"
+            rms = math.sqrt(sum(e["replan_change"]["compared"] * e["replan_change"]["arm_rms"] ** 2 for e in episodes) / n)
+            flips = sum(e["replan_change"]["compared"] * e["replan_change"]["gripper_flips"] for e in episodes) / n
+            return f"{rms:.3f} / {flips:.1%}"
+
+        ok = [e for e in r["per_episode"] if e["success"]]
+        failed = [e for e in r["per_episode"] if not e["success"]]
+        out.append(f"| {task}, {labels[variant]} | {r['noise']} | {r['execute']}, {r['lookahead_ms']:.0f} ms lookahead | "
+                   f"{r['successes']}/{r['episodes']} | {pooled(r['per_episode'])} | {pooled(ok)} | {pooled(failed)} |")
+    if not out:
+        return []
+    return ["How much each re-plan changes what the previous plan meant for the same instants (`dm1 eval` reports it: "
+            "RMS over the shared instants of the arm actions' change, in robot units of the 7-d action, 1 = 5 cm or "
+            "0.5 rad per step; and the share of shared instants whose gripper command flips between open and closed; "
+            "DMPO's lift network, seeds 100000-100049):", "",
+            "| model | noise | execution | success | change: arm RMS / gripper flips | in successes | in failures |",
+            "|---|---|---|---|---|---|---|", *out, ""]
+
+
 def eval_section(rows) -> list[str]:
     rows = method_rows(rows)
     if not rows:
         return ["_no evaluation summaries in results/ yet_"]
-    out = [*comparison_section(rows), *execution_section(rows),
+    out = [*comparison_section(rows), *execution_section(rows), *replan_change_section(),
            "| summary file | task | method | sampling steps | execution | success (95% CI) | mean length | policy p50 / p99 ms |",
            "|---|---|---|---:|---|---|---:|---|"]
     for name, s in rows:
