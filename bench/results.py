@@ -177,20 +177,18 @@ def execution_section(rows) -> list[str]:
 def replan_change_section() -> list[str]:
     """results/replan_change/<task>_<variant>[_shifted].json: re-planning runs that recorded how much each plan
     changes the previous plan's actions for the same instants (dm1_ros/runtime/consistency.py)."""
+    from dm1_ros.runtime.consistency import pool_summaries
+
+    def pooled(episodes):
+        p = pool_summaries([e["replan_change"] for e in episodes])
+        return f"{p['arm_rms']:.3f} / {p['gripper_flips']:.1%}" if p["compared"] else "-"
+
     labels = dict(METHODS)
     out = []
     for path in sorted((ROOT / "results" / "replan_change").glob("*.json")):
         r = load(path)
         task, rest = path.stem.split("_", 1)
         variant, shifted = (rest[: -len("_shifted")], True) if rest.endswith("_shifted") else (rest, False)
-
-        def pooled(episodes):
-            n = sum(e["replan_change"]["compared"] for e in episodes)
-            if not n:
-                return "-"
-            rms = math.sqrt(sum(e["replan_change"]["compared"] * e["replan_change"]["arm_rms"] ** 2 for e in episodes) / n)
-            flips = sum(e["replan_change"]["compared"] * e["replan_change"]["gripper_flips"] for e in episodes) / n
-            return f"{rms:.3f} / {flips:.1%}"
 
         ok = [e for e in r["per_episode"] if e["success"]]
         failed = [e for e in r["per_episode"] if not e["success"]]

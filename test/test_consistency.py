@@ -3,10 +3,9 @@ and `dm1 eval` reporting it."""
 import numpy as np
 import pytest
 
-from dm1_ros.runtime.consistency import PlanConsistency
+from dm1_ros.runtime.consistency import PlanConsistency, pool_summaries
 from dm1_ros.runtime.contract import ActionChunk
 from dm1_ros.runtime.planner import Planner
-from dm1_ros.train.evaluate import pooled_replan_change
 
 from test_loop import ScriptedPolicy
 from test_pipeline import obs_at
@@ -67,9 +66,9 @@ def test_the_planner_measures_its_model_outputs_and_forgets_them_on_reset():
 
 
 def test_episodes_pool_by_the_plans_they_compared():
-    pooled = pooled_replan_change([{"compared": 3, "arm_rms": 1.0, "gripper_flips": 0.0},
+    pooled = pool_summaries([{"compared": 3, "arm_rms": 1.0, "gripper_flips": 0.0},
                                    {"compared": 1, "arm_rms": 3.0, "gripper_flips": 1.0},
                                    {"compared": 0, "arm_rms": None, "gripper_flips": None}])
     assert pooled["compared"] == 4 and pooled["arm_rms"] == pytest.approx(np.sqrt((3 + 9) / 4))
     assert pooled["gripper_flips"] == pytest.approx(0.25)
-    assert pooled_replan_change([{"compared": 0, "arm_rms": None, "gripper_flips": None}])["arm_rms"] is None
+    assert pool_summaries([{"compared": 0, "arm_rms": None, "gripper_flips": None}])["arm_rms"] is None

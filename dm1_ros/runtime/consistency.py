@@ -8,6 +8,7 @@ outputs, in robot units, so runs of different samplers (one step, ten steps) can
     consistency = PlanConsistency(rate_hz=20.0)
     consistency.add(chunk)           # every chunk the model returns (ActionChunk, runtime/contract.py)
     consistency.summary()            # {"compared": n, "arm_rms": ..., "gripper_flips": ...}
+    pool_summaries([...])            # several episodes' summaries as one
 
 arm_rms: RMS over the shared instants and the arm dimensions (all but the last: the gripper) of new - previous;
 gripper_flips: the share of shared instants where the gripper command changes sign (open <-> closed). Plans more
@@ -50,3 +51,15 @@ class PlanConsistency:
         return {"compared": self.compared,
                 "arm_rms": float(np.sqrt(self._arm_sq / self._arm_n)) if self._arm_n else None,
                 "gripper_flips": self._flips / self._gripper_n if self._gripper_n else None}
+
+
+def pool_summaries(summaries: list[dict]) -> dict:
+    """Several PlanConsistency summaries (e.g. one per episode) as one, weighted by the plans each compared (the arm
+    figure pooled as an RMS); None figures where no plan was compared (chunks open loop)."""
+    compared = [s for s in summaries if s["compared"] and s["arm_rms"] is not None]
+    n = sum(s["compared"] for s in compared)
+    if not n:
+        return {"compared": 0, "arm_rms": None, "gripper_flips": None}
+    return {"compared": n,
+            "arm_rms": float(np.sqrt(sum(s["compared"] * s["arm_rms"] ** 2 for s in compared) / n)),
+            "gripper_flips": sum(s["compared"] * s["gripper_flips"] for s in compared) / n}

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dm1_ros.runtime.consistency import pool_summaries
 from dm1_ros.runtime.cpu import cpu_description
 
 EVAL_SEED_BASE = 100_000  # far from the seeds scripted demonstrations use (0, 1, 2, ...)
@@ -136,18 +137,6 @@ def run_episode(robot, policy, seed: int, args: EvalArgs | None = None, video=No
             "replan_change": loop.planner.consistency.summary()}
 
 
-def pooled_replan_change(episodes: list[dict]) -> dict:
-    """The episodes' PlanConsistency summaries (dm1_ros/runtime/consistency.py) pooled over their compared plans
-    (arm RMS as an RMS); None where no plan was compared (chunks open loop)."""
-    compared = [e for e in episodes if e["compared"] and e["arm_rms"] is not None]
-    n = sum(e["compared"] for e in compared)
-    if not n:
-        return {"compared": 0, "arm_rms": None, "gripper_flips": None}
-    return {"compared": n,
-            "arm_rms": float(np.sqrt(sum(e["compared"] * e["arm_rms"] ** 2 for e in compared) / n)),
-            "gripper_flips": sum(e["compared"] * e["gripper_flips"] for e in compared) / n}
-
-
 def stage_counts(results: list[dict], task: str) -> dict[str, int]:
     """How many episodes reached each of the task's stages (dm1_ros/sim/stages.py), in order, then succeeded."""
     from dm1_ros.sim.stages import STAGES
@@ -219,7 +208,7 @@ def evaluate(args: EvalArgs, progress: bool = True) -> dict:
         "mean_steps_success": float(np.mean([r["steps"] for r in results if r["success"]])) if n_ok else None,
         "policy_latency_ms": {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))},
         "loop_tick_ms": float(np.mean([r["tick_ms"] for r in results])),
-        "replan_change": pooled_replan_change([r["replan_change"] for r in results]),
+        "replan_change": pool_summaries([r["replan_change"] for r in results]),
         "execute": args.execute, "delay_ms": args.delay_ms, "delay_mode": args.delay_mode, "noise": args.noise,
         "appearance": args.appearance,
         "lookahead_ms": manifest.lookahead_s * 1e3 if args.lookahead_ms is None else args.lookahead_ms,
