@@ -188,8 +188,7 @@ def replan_change_section() -> list[str]:
     for path in sorted((ROOT / "results" / "replan_change").glob("*.json")):
         r = load(path)
         task, rest = path.stem.split("_", 1)
-        variant, shifted = (rest[: -len("_shifted")], True) if rest.endswith("_shifted") else (rest, False)
-
+        variant = rest.removesuffix("_shifted")  # the noise is in the summary
         ok = [e for e in r["per_episode"] if e["success"]]
         failed = [e for e in r["per_episode"] if not e["success"]]
         out.append(f"| {task}, {labels[variant]} | {r['noise']} | {r['execute']}, {r['lookahead_ms']:.0f} ms lookahead | "
