@@ -6,7 +6,7 @@ ways to approach a grasp) instead of carrying one out. This measures that disagr
 outputs, in robot units, so runs of different samplers (one step, ten steps) can be compared on it:
 
     consistency = PlanConsistency(rate_hz=20.0)
-    consistency.add(chunk)           # every chunk the model returns (ActionChunk, runtime/contract.py)
+    consistency.add(chunk)           # every chunk the model returns (ActionChunk, dm1_ros/runtime/contract.py)
     consistency.summary()            # {"compared": n, "arm_rms": ..., "gripper_flips": ...}
     pool_summaries([...])            # several episodes' summaries as one
 
