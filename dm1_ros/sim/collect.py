@@ -212,20 +212,34 @@ def collect(args: CollectArgs, progress: bool = True) -> dict:
         else:
             ctx = mp.get_context("spawn")  # fresh GL contexts per worker
             with cf.ProcessPoolExecutor(args.workers, mp_context=ctx, initializer=_init_worker, initargs=(args,)) as pool:
-                pending = {pool.submit(_work, seeds()) for _ in range(args.workers * 2)}
+                # Episodes are kept in seed order, as with one worker: which seeds make the data set must not depend
+                # on which worker finished first (a loaded machine reorders them; the fingerprint would change).
+                order: list[int] = []  # submitted seeds not yet handled, ascending
+                finished: dict[int, tuple] = {}  # seed -> its result, waiting for the seeds before it
+                pending: dict = {}
+
+                def submit():
+                    seed = seeds()
+                    pending[pool.submit(_work, seed)] = seed
+                    order.append(seed)
+
+                for _ in range(args.workers * 2):
+                    submit()
                 while pending:
-                    done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                    done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
                     for fut in done:
-                        handle(*fut.result(), bar)
-                    while kept + len(pending) < args.episodes + args.workers and kept < args.episodes and len(pending) < args.workers * 2:
-                        pending.add(pool.submit(_work, seeds()))
+                        finished[pending.pop(fut)] = fut.result()
+                    while order and order[0] in finished:
+                        result = finished.pop(order.pop(0))
+                        if kept < args.episodes:
+                            handle(*result, bar)
+                    while kept + len(order) < args.episodes + args.workers and kept < args.episodes and len(pending) < args.workers * 2:
+                        submit()
                     if kept >= args.episodes:
                         for fut in pending:
                             fut.cancel()
-                        pending = {f for f in pending if not f.cancelled()}
-                        for fut in cf.as_completed(pending):
-                            pass  # let running episodes end; results beyond the target are dropped
-                        pending = set()
+                        cf.wait([f for f in pending if not f.cancelled()])  # running episodes end; results dropped
+                        pending.clear()
             probe = _make_env(args)
             env_args = probe.env_args()
             probe.close()
