@@ -50,7 +50,8 @@ class CascadePolicy:
         self.inner, self.camera, self.object_slice, self.robot_dims = driver, camera_policy, object_slice, robot_dims
         self.use_true = use_true
         # per prediction (each tick when re-planning, each chunk when not): the observation's stamp (s), then the
-        # rotation error (deg), relative rotation error (deg), position error (mm), relative position error (mm)
+        # rotation error relative to the hand (deg), the nut's rotation error (deg), position error relative to the hand
+        # (mm), the nut's position error (mm)
         self.errors: list[tuple[float, float, float, float, float]] = []
 
     def __getattr__(self, name):
@@ -74,7 +75,8 @@ class CascadePolicy:
         with torch.no_grad():
             _, features = self.camera.encode(images, proprio)
             pred = self.camera.state_normalizer.unnormalize(self.camera.predict_state(features))[0].numpy()
-        # predicted layout: position 3, rotation columns 6, relative position 3, relative rotation columns 6
+        # robosuite's object-state: the pose relative to the hand (position 3, xyzw 4), then the nut's own in the world
+        # (position 3, xyzw 4); predicted with each quaternion as rotation columns 6
         out = np.empty(14)
         out[0:3], out[7:10] = pred[0:3], pred[9:12]
         rot_err = []
@@ -173,7 +175,7 @@ def work(seed):
     r = run_episode(_WORKER["robot"], policy, seed, EvalArgs(task="square", execute=args.execute,
                                                             lookahead_ms=args.lookahead_ms))
     stamps, errors = np.array(policy.errors)[:, 0], np.array(policy.errors)[:, 1:]
-    names = ("rotation_deg", "relative_rotation_deg", "position_mm", "relative_position_mm")
+    names = ("relative_rotation_deg", "rotation_deg", "relative_position_mm", "position_mm")  # as errors are logged
     r["pose_error"] = {name: [float(np.nanpercentile(errors[:, i], 50)), float(np.nanpercentile(errors[:, i], 90))]
                        for i, name in enumerate(names)}
     # the approach, before the hand reaches the nut: where a misreading starts, before the nut is pushed around

@@ -1,0 +1,235 @@
+"""Can the square nut's pose be read from the cameras on scenes the demonstrations never show? A probe, not a policy.
+
+A camera policy trained with a pose term (policy.state_prediction) reads the nut's pose well on its validation
+demonstrations and badly in closed loop (bench/pose_cascade.py: 42 degrees on the approach). Its training data hold
+one nut placement per demonstration, 450 in all. This probe trains the same encoder and pose head on scenes that
+need no expert success: many placements, each seen at a few ticks of a scripted approach with noise added to its
+actions, so the hand is where a policy's hand might be. The checkpoint it writes is a policy checkpoint whose
+encoder and pose head are trained (its action head is not), so bench/pose_cascade.py takes it as `--camera`.
+
+    python bench/pose_reader.py scenes --scenes 3000 --out data/pose_scenes.npz
+    python bench/pose_reader.py train --scenes data/pose_scenes.npz --config config/train/square_image_dagger2.yaml \
+        --steps 6000 --out runs/pose_reader/last.pt
+    python bench/pose_cascade.py --camera runs/pose_reader/last.pt \
+        --state results/square_lowdim/square_lowdim_1000_distill --episodes 20
+
+Scenes: placement seed s resets the scene (robosuite draws the nut's position and yaw), the scripted square expert
+drives with Gaussian noise of a per-scene scale on its arm actions, and the cameras render only at the sampled ticks
+(camera observables are switched off in between: physics is a quarter of a rendered tick's cost).
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import copy
+import json
+import math
+import multiprocessing as mp
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CAMERAS = ["robot0_eye_in_hand", "agentview"]
+ROBOT_KEYS = ["robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"]
+QUATERNIONS = [3, 10]  # where the 14-d object state's xyzw quaternions start (absolute, relative to the hand)
+
+
+# --- scenes -------------------------------------------------------------------------------------------------------
+def scene_worker(job):
+    """(seeds, ticks per scene, max tick, image size[, render every tick]) -> arrays of one worker's scenes.
+    Rendering every tick gives the same scenes, slower: the check that skipping renders changes nothing."""
+    seeds, per_scene, max_tick, size, *every_tick = job
+    every_tick = bool(every_tick and every_tick[0])
+    from dm1_ros.sim.env import SimConfig, SimEnv
+    from dm1_ros.sim.experts import make_expert
+
+    env = SimEnv(SimConfig(task="square", cameras=CAMERAS, image_size=[size, size],
+                           proprio_keys=[*ROBOT_KEYS, "object"]))
+    names = [f"{c}_image" for c in CAMERAS]
+
+    def cameras(enabled: bool):
+        for name in names if not every_tick else []:
+            env.env.modify_observable(name, "enabled", enabled)
+
+    out = {"images": {n: [] for n in names}, "proprio": [], "seed": [], "tick": []}
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        cameras(True)
+        env.reset(seed=seed)
+        expert = make_expert("square", seed)
+        expert.reset(env)
+        noise = rng.uniform(0.0, 0.6)  # per scene: from the expert's own path to well off it
+        # ticks skewed to the approach (where a misread pose sends the hand astray), some later (nut in the hand)
+        ticks = sorted(set(int(t) for t in np.minimum(rng.exponential(max_tick / 3, per_scene), max_tick)))
+        cameras(False)
+        tick = 0
+        for sample in ticks:
+            while tick < sample:
+                action = expert.act(env)
+                action[:6] += noise * rng.standard_normal(6)
+                # robosuite's step, not SimEnv.step: SimEnv's observation needs the images this probe skips
+                env._obs = env.env.step(np.clip(action, -1.0, 1.0))[0]
+                tick += 1
+            cameras(True)
+            o = env.env._get_observations(force_update=True)
+            cameras(False)
+            for n in names:
+                out["images"][n].append(np.ascontiguousarray(o[n][::-1]))  # upright, as SimEnv.observation gives
+            out["proprio"].append(np.concatenate([o[k] for k in ROBOT_KEYS] + [o["object-state"]]).astype(np.float32))
+            out["seed"].append(seed)
+            out["tick"].append(tick)
+    env.close()
+    return {"images": {n: np.stack(v) for n, v in out["images"].items()}, "proprio": np.stack(out["proprio"]),
+            "seed": np.array(out["seed"]), "tick": np.array(out["tick"])}
+
+
+def make_scenes(args) -> None:
+    seeds = list(range(args.seed_base, args.seed_base + args.scenes))
+    chunks = [seeds[i:i + 50] for i in range(0, len(seeds), 50)]
+    jobs = [(c, args.ticks_per_scene, args.max_tick, args.image_size) for c in chunks]
+    start, parts = time.perf_counter(), []
+    with cf.ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool:
+        for i, part in enumerate(pool.map(scene_worker, jobs)):
+            parts.append(part)
+            done = sum(len(p["seed"]) for p in parts)
+            print(f"{(i + 1) * 50} scenes, {done} samples, {time.perf_counter() - start:.0f} s", flush=True)
+    arrays = {f"images/{n}": np.concatenate([p["images"][n] for p in parts]) for n in parts[0]["images"]}
+    arrays.update({k: np.concatenate([p[k] for p in parts]) for k in ("proprio", "seed", "tick")})
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out.with_suffix(".tmp.npz"), **arrays)
+    out.with_suffix(".tmp.npz").replace(out)
+    print(f"{out}: {len(arrays['seed'])} samples from {args.scenes} scenes in {time.perf_counter() - start:.0f} s")
+
+
+# --- training -----------------------------------------------------------------------------------------------------
+def pose_errors(policy, images, proprio, robot_dims: int) -> dict[str, np.ndarray]:
+    """-> per sample: rotation (deg) and position (mm) errors of the nut's pose in the world and relative to the hand
+    (robosuite's object-state: relative position 3 and xyzw 4, then the nut's own position 3 and xyzw 4)."""
+    import torch
+
+    from dm1_ros.train.rotations import rotation_angle_deg, rotation_columns, rotation_from_columns
+
+    with torch.no_grad():
+        _, features = policy.encode(images, proprio[:, :robot_dims])
+        pred = policy.state_normalizer.unnormalize(policy.predict_state(features)).numpy().astype(np.float64)
+    true = proprio[:, robot_dims:].numpy().astype(np.float64)
+
+    def rotation(columns, quaternion):
+        return rotation_angle_deg(rotation_from_columns(columns), rotation_from_columns(rotation_columns(quaternion)))
+
+    # predicted layout: relative position 3, its rotation columns 6, the nut's position 3, its rotation columns 6
+    return {"rotation_deg": rotation(pred[:, 12:18], true[:, 10:14]),
+            "position_mm": 1e3 * np.linalg.norm(pred[:, 9:12] - true[:, 7:10], axis=-1),
+            "relative_rotation_deg": rotation(pred[:, 3:9], true[:, 3:7]),
+            "relative_position_mm": 1e3 * np.linalg.norm(pred[:, 0:3] - true[:, 0:3], axis=-1)}
+
+
+def train(args) -> None:
+    import torch
+    import yaml
+
+    from dm1_ros.configuration import from_dict
+    from dm1_ros.policy.checkpoint import save_checkpoint
+    from dm1_ros.policy.config import PolicyConfig
+    from dm1_ros.policy.model import GenerativePolicy
+    from dm1_ros.train.augment import random_shift
+    from dm1_ros.train.rotations import with_rotation_columns
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    recipe = yaml.safe_load(Path(args.config).read_text())["policy"]
+    config = from_dict(PolicyConfig, recipe)
+    predict = config.state_prediction
+    if predict.keys != ["object"] or sorted(predict.quaternions) != QUATERNIONS:
+        sys.exit(f"{args.config}: policy.state_prediction must predict square's `object` with quaternions at 3 and 10")
+    data = np.load(args.scenes)
+    names = [f"{c}_image" for c in CAMERAS]
+    if list(config.image_keys) != names or list(config.proprio_keys) != ROBOT_KEYS:
+        sys.exit(f"{args.config}: the probe's scenes hold {names} and {ROBOT_KEYS}; the recipe reads "
+                 f"{config.image_keys} and {config.proprio_keys}")
+    images = {n: torch.from_numpy(data[f"images/{n}"]) for n in names}
+    proprio = torch.from_numpy(data["proprio"])
+    robot_dims = sum(config.proprio_dims)
+    targets, valid = with_rotation_columns(data["proprio"][:, robot_dims:], QUATERNIONS)
+    targets = torch.from_numpy(targets.astype(np.float32))
+    # hold out whole scenes: a validation sample must show a placement training never saw. Samples at the reset
+    # itself hold no hand-relative pose (robosuite fills it from the first step on): left out.
+    seeds = data["seed"]
+    val_seeds = set(np.unique(seeds)[:: max(1, int(1 / args.val_fraction))].tolist())
+    val = np.array([s in val_seeds for s in seeds])
+    train_idx, val_idx = np.flatnonzero(~val & valid), np.flatnonzero(val & valid)
+
+    policy = GenerativePolicy(config)
+    policy.action_normalizer.fit(np.stack([-np.ones(config.action_dim), np.ones(config.action_dim)]))
+    policy.proprio_normalizer.fit(data["proprio"][train_idx, :robot_dims])
+    policy.state_normalizer.fit(targets[train_idx].numpy())
+    ema = copy.deepcopy(policy).eval()
+    params = [p for name, p in policy.named_parameters() if not name.startswith(("head.", "time_"))]
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-6)
+    gen = torch.Generator().manual_seed(args.seed)
+    log, start = [], time.perf_counter()
+    for step in range(1, args.steps + 1):
+        lr = args.lr * min(1.0, step / 300) * (0.5 * (1 + math.cos(math.pi * step / args.steps)) * 0.97 + 0.03)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        idx = torch.from_numpy(np.random.default_rng(args.seed + step).choice(train_idx, args.batch_size))
+        batch_images = {n: random_shift(v[idx], 4, gen) for n, v in images.items()}
+        _, features = policy.encode(batch_images, proprio[idx, :robot_dims])
+        loss = policy.state_prediction_loss(features, {"state_targets": targets[idx]})
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), policy.parameters()):
+                e.lerp_(p, 1 - 0.999)
+        if step % args.validate_every == 0 or step == args.steps:
+            errors: dict[str, list] = {}
+            for i in range(0, len(val_idx), 256):
+                j = torch.from_numpy(val_idx[i:i + 256])
+                for name, e in pose_errors(ema, {n: v[j] for n, v in images.items()}, proprio[j], robot_dims).items():
+                    errors.setdefault(name, []).append(e)
+            entry = {"step": step, "loss": float(loss), "seconds": time.perf_counter() - start}
+            for name, e in errors.items():
+                e = np.concatenate(e)
+                entry[f"val_{name}"] = [float(np.median(e)), float(np.percentile(e, 90))]  # median, p90
+            log.append(entry)
+            print(json.dumps(entry), flush=True)
+            save_checkpoint(args.out, policy, ema, probe="bench/pose_reader.py", scenes=args.scenes,
+                            scene_count=int(len(np.unique(seeds))), log=log)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("scenes", help="render scenes with the nut's true pose")
+    s.add_argument("--scenes", type=int, default=3000, help="nut placements (one robosuite reset each)")
+    s.add_argument("--seed-base", type=int, default=700_000, help="away from evaluation (100000..) and collection seeds")
+    s.add_argument("--ticks-per-scene", type=int, default=3)
+    s.add_argument("--max-tick", type=int, default=150)
+    s.add_argument("--image-size", type=int, default=96)
+    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--out", required=True)
+    t = sub.add_parser("train", help="train a camera encoder and pose head on those scenes")
+    t.add_argument("--scenes", required=True)
+    t.add_argument("--config", required=True, help="a training recipe whose policy predicts the `object` state")
+    t.add_argument("--steps", type=int, default=6000)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--lr", type=float, default=3e-4)
+    t.add_argument("--val-fraction", type=float, default=0.1)
+    t.add_argument("--validate-every", type=int, default=1000)
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", required=True)
+    args = parser.parse_args()
+    make_scenes(args) if args.command == "scenes" else train(args)
+
+
+if __name__ == "__main__":
+    main()
