@@ -16,7 +16,9 @@ it could label them?
 
 Quaternion signs: each predicted rotation becomes the quaternion whose sign agrees with the simulator's (q and -q
 are one rotation; the state policy was trained on robosuite's signs, and which sign it is told carries no
-information about the scene).
+information about the scene). `--object derived` uses no simulator value at all: only the nut's pose is read, its
+quaternion gets the sign robosuite's placement sampler gives (z >= 0), and the pose relative to the hand is computed
+from it and the robot's hand pose as robosuite computes it; what a deployed camera-to-state graph would do.
 """
 from __future__ import annotations
 
@@ -41,14 +43,31 @@ _WORKER: dict = {}
 APPROACH_TICKS = 30  # the scripted expert is above the handle, aligned, after about 15-30 ticks
 
 
+def canonical_nut_quaternion(q: np.ndarray) -> np.ndarray:
+    """The sign robosuite's placement sampler gives the nut's xyzw quaternion (a yaw in [0, 2 pi): z >= 0), which the
+    simulator keeps continuous as the nut turns; a state policy was trained on it."""
+    return q if q[2] >= 0 else -q
+
+
+def relative_to_hand(nut_pos, nut_quat, eef_pos, eef_quat) -> np.ndarray:
+    """The nut's pose in the hand's frame, position 3 + xyzw 4, as robosuite's `SquareNut_to_robot0_eef_*` observables
+    compute it (so with their quaternion sign)."""
+    import robosuite.utils.transform_utils as T
+
+    world_in_hand = T.pose_inv(T.pose2mat((np.asarray(eef_pos, np.float64), np.asarray(eef_quat, np.float64))))
+    pos, quat = T.mat2pose(T.pose_in_A_to_pose_in_B(T.pose2mat((nut_pos, nut_quat)), world_in_hand))
+    return np.concatenate([pos, quat])
+
+
 class CascadePolicy:
     """The driving bundle's OnnxPolicy, which logs the camera model's pose prediction at every observation. A state
     policy driving is given that prediction as its `object` input (or the simulator's, use_true); a camera policy
     driving is given the images and the robot's proprio. Everything else (manifest, timing, noise) is the driver's."""
 
-    def __init__(self, driver, camera_policy, object_slice: slice, robot_dims: int, use_true: bool):
+    def __init__(self, driver, camera_policy, object_slice: slice, robot_dims: int, use_true: bool,
+                 derive: bool = False):
         self.inner, self.camera, self.object_slice, self.robot_dims = driver, camera_policy, object_slice, robot_dims
-        self.use_true = use_true
+        self.use_true, self.derive = use_true, derive
         # per prediction (each tick when re-planning, each chunk when not): the observation's stamp (s), then the
         # rotation error relative to the hand (deg), the nut's rotation error (deg), position error relative to the hand
         # (mm), the nut's position error (mm)
@@ -79,14 +98,18 @@ class CascadePolicy:
         # (position 3, xyzw 4); predicted with each quaternion as rotation columns 6
         out = np.empty(14)
         out[0:3], out[7:10] = pred[0:3], pred[9:12]
-        rot_err = []
         for q_at, cols in ((3, pred[3:9]), (10, pred[12:18])):
-            matrix = rotation_from_columns(cols.astype(np.float64))
-            q = mat2quat(matrix)
+            q = mat2quat(rotation_from_columns(cols.astype(np.float64)))
+            out[q_at:q_at + 4] = q if np.dot(q, true[q_at:q_at + 4]) >= 0 else -q
+        if self.derive:  # from the reading of the nut alone, no simulator value: what a deployed graph could compute
+            out[10:14] = canonical_nut_quaternion(out[10:14])
+            out[0:7] = relative_to_hand(out[7:10], out[10:14], obs.proprio[0:3], obs.proprio[3:7])
+        rot_err = []
+        for q_at in (3, 10):
             q_true = true[q_at:q_at + 4]
-            out[q_at:q_at + 4] = q if np.dot(q, q_true) >= 0 else -q
-            if np.linalg.norm(q_true) > 1e-6:
-                rot_err.append(float(rotation_angle_deg(matrix, rotation_from_columns(rotation_columns(q_true)))))
+            if np.linalg.norm(q_true) > 1e-6:  # zeros at the reset: robosuite fills the relative pose from step 1
+                rot_err.append(float(rotation_angle_deg(rotation_from_columns(rotation_columns(out[q_at:q_at + 4])),
+                                                        rotation_from_columns(rotation_columns(q_true)))))
             else:
                 rot_err.append(float("nan"))
         self.errors.append((obs.stamp, *rot_err, 1e3 * float(np.linalg.norm(out[0:3] - true[0:3])),
@@ -157,7 +180,10 @@ def setup(args):
     robot = RobotView(robot, driver.manifest.observation if args.drive == "camera" else robot.observation_spec,
                       args.expert_after)
     robot_dims = sum(camera.config.proprio_dims)
-    policy = CascadePolicy(driver, camera, slice(robot_dims, robot_dims + 14), robot_dims, args.object == "true")
+    if args.object == "derived" and robot_keys[:2] != ["robot0_eef_pos", "robot0_eef_quat"]:
+        sys.exit(f"--object derived needs the hand's pose first in the robot proprio, got {robot_keys}")
+    policy = CascadePolicy(driver, camera, slice(robot_dims, robot_dims + 14), robot_dims, args.object == "true",
+                           derive=args.object == "derived")
     return robot, policy
 
 
@@ -193,8 +219,11 @@ def main():
     parser.add_argument("--drive", choices=["state", "camera"], default="state",
                         help="which policy controls the robot (see above)")
     parser.add_argument("--state", help="bundle of a state-only square policy (--drive state)")
-    parser.add_argument("--object", choices=["predicted", "true"], default="predicted",
-                        help="--drive state: the object state the state policy is given")
+    parser.add_argument("--object", choices=["predicted", "derived", "true"], default="predicted",
+                        help="--drive state: the object state the state policy is given: the camera model's reading "
+                             "(quaternion signs taken from the simulator's), derived (the nut's pose read, its "
+                             "quaternion sign as robosuite's sampler gives it, the hand-relative pose computed from it "
+                             "and the robot's hand pose: nothing from the simulator), or the simulator's own")
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed-base", type=int, default=100_000)
     parser.add_argument("--execute", default="", choices=["", "first", "chunk"], help="'': the driving bundle's own")

@@ -935,7 +935,8 @@ POSE_CASCADES = [("square_image_fast/pose_cascade.json", "pose term"),
 
 
 def pose_cascade_row(entry: dict, model: str) -> str:
-    given = "-" if entry.get("drive") == "camera" else {"true": "the simulator's", "predicted": "the camera's reading"}[entry["object"]]
+    given = "-" if entry.get("drive") == "camera" else {"true": "the simulator's", "predicted": "the camera's reading",
+                                                  "derived": "the camera's reading of the nut; the rest derived"}[entry["object"]]
     who = "camera policy" if entry.get("drive") == "camera" else "state policy"
     if entry.get("expert_after"):  # success is then the scripted expert's, from where the policy left the scene
         who += f" for {entry['expert_after']} tick{'s' * (entry['expert_after'] != 1)}, then the scripted expert"
