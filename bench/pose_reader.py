@@ -10,8 +10,9 @@ encoder and pose head are trained (its action head is not), so bench/pose_cascad
     python bench/pose_reader.py scenes --scenes 3000 --out data/pose_scenes.npz
     python bench/pose_reader.py train --scenes data/pose_scenes.npz --config config/train/square_image_dagger2.yaml \
         --steps 6000 --out runs/pose_reader/last.pt
+    python bench/pose_reader.py report --checkpoint runs/pose_reader/last.pt --scenes data/pose_scenes.npz
     python bench/pose_cascade.py --camera runs/pose_reader/last.pt \
-        --state results/square_lowdim/square_lowdim_1000_distill --episodes 20
+        --state results/square_lowdim/square_lowdim_1000_distill --object derived --episodes 20
 
 Scenes: placement seed s resets the scene (robosuite draws the nut's position and yaw), the scripted square expert
 drives with Gaussian noise of a per-scene scale on its arm actions, and the cameras render only at the sampled ticks
@@ -134,7 +135,7 @@ def train(args) -> None:
     import torch
     import yaml
 
-    from dm1_ros.configuration import from_dict
+    from dm1_ros.configuration import from_dict, set_dotted
     from dm1_ros.policy.checkpoint import save_checkpoint
     from dm1_ros.policy.config import PolicyConfig
     from dm1_ros.policy.model import GenerativePolicy
@@ -143,8 +144,10 @@ def train(args) -> None:
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
-    recipe = yaml.safe_load(Path(args.config).read_text())["policy"]
-    config = from_dict(PolicyConfig, recipe)
+    recipe = yaml.safe_load(Path(args.config).read_text())
+    for assignment in args.set:
+        set_dotted(recipe, assignment)
+    config = from_dict(PolicyConfig, recipe["policy"])
     predict = config.state_prediction
     if predict.keys != ["object"] or sorted(predict.quaternions) != QUATERNIONS:
         sys.exit(f"{args.config}: policy.state_prediction must predict square's `object` with quaternions at 3 and 10")
@@ -195,14 +198,57 @@ def train(args) -> None:
                 j = torch.from_numpy(val_idx[i:i + 256])
                 for name, e in pose_errors(ema, {n: v[j] for n, v in images.items()}, proprio[j], robot_dims).items():
                     errors.setdefault(name, []).append(e)
-            entry = {"step": step, "loss": float(loss), "seconds": time.perf_counter() - start}
+            entry = {"step": step, "loss": float(loss.detach()), "seconds": time.perf_counter() - start}
             for name, e in errors.items():
                 e = np.concatenate(e)
                 entry[f"val_{name}"] = [float(np.median(e)), float(np.percentile(e, 90))]  # median, p90
             log.append(entry)
             print(json.dumps(entry), flush=True)
-            save_checkpoint(args.out, policy, ema, probe="bench/pose_reader.py", scenes=args.scenes,
+            save_checkpoint(args.out, policy, ema, probe="bench/pose_reader.py", scenes=args.scenes, overrides=args.set,
                             scene_count=int(len(np.unique(seeds))), log=log)
+
+
+def report(args) -> None:
+    """The reader's errors on training and held-out scenes, with the hand's pose shuffled across samples (does the
+    reading come from the pixels or from where the hand is?), and by tick (approach, grasp, carry)."""
+    import torch
+
+    from dm1_ros.policy.checkpoint import load_checkpoint
+
+    torch.set_num_threads(args.threads)
+    policy, payload = load_checkpoint(args.checkpoint)
+    data = np.load(args.scenes)
+    names = [f"{c}_image" for c in CAMERAS]
+    robot_dims = sum(policy.config.proprio_dims)
+    seeds, ticks = data["seed"], data["tick"]
+    val_seeds = set(np.unique(seeds)[:: max(1, int(1 / args.val_fraction))].tolist())  # as train() holds them out
+    val = np.array([s in val_seeds for s in seeds]) & (ticks > 0)
+    rng = np.random.default_rng(0)
+
+    def errors(idx, shuffle_hand=False):
+        proprio = torch.from_numpy(data["proprio"][idx])
+        if shuffle_hand:
+            proprio[:, :robot_dims] = proprio[torch.from_numpy(rng.permutation(len(idx))), :robot_dims]
+        e = pose_errors(policy, {n: torch.from_numpy(data[f"images/{n}"][idx]) for n in names}, proprio, robot_dims)
+        return {"samples": int(len(idx)), **{k: float(np.median(v)) for k, v in e.items()}}
+
+    train_idx = rng.choice(np.flatnonzero(~val & (ticks > 0)), min(args.samples, int((~val & (ticks > 0)).sum())),
+                           replace=False)
+    val_idx = np.flatnonzero(val)
+    rows = {"training scenes": errors(train_idx), "held-out scenes": errors(val_idx),
+            "held-out, hand pose shuffled": errors(val_idx, shuffle_hand=True)}
+    for lo, hi in ((1, 30), (30, 80), (80, 10_000)):
+        in_range = val_idx[(ticks[val_idx] >= lo) & (ticks[val_idx] < hi)]
+        if len(in_range):
+            rows[f"held-out, ticks {lo}-{min(hi, int(ticks.max()) + 1) - 1}"] = errors(in_range)
+    doc = {"checkpoint": args.checkpoint, "scenes": args.scenes, "overrides": payload.get("overrides", []),
+           "steps": payload["log"][-1]["step"], "training_log": payload["log"],
+           "medians": rows, "seconds_training": payload["log"][-1]["seconds"]}
+    for name, row in rows.items():
+        print(f"{name:32s} " + ", ".join(f"{k} {v:.1f}" for k, v in row.items() if k != "samples") + f" ({row['samples']})")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
 
 
 def main():
@@ -219,6 +265,8 @@ def main():
     t = sub.add_parser("train", help="train a camera encoder and pose head on those scenes")
     t.add_argument("--scenes", required=True)
     t.add_argument("--config", required=True, help="a training recipe whose policy predicts the `object` state")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe key, e.g. policy.vision.stem_stride=4")
     t.add_argument("--steps", type=int, default=6000)
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--lr", type=float, default=3e-4)
@@ -227,8 +275,15 @@ def main():
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", required=True)
+    r = sub.add_parser("report", help="a trained reader's errors: training vs held-out scenes, hand pose shuffled")
+    r.add_argument("--checkpoint", required=True)
+    r.add_argument("--scenes", required=True)
+    r.add_argument("--samples", type=int, default=1000, help="training samples to measure")
+    r.add_argument("--val-fraction", type=float, default=0.1, help="as the reader was trained with")
+    r.add_argument("--threads", type=int, default=2)
+    r.add_argument("--out", help="JSON file for the figures and the training log")
     args = parser.parse_args()
-    make_scenes(args) if args.command == "scenes" else train(args)
+    {"scenes": make_scenes, "train": train, "report": report}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -931,7 +931,13 @@ def square_section() -> list[str]:
 
 # bench/pose_cascade.py runs, keyed by what drives, per camera model (the encoder whose reading is measured)
 POSE_CASCADES = [("square_image_fast/pose_cascade.json", "pose term"),
-                 ("square_dagger/pose_cascade.json", "DAgger round 1")]
+                 ("square_dagger/pose_cascade.json", "DAgger round 1"),
+                 ("pose_reader/cascade_patchify12.json", "reader on 4,000 scenes, 12x12 patchify stem"),
+                 ("pose_reader/cascade_dmpo_stem.json", "reader on 4,000 scenes, DMPO's stem")]
+# bench/pose_reader.py report: a camera encoder + pose head trained on scenes only (no policy), per stem
+POSE_READERS = [("pose_reader/reader_patchify12.json", "12x12 patchify stem, 8x8 tokens (config/train/square_image_dagger2.yaml)"),
+                ("pose_reader/reader_dmpo_stem.json", "DMPO's stem, 11x11 tokens (the same recipe with policy.vision "
+                 "stem_kernel 8, stem_stride 4, stem_downsample true)")]
 
 
 def pose_cascade_row(entry: dict, model: str) -> str:
@@ -959,7 +965,8 @@ def pose_cascade_table() -> list[str]:
            f"{' and '.join(path for path, _ in POSE_CASCADES)}). The camera model reads the pose from its cameras at "
            "every tick: the policy with the nut's pose predicted in training (pose term: "
            "config/train/square_image_fast_state.yaml, 30,000 steps), or that policy after one round of DAgger "
-           "(config/train/square_image_dagger.yaml). Either the committed state policy "
+           "(config/train/square_image_dagger.yaml), or an encoder trained for the pose alone on scenes (the table after "
+           "this one). Either the committed state policy "
            "(results/square_lowdim/square_lowdim_1000_distill, 173/200 on its own) drives, given that reading or the "
            "simulator's pose, or the camera policy drives itself (for some ticks, then the scripted expert, started "
            "afresh, takes over: can it finish from there?). Pose error: the median over episodes of each episode's "
@@ -970,6 +977,28 @@ def pose_cascade_table() -> list[str]:
     for runs, model in files:
         for entry in (runs or {}).values():
             out.append(pose_cascade_row(entry, model))
+    return out + pose_reader_table()
+
+
+def pose_reader_table() -> list[str]:
+    """How well the cameras' encoder reads the nut's pose when trained for that alone, on many placements."""
+    readers = [(load(ROOT / "results" / path), name) for path, name in POSE_READERS]
+    readers = [(doc, name) for doc, name in readers if doc]
+    if not readers:
+        return []
+    out = ["", "The same encoder and pose head trained for the pose alone (`python bench/pose_reader.py`): on 11,826 "
+           "samples of 4,000 nut placements (3 ticks each of a scripted approach with noise on its actions, ticks "
+           "1-150), 6,000 steps x 64, 10 % of the placements held out. Median errors of the nut's pose in the world / "
+           "relative to the hand; the hand pose shuffled: each sample is given another sample's hand pose.", "",
+           "| encoder | training min | training scenes: rotation deg / position mm | held-out scenes | held-out, hand "
+           "pose shuffled | held-out, relative to the hand |", "|---|---:|---|---|---|---|"]
+    for doc, name in readers:
+        m = doc["medians"]
+        cell = lambda row: f"{row['rotation_deg']:.1f} / {row['position_mm']:.0f}"  # noqa: E731
+        out.append(f"| {name} | {doc['seconds_training'] / 60:.0f} | {cell(m['training scenes'])} | "
+                   f"{cell(m['held-out scenes'])} | {cell(m['held-out, hand pose shuffled'])} | "
+                   f"{m['held-out scenes']['relative_rotation_deg']:.1f} / "
+                   f"{m['held-out scenes']['relative_position_mm']:.0f} |")
     return out
 
 

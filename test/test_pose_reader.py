@@ -74,3 +74,22 @@ def test_the_reader_trains_into_a_checkpoint_that_predicts_the_pose(scenes):
 def test_a_recipe_that_predicts_no_nut_pose_is_refused(scenes):
     run = reader(scenes, recipe(scenes, state_prediction={}), "--steps", "1", "--out", str(scenes / "no.pt"))
     assert run.returncode != 0 and "state_prediction" in run.stderr and not (scenes / "no.pt").exists()
+
+
+def test_the_report_compares_held_out_scenes_with_the_hand_pose_shuffled(scenes):
+    if not (scenes / "reader.pt").exists():
+        run = reader(scenes, recipe(scenes), "--steps", "2", "--validate-every", "2", "--batch-size", "4",
+                     "--out", str(scenes / "reader.pt"))
+        assert run.returncode == 0, run.stderr
+    out = scenes / "report.json"
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "pose_reader.py"), "report", "--checkpoint",
+                          str(scenes / "reader.pt"), "--scenes", str(scenes / "s.npz"), "--threads", "1",
+                          "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    import json
+
+    rows = json.loads(out.read_text())["medians"]
+    assert {"training scenes", "held-out scenes", "held-out, hand pose shuffled"} <= set(rows)
+    held_out = rows["held-out scenes"]
+    assert held_out["samples"] >= 1 and 0 <= held_out["rotation_deg"] <= 180
+    assert rows["held-out, hand pose shuffled"]["samples"] == held_out["samples"]
