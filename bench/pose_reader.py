@@ -7,7 +7,7 @@ need no expert success: many placements, each seen at a few ticks of a scripted 
 actions, so the hand is where a policy's hand might be. The checkpoint it writes is a policy checkpoint whose
 encoder and pose head are trained (its action head is not), so bench/pose_cascade.py takes it as `--camera`.
 
-    python bench/pose_reader.py scenes --scenes 3000 --out data/pose_scenes.npz
+    python bench/pose_reader.py scenes --scenes 4000 --out data/pose_scenes.npz
     python bench/pose_reader.py train --scenes data/pose_scenes.npz --config config/train/square_image_dagger2.yaml \
         --steps 6000 --out runs/pose_reader/last.pt
     python bench/pose_reader.py report --checkpoint runs/pose_reader/last.pt --scenes data/pose_scenes.npz
@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 CAMERAS = ["robot0_eye_in_hand", "agentview"]
 ROBOT_KEYS = ["robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"]
-QUATERNIONS = [3, 10]  # where the 14-d object state's xyzw quaternions start (absolute, relative to the hand)
+QUATERNIONS = [3, 10]  # where the 14-d object state's xyzw quaternions start (relative to the hand, the nut's own)
 
 
 # --- scenes -------------------------------------------------------------------------------------------------------
@@ -255,7 +255,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("scenes", help="render scenes with the nut's true pose")
-    s.add_argument("--scenes", type=int, default=3000, help="nut placements (one robosuite reset each)")
+    s.add_argument("--scenes", type=int, default=4000, help="nut placements (one robosuite reset each)")
     s.add_argument("--seed-base", type=int, default=700_000, help="away from evaluation (100000..) and collection seeds")
     s.add_argument("--ticks-per-scene", type=int, default=3)
     s.add_argument("--max-tick", type=int, default=150)
