@@ -933,9 +933,12 @@ def square_section() -> list[str]:
 POSE_CASCADES = [("square_image_fast/pose_cascade.json", "pose term"),
                  ("square_dagger/pose_cascade.json", "DAgger round 1"),
                  ("pose_reader/cascade_patchify12.json", "reader on 4,000 scenes, 12x12 patchify stem"),
+                 ("pose_reader/cascade_patchify8.json", "reader on 4,000 scenes, 8x8 patchify stem"),
                  ("pose_reader/cascade_dmpo_stem.json", "reader on 4,000 scenes, DMPO's stem")]
 # bench/pose_reader.py report: a camera encoder + pose head trained on scenes only (no policy), per stem
 POSE_READERS = [("pose_reader/reader_patchify12.json", "12x12 patchify stem, 8x8 tokens (config/train/square_image_dagger2.yaml)"),
+                ("pose_reader/reader_patchify8.json", "8x8 patchify stem, 12x12 tokens (the same recipe with policy.vision "
+                 "stem_kernel 8, stem_stride 8)"),
                 ("pose_reader/reader_dmpo_stem.json", "DMPO's stem, 11x11 tokens (the same recipe with policy.vision "
                  "stem_kernel 8, stem_stride 4, stem_downsample true)")]
 
