@@ -24,7 +24,6 @@ import argparse
 import concurrent.futures as cf
 import copy
 import json
-import math
 import multiprocessing as mp
 import sys
 import time
@@ -131,23 +130,29 @@ def pose_errors(policy, images, proprio, robot_dims: int) -> dict[str, np.ndarra
             "relative_position_mm": 1e3 * np.linalg.norm(pred[:, 0:3] - true[:, 0:3], axis=-1)}
 
 
-def train(args) -> None:
-    import torch
-    import yaml
+def held_out(seeds: np.ndarray, fraction: float) -> np.ndarray:
+    """(N,) scene seeds -> (N,) whether each sample is held out: whole scenes, every 1/fraction-th placement, so a
+    validation sample shows a placement training never saw."""
+    val_seeds = np.unique(seeds)[:: max(1, int(1 / fraction))]
+    return np.isin(seeds, val_seeds)
 
-    from dm1_ros.configuration import from_dict, set_dotted
+
+def train(args) -> None:
+    """The recipe's optimizer, schedule, EMA and shift augmentation (dm1_ros/train/pretrain.py's), on the pose term
+    alone; --steps and --validate-every replace the recipe's, which are sized for a policy's training."""
+    import torch
+
+    from dm1_ros.configuration import load_yaml
     from dm1_ros.policy.checkpoint import save_checkpoint
-    from dm1_ros.policy.config import PolicyConfig
     from dm1_ros.policy.model import GenerativePolicy
     from dm1_ros.train.augment import random_shift
+    from dm1_ros.train.pretrain import TrainConfig, ema_update, lr_at
     from dm1_ros.train.rotations import with_rotation_columns
 
-    torch.manual_seed(args.seed)
+    cfg = load_yaml(TrainConfig, args.config, [*args.set, f"steps={args.steps}"])
+    config = cfg.policy
+    torch.manual_seed(cfg.seed)
     torch.set_num_threads(args.threads)
-    recipe = yaml.safe_load(Path(args.config).read_text())
-    for assignment in args.set:
-        set_dotted(recipe, assignment)
-    config = from_dict(PolicyConfig, recipe["policy"])
     predict = config.state_prediction
     if predict.keys != ["object"] or sorted(predict.quaternions) != QUATERNIONS:
         sys.exit(f"{args.config}: policy.state_prediction must predict square's `object` with quaternions at 3 and 10")
@@ -161,38 +166,34 @@ def train(args) -> None:
     robot_dims = sum(config.proprio_dims)
     targets, valid = with_rotation_columns(data["proprio"][:, robot_dims:], QUATERNIONS)
     targets = torch.from_numpy(targets.astype(np.float32))
-    # hold out whole scenes: a validation sample must show a placement training never saw. Samples at the reset
-    # itself hold no hand-relative pose (robosuite fills it from the first step on): left out.
+    # Samples at the reset itself hold no hand-relative pose (robosuite fills it from the first step on): left out.
     seeds = data["seed"]
-    val_seeds = set(np.unique(seeds)[:: max(1, int(1 / args.val_fraction))].tolist())
-    val = np.array([s in val_seeds for s in seeds])
+    val = held_out(seeds, args.val_fraction)
     train_idx, val_idx = np.flatnonzero(~val & valid), np.flatnonzero(val & valid)
 
     policy = GenerativePolicy(config)
     policy.action_normalizer.fit(np.stack([-np.ones(config.action_dim), np.ones(config.action_dim)]))
     policy.proprio_normalizer.fit(data["proprio"][train_idx, :robot_dims])
     policy.state_normalizer.fit(targets[train_idx].numpy())
-    ema = copy.deepcopy(policy).eval()
+    ema = copy.deepcopy(policy).requires_grad_(False).eval()
     params = [p for name, p in policy.named_parameters() if not name.startswith(("head.", "time_"))]
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-6)
-    gen = torch.Generator().manual_seed(args.seed)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)
     log, start = [], time.perf_counter()
-    for step in range(1, args.steps + 1):
-        lr = args.lr * min(1.0, step / 300) * (0.5 * (1 + math.cos(math.pi * step / args.steps)) * 0.97 + 0.03)
+    for step in range(1, cfg.steps + 1):
         for group in opt.param_groups:
-            group["lr"] = lr
-        idx = torch.from_numpy(np.random.default_rng(args.seed + step).choice(train_idx, args.batch_size))
-        batch_images = {n: random_shift(v[idx], 4, gen) for n, v in images.items()}
+            group["lr"] = lr_at(step - 1, cfg)
+        idx = torch.from_numpy(np.random.default_rng(cfg.seed + step).choice(train_idx, cfg.batch_size))
+        batch_images = {n: random_shift(v[idx], cfg.shift_pad, gen) for n, v in images.items()}
         _, features = policy.encode(batch_images, proprio[idx, :robot_dims])
         loss = policy.state_prediction_loss(features, {"state_targets": targets[idx]})
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
-        with torch.no_grad():
-            for e, p in zip(ema.parameters(), policy.parameters()):
-                e.lerp_(p, 1 - 0.999)
-        if step % args.validate_every == 0 or step == args.steps:
+        ema_update(ema, policy, cfg.ema_decay)
+        if step % args.validate_every == 0 or step == cfg.steps:
             errors: dict[str, list] = {}
             for i in range(0, len(val_idx), 256):
                 j = torch.from_numpy(val_idx[i:i + 256])
@@ -221,8 +222,7 @@ def report(args) -> None:
     names = [f"{c}_image" for c in CAMERAS]
     robot_dims = sum(policy.config.proprio_dims)
     seeds, ticks = data["seed"], data["tick"]
-    val_seeds = set(np.unique(seeds)[:: max(1, int(1 / args.val_fraction))].tolist())  # as train() holds them out
-    val = np.array([s in val_seeds for s in seeds]) & (ticks > 0)
+    val = held_out(seeds, args.val_fraction) & (ticks > 0)  # as train() holds them out
     rng = np.random.default_rng(0)
 
     def errors(idx, shuffle_hand=False):
@@ -266,14 +266,11 @@ def main():
     t.add_argument("--scenes", required=True)
     t.add_argument("--config", required=True, help="a training recipe whose policy predicts the `object` state")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a recipe key, e.g. policy.vision.stem_stride=4")
+                   help="override a recipe key, e.g. policy.vision.stem_stride=4 or batch_size=32")
     t.add_argument("--steps", type=int, default=6000)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--lr", type=float, default=3e-4)
     t.add_argument("--val-fraction", type=float, default=0.1)
     t.add_argument("--validate-every", type=int, default=1000)
     t.add_argument("--threads", type=int, default=2)
-    t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", required=True)
     r = sub.add_parser("report", help="a trained reader's errors: training vs held-out scenes, hand pose shuffled")
     r.add_argument("--checkpoint", required=True)

@@ -1,5 +1,6 @@
 """bench/pose_reader.py: square scenes with the nut's true pose (renders skipped between sampled ticks), and a camera
 encoder + pose head trained on them into a checkpoint bench/pose_cascade.py reads; tiny images, a few ticks."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -59,7 +60,7 @@ def reader(scenes: Path, config: Path, *extra):
 
 
 def test_the_reader_trains_into_a_checkpoint_that_predicts_the_pose(scenes):
-    run = reader(scenes, recipe(scenes), "--steps", "4", "--validate-every", "2", "--batch-size", "4",
+    run = reader(scenes, recipe(scenes), "--steps", "4", "--validate-every", "2", "--set", "batch_size=4",
                  "--out", str(scenes / "reader.pt"))
     assert run.returncode == 0, run.stderr
     policy, payload = load_checkpoint(scenes / "reader.pt")
@@ -78,7 +79,7 @@ def test_a_recipe_that_predicts_no_nut_pose_is_refused(scenes):
 
 def test_the_report_compares_held_out_scenes_with_the_hand_pose_shuffled(scenes):
     if not (scenes / "reader.pt").exists():
-        run = reader(scenes, recipe(scenes), "--steps", "2", "--validate-every", "2", "--batch-size", "4",
+        run = reader(scenes, recipe(scenes), "--steps", "2", "--validate-every", "2", "--set", "batch_size=4",
                      "--out", str(scenes / "reader.pt"))
         assert run.returncode == 0, run.stderr
     out = scenes / "report.json"
@@ -86,8 +87,6 @@ def test_the_report_compares_held_out_scenes_with_the_hand_pose_shuffled(scenes)
                           str(scenes / "reader.pt"), "--scenes", str(scenes / "s.npz"), "--threads", "1",
                           "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    import json
-
     rows = json.loads(out.read_text())["medians"]
     assert {"training scenes", "held-out scenes", "held-out, hand pose shuffled"} <= set(rows)
     held_out = rows["held-out scenes"]
