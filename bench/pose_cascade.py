@@ -18,7 +18,8 @@ Quaternion signs: each predicted rotation becomes the quaternion whose sign agre
 are one rotation; the state policy was trained on robosuite's signs, and which sign it is told carries no
 information about the scene). `--object derived` uses no simulator value at all: only the nut's pose is read, its
 quaternion gets the sign robosuite's placement sampler gives (z >= 0), and the pose relative to the hand is computed
-from it and the robot's hand pose as robosuite computes it; what a deployed camera-to-state graph would do.
+from it and the robot's hand pose as robosuite computes it: what the graph `dm1 export --actor` writes computes
+(dm1_ros/policy/cascade.py).
 """
 from __future__ import annotations
 
@@ -41,22 +42,6 @@ from dm1_ros.sim.takeover import PolicyTicks  # noqa: E402
 
 _WORKER: dict = {}
 APPROACH_TICKS = 30  # the scripted expert is above the handle, aligned, after about 15-30 ticks
-
-
-def canonical_nut_quaternion(q: np.ndarray) -> np.ndarray:
-    """The sign robosuite's placement sampler gives the nut's xyzw quaternion (a yaw in [0, 2 pi): z >= 0), which the
-    simulator keeps continuous as the nut turns; a state policy was trained on it."""
-    return q if q[2] >= 0 else -q
-
-
-def relative_to_hand(nut_pos, nut_quat, eef_pos, eef_quat) -> np.ndarray:
-    """The nut's pose in the hand's frame, position 3 + xyzw 4, as robosuite's `SquareNut_to_robot0_eef_*` observables
-    compute it (so with their quaternion sign)."""
-    import robosuite.utils.transform_utils as T
-
-    world_in_hand = T.pose_inv(T.pose2mat((np.asarray(eef_pos, np.float64), np.asarray(eef_quat, np.float64))))
-    pos, quat = T.mat2pose(T.pose_in_A_to_pose_in_B(T.pose2mat((nut_pos, nut_quat)), world_in_hand))
-    return np.concatenate([pos, quat])
 
 
 class CascadePolicy:
@@ -101,9 +86,13 @@ class CascadePolicy:
         for q_at, cols in ((3, pred[3:9]), (10, pred[12:18])):
             q = mat2quat(rotation_from_columns(cols.astype(np.float64)))
             out[q_at:q_at + 4] = q if np.dot(q, true[q_at:q_at + 4]) >= 0 else -q
-        if self.derive:  # from the reading of the nut alone, no simulator value: what a deployed graph could compute
-            out[10:14] = canonical_nut_quaternion(out[10:14])
-            out[0:7] = relative_to_hand(out[7:10], out[10:14], obs.proprio[0:3], obs.proprio[3:7])
+        if self.derive:  # from the reading of the nut alone, no simulator value: what the deployed graph computes
+            from dm1_ros.policy.cascade import matrix_from_columns, nut_object_state
+
+            hand = torch.from_numpy(obs.proprio[None, 0:7].astype(np.float64))
+            out = nut_object_state(torch.from_numpy(pred[None, 9:12].astype(np.float64)),
+                                   matrix_from_columns(torch.from_numpy(pred[None, 12:18].astype(np.float64))),
+                                   hand[:, 0:3], hand[:, 3:7])[0].numpy()
         rot_err = []
         for q_at in (3, 10):
             q_true = true[q_at:q_at + 4]

@@ -142,7 +142,9 @@ def train(args) -> None:
     alone; --steps and --validate-every replace the recipe's, which are sized for a policy's training."""
     import torch
 
-    from dm1_ros.configuration import load_yaml
+    from dm1_ros.configuration import load_yaml, to_dict
+    from dm1_ros.data.fingerprint import file_hash
+    from dm1_ros.outputs import command_line
     from dm1_ros.policy.checkpoint import save_checkpoint
     from dm1_ros.policy.model import GenerativePolicy
     from dm1_ros.train.augment import random_shift
@@ -179,6 +181,9 @@ def train(args) -> None:
     params = [p for name, p in policy.named_parameters() if not name.startswith(("head.", "time_"))]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
+    # what `dm1 export --actor` writes into a cascade's manifest: the command, and the scenes it read
+    provenance = {"command": f"python {command_line()}", "data": args.scenes, "data_hash": file_hash(args.scenes),
+                  "scenes": int(len(np.unique(seeds))), "recipe": to_dict(cfg)}
     log, start = [], time.perf_counter()
     for step in range(1, cfg.steps + 1):
         for group in opt.param_groups:
@@ -206,7 +211,7 @@ def train(args) -> None:
             log.append(entry)
             print(json.dumps(entry), flush=True)
             save_checkpoint(args.out, policy, ema, probe="bench/pose_reader.py", scenes=args.scenes, overrides=args.set,
-                            scene_count=int(len(np.unique(seeds))), log=log)
+                            scene_count=int(len(np.unique(seeds))), log=log, provenance={**provenance, "steps": step})
 
 
 def report(args) -> None:

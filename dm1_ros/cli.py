@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 
 from dm1_ros.errors import Dm1Error
@@ -388,6 +389,17 @@ def cmd_export(args) -> int:
     training = {"checkpoint": str(args.checkpoint), **(payload.get("provenance") or {})}
     if "command" in training:
         training["command"] = command_line(training["command"])
+    if args.actor:
+        from dm1_ros.policy.cascade import export_cascade
+
+        if args.steps is not None:
+            raise UsageError("--steps does not apply with --actor: the actor's graph has its steps baked in")
+        made_by = {"reader": training, "command": args.command_line or command_line()}
+        manifest = export_cascade(policy, args.actor, args.out, training=made_by,
+                                  tolerance=args.tolerance, overwrite=args.force, fuse=not args.no_fuse)
+        print(f"wrote {args.out}: {manifest.model_id}, the pose read by {args.checkpoint} fed to {args.actor}, "
+              f"parity {manifest.parity.max_abs_diff:.2e}")
+        return 0
     manifest = export_bundle(policy, args.out, steps=args.steps, control_rate_hz=args.control_rate, training=training,
                              tolerance=args.tolerance, execution=args.execution, overwrite=args.force,
                              lookahead_s=args.lookahead_ms * 1e-3, fuse=not args.no_fuse)
@@ -400,7 +412,7 @@ def cmd_quantize(args) -> int:
     from dm1_ros.policy.quantize import quantize_bundle
 
     manifest = quantize_bundle(args.model, args.out, tolerance=args.tolerance, overwrite=args.force,
-                               command=command_line(), weight_bits=args.weight_bits)
+                               command=args.command_line or command_line(), weight_bits=args.weight_bits)
     print(f"wrote {args.out}: {manifest.model_id}, actions within {manifest.parity.max_abs_diff:.3g} of {args.model}'s "
           f"(robot units, {manifest.parity.samples} random observations)")
     return 0
@@ -466,7 +478,7 @@ def cmd_execution(args) -> int:
     if args.execution is None and args.lookahead_ms is None and includes is None:
         manifest = read_manifest(args.model)
     else:
-        manifest = set_execution(args.model, args.execution, _lookahead_s(args), command=command_line(sys.argv),
+        manifest = set_execution(args.model, args.execution, _lookahead_s(args), command=args.command_line or command_line(sys.argv),
                                  lookahead_includes_latency=includes)
     print(f"{args.model}: {manifest.model_id}, execution {manifest.execution}, lookahead "
           f"{manifest.lookahead_s * 1e3:g} ms{' (latency included)' if manifest.lookahead_includes_latency else ''}")
@@ -664,6 +676,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "this much after it (default 0: the first action)")
     p.add_argument("--no-fuse", action="store_true", help="plain ONNX operators only: each attention block stays "
                    "about 16 operators instead of onnxruntime's one fused Attention (for runtimes other than onnxruntime)")
+    p.add_argument("--actor", metavar="BUNDLE", help="a cascade: the checkpoint reads the object's pose from the cameras "
+                   "(policy.state_prediction, e.g. bench/pose_reader.py's), the state bundle BUNDLE acts on it; one graph "
+                   "that takes the cameras and the robot's proprio, with BUNDLE's steps, actions and execution "
+                   "(dm1_ros/policy/cascade.py)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("quantize", help="bundle -> bundle with int8 MatMul/Gemm/Attention weights (CPU), refused "
@@ -727,6 +743,8 @@ def main(argv: list[str] | None = None) -> int:
     options that do not go together, as argparse does); any other exception is a bug, also one line with status 3
     and a pointer to --debug, which shows the traceback."""
     args = build_parser().parse_args(argv)
+    # what a manifest records as the command that made it: this call's arguments, not the host process's (a test's)
+    args.command_line = " ".join(["dm1", *map(shlex.quote, argv)]) if argv is not None else None
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     try:
         return args.func(args)
