@@ -29,7 +29,7 @@ from onnx import compose
 from torch import nn
 
 from dm1_ros.outputs import staged_bundle
-from dm1_ros.policy.export import OPSET, ExportError, observation_spec
+from dm1_ros.policy.export import OPSET, ExportError, observation_spec, save_checked
 from dm1_ros.policy.graph_fusion import fuse_attention
 from dm1_ros.policy.model import GenerativePolicy
 from dm1_ros.runtime.bundle import (
@@ -254,9 +254,5 @@ def export_cascade(reader: GenerativePolicy, actor_dir: str | Path, out_dir: str
                                                     **actor.training}},
             created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         )
-        try:
-            manifest.check()
-        except ValueError as exc:
-            raise ExportError(f"{exc}; bundle not written") from None
-        manifest.save(staging)
+        save_checked(manifest, staging)
     return manifest

@@ -187,12 +187,18 @@ def export_bundle(
             training=training or {},
             created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         )
-        try:
-            manifest.check()
-        except ValueError as exc:
-            raise ExportError(f"{exc}; bundle not written") from None
-        manifest.save(staging)
+        save_checked(manifest, staging)
     return manifest
+
+
+def save_checked(manifest: Manifest, staging: Path) -> None:
+    """Write the manifest into the staged bundle, or refuse (ExportError) values no model can have: then the staged
+    bundle is dropped and nothing at the destination changes."""
+    try:
+        manifest.check()
+    except ValueError as exc:
+        raise ExportError(f"{exc}; bundle not written") from None
+    manifest.save(staging)
 
 
 def config_hash(data: bytes) -> str:
