@@ -904,6 +904,10 @@ SQUARE_RUNS = [
     ("square_dagger/square_image_dagger3_first_50ep.json",
      "two cameras, fast network, the pose predicted, from scratch on three DAgger rounds' data, re-planning every tick "
      "(config/train/square_image_dagger3.yaml; 1,035 training episodes of data/square_dagger3.hdf5)", "30,000 x 64"),
+    ("demos/square_image_first_100ep.json",
+     "two cameras: models/square_image, a pose reader (DMPO's stem, 4,000 scenes, bench/pose_reader.py) chained to "
+     "the distilled state policy (results/square_lowdim/square_lowdim_1000_distill) by `dm1 export --actor`",
+     "16,000 x 64 (reader)"),
 ]
 
 
@@ -940,7 +944,9 @@ POSE_READERS = [("pose_reader/reader_patchify12.json", "12x12 patchify stem, 8x8
                 ("pose_reader/reader_patchify8.json", "8x8 patchify stem, 12x12 tokens (the same recipe with policy.vision "
                  "stem_kernel 8, stem_stride 8)"),
                 ("pose_reader/reader_dmpo_stem.json", "DMPO's stem, 11x11 tokens (the same recipe with policy.vision "
-                 "stem_kernel 8, stem_stride 4, stem_downsample true)")]
+                 "stem_kernel 8, stem_stride 4, stem_downsample true)"),
+                ("pose_reader/reader_dmpo_stem_16k.json", "DMPO's stem, 16,000 steps instead of 6,000 (the reader of "
+                 "models/square_image)")]
 
 
 def pose_cascade_row(entry: dict, model: str) -> str:

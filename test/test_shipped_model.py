@@ -283,3 +283,32 @@ def test_committed_7bit_int8_bundles_are_dm1_quantize_of_shipped_models_and_the_
     assert again.onnx.sha256 == manifest.onnx.sha256 and again.parity.max_abs_diff <= 0.1
     rows = sorted((root / "results" / "int8").glob(f"{name}_int8_w7_*.json"))
     assert rows and all(json.loads(r.read_text())["model_id"] == manifest.model_id for r in rows)
+
+
+def test_square_camera_bundle_is_the_pose_reader_chained_to_the_distilled_state_policy():
+    """models/square_image: `dm1 export --actor` of a pose reader (bench/pose_reader.py: config/train/
+    square_image_dagger2.yaml's encoder and pose head with DMPO's stem, 16,000 steps on 4,000 scenes) and
+    results/square_lowdim/square_lowdim_1000_distill; its committed evaluation names its graph."""
+    import json
+
+    from dm1_ros.configuration import from_dict, to_dict
+    from dm1_ros.train.pretrain import TrainConfig
+
+    root = BUNDLE.parents[1]
+    policy = OnnxPolicy(root / "models" / "square_image", threads=1, warmup=0)  # checks the file's digest
+    manifest = policy.manifest
+    assert [s.name for s in manifest.observation.images] == ["robot0_eye_in_hand_image", "agentview_image"]
+    assert manifest.observation.proprio_keys == ["robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"]
+    assert (manifest.method, manifest.sampling_steps, manifest.execution) == ("meanflow", 1, "latest")
+    reader, actor = manifest.training["reader"], manifest.training["actor"]
+    assert reader["command"].startswith("python bench/pose_reader.py train --scenes data/pose_scenes.npz")
+    assert reader["data_hash"] == "b848df043035fbf6" and reader["steps"] == 16000
+    trained, committed = to_dict(from_dict(TrainConfig, reader["recipe"])), committed_recipe("square_image_dagger2")
+    assert {k for k in committed if committed[k] != trained[k]} == {"steps", "policy"}
+    assert {k for k in committed["policy"] if committed["policy"][k] != trained["policy"][k]} == {"vision"}
+    assert (trained["policy"]["vision"]["stem_kernel"], trained["policy"]["vision"]["stem_stride"]) == (8, 4)
+    shipped_actor = load_bundle(root / "results" / "square_lowdim" / "square_lowdim_1000_distill")[0]
+    assert actor["model_id"] == shipped_actor.model_id and actor["command"] == shipped_actor.training["command"]
+    row = json.loads((root / "results" / "demos" / "square_image_first_100ep.json").read_text())
+    assert row["model_id"] == manifest.model_id and row["episodes"] == 100
+    assert policy.predict(policy.dummy_observation()).actions.shape == (4, 7)
