@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
+from dm1_ros.data.fingerprint import file_hash
 from dm1_ros.policy.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,6 +71,11 @@ def test_the_reader_trains_into_a_checkpoint_that_predicts_the_pose(scenes):
         assert 0 <= entry["val_rotation_deg"][0] <= entry["val_rotation_deg"][1] <= 180  # median, p90
         assert np.isfinite(entry["val_position_mm"]).all()
     assert policy.config.state_prediction.keys == ["object"]  # what bench/pose_cascade.py checks
+    # what `dm1 export --actor` copies into a chained bundle's manifest: the command and the scenes it read
+    made = payload["provenance"]
+    assert made["command"].startswith("python ") and "pose_reader.py train --scenes" in made["command"]
+    assert made["data_hash"] == file_hash(scenes / "s.npz") and made["scenes"] == 3 and made["steps"] == 4
+    assert made["recipe"]["batch_size"] == 4
 
 
 def test_a_recipe_that_predicts_no_nut_pose_is_refused(scenes):
