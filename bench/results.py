@@ -572,6 +572,8 @@ REPLAN_VS_CHUNK = [
      square_evals(SHIPPED_SQUARE, 1, "chunk", True), square_evals(SHIPPED_SQUARE, 1, "first", True)),
     ("can, models/can_image_2cam_300 distilled (config/train/can_image_2cam_300_distill.yaml)",
      [CAN_DISTILLED + "_1step_chunk_100ep.json"], [CAN_DISTILLED + "_1step_first_100ep.json"]),
+    ("models/square_image (pose reader chained to the distilled state policy)", ["demos/square_image_chunk_100ep.json"],
+     ["demos/square_image_first_100ep.json"]),
     ("square, state only, distilled at weight 1", square_evals("sq900_72k_distill5_8k", 1, "chunk", True),
      square_evals("sq900_72k_distill5_8k", 1, "first", True)),
 ]
@@ -908,6 +910,7 @@ SQUARE_RUNS = [
      "two cameras: models/square_image, a pose reader (DMPO's stem, 4,000 scenes, bench/pose_reader.py) chained to "
      "the distilled state policy (results/square_lowdim/square_lowdim_1000_distill) by `dm1 export --actor`",
      "16,000 x 64 (reader)"),
+    ("demos/square_image_chunk_100ep.json", "the row above, chunks open loop", "16,000 x 64 (reader)"),
 ]
 
 
