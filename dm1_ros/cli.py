@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shlex
 import sys
 
 from dm1_ros.errors import Dm1Error
@@ -394,7 +393,7 @@ def cmd_export(args) -> int:
 
         if args.steps is not None:
             raise UsageError("--steps does not apply with --actor: the actor's graph has its steps baked in")
-        made_by = {"reader": training, "command": args.command_line or command_line()}
+        made_by = {"reader": training, "command": args.command_line}
         manifest = export_cascade(policy, args.actor, args.out, training=made_by,
                                   tolerance=args.tolerance, overwrite=args.force, fuse=not args.no_fuse)
         print(f"wrote {args.out}: {manifest.model_id}, the pose read by {args.checkpoint} fed to {args.actor}, "
@@ -408,11 +407,10 @@ def cmd_export(args) -> int:
 
 
 def cmd_quantize(args) -> int:
-    from dm1_ros.outputs import command_line
     from dm1_ros.policy.quantize import quantize_bundle
 
     manifest = quantize_bundle(args.model, args.out, tolerance=args.tolerance, overwrite=args.force,
-                               command=args.command_line or command_line(), weight_bits=args.weight_bits)
+                               command=args.command_line, weight_bits=args.weight_bits)
     print(f"wrote {args.out}: {manifest.model_id}, actions within {manifest.parity.max_abs_diff:.3g} of {args.model}'s "
           f"(robot units, {manifest.parity.samples} random observations)")
     return 0
@@ -472,13 +470,12 @@ def _lookahead_s(args) -> float | None:
 
 def cmd_execution(args) -> int:
     from dm1_ros.runtime.bundle import read_manifest, set_execution
-    from dm1_ros.outputs import command_line
 
     includes = None if args.latency_in_lookahead is None else args.latency_in_lookahead == "on"
     if args.execution is None and args.lookahead_ms is None and includes is None:
         manifest = read_manifest(args.model)
     else:
-        manifest = set_execution(args.model, args.execution, _lookahead_s(args), command=args.command_line or command_line(sys.argv),
+        manifest = set_execution(args.model, args.execution, _lookahead_s(args), command=args.command_line,
                                  lookahead_includes_latency=includes)
     print(f"{args.model}: {manifest.model_id}, execution {manifest.execution}, lookahead "
           f"{manifest.lookahead_s * 1e3:g} ms{' (latency included)' if manifest.lookahead_includes_latency else ''}")
@@ -744,7 +741,9 @@ def main(argv: list[str] | None = None) -> int:
     and a pointer to --debug, which shows the traceback."""
     args = build_parser().parse_args(argv)
     # what a manifest records as the command that made it: this call's arguments, not the host process's (a test's)
-    args.command_line = " ".join(["dm1", *map(shlex.quote, argv)]) if argv is not None else None
+    from dm1_ros.outputs import command_line
+
+    args.command_line = command_line(["dm1", *argv] if argv is not None else sys.argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     try:
         return args.func(args)

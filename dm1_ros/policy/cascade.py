@@ -18,8 +18,6 @@ is parity-checked against the two parts run one after the other.
 from __future__ import annotations
 
 import datetime as dt
-import io
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +27,7 @@ from onnx import compose
 from torch import nn
 
 from dm1_ros.outputs import staged_bundle
-from dm1_ros.policy.export import OPSET, ExportError, observation_spec, save_checked
-from dm1_ros.policy.graph_fusion import fuse_attention
+from dm1_ros.policy.export import OPSET, ExportError, observation_spec, save_checked, trace_onnx
 from dm1_ros.policy.model import GenerativePolicy
 from dm1_ros.runtime.bundle import (
     MANIFEST_FORMAT_VERSION,
@@ -149,21 +146,12 @@ class StateReader(nn.Module):
 
 
 def reader_onnx(reader: GenerativePolicy, fuse: bool = True) -> onnx.ModelProto:
-    graph = StateReader(reader).eval()
     names = [*reader.config.image_keys, "proprio"]
     feeds = random_inputs(observation_spec(reader), reader.proprio_normalizer.low.tolist(),
                           reader.proprio_normalizer.high.tolist(), (1, 1), 2)
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(graph, tuple(torch.from_numpy(feeds[n]) for n in names), buffer, input_names=names,
-                          output_names=["state_proprio"],
-                          dynamic_axes={n: {0: "batch"} for n in [*names, "state_proprio"]},
-                          opset_version=OPSET, dynamo=False)
-    model = onnx.load_from_string(buffer.getvalue())
-    if fuse:
-        fuse_attention(model)
-    return model
+    blob = trace_onnx(StateReader(reader).eval(), [torch.from_numpy(feeds[n]) for n in names], names,
+                      ["state_proprio"], fuse)
+    return onnx.load_from_string(blob)
 
 
 def _rename(graph: onnx.GraphProto, old: str, new: str) -> None:

@@ -85,20 +85,20 @@ def example_inputs(policy: GenerativePolicy, batch: int, seed: int = 0) -> list[
     return [torch.from_numpy(feeds[name]) for name in input_names(policy)]
 
 
-def to_onnx_bytes(policy: GenerativePolicy, steps: int, fuse: bool = True) -> bytes:
-    """The sampler as ONNX; `fuse`: each self-attention as one onnxruntime Attention operator (graph_fusion.py)."""
-    graph = SamplerGraph(policy, steps).eval()
-    names = input_names(policy)
+def trace_onnx(module: nn.Module, inputs: list[torch.Tensor], names: list[str], outputs: list[str],
+               fuse: bool = True) -> bytes:
+    """A module traced to ONNX with a dynamic batch on every input and output; `fuse`: each self-attention as one
+    onnxruntime Attention operator (graph_fusion.py)."""
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            graph,
-            tuple(example_inputs(policy, 2)),
+            module,
+            tuple(inputs),
             buffer,
             input_names=names,
-            output_names=["actions"],
-            dynamic_axes={n: {0: "batch"} for n in [*names, "actions"]},
+            output_names=outputs,
+            dynamic_axes={n: {0: "batch"} for n in [*names, *outputs]},
             opset_version=OPSET,
             dynamo=False,  # the TorchScript exporter needs no onnxscript and handles this graph in one pass
         )
@@ -106,6 +106,12 @@ def to_onnx_bytes(policy: GenerativePolicy, steps: int, fuse: bool = True) -> by
         return buffer.getvalue()
     model = onnx.load_from_string(buffer.getvalue())
     return model.SerializeToString() if fuse_attention(model) else buffer.getvalue()
+
+
+def to_onnx_bytes(policy: GenerativePolicy, steps: int, fuse: bool = True) -> bytes:
+    """The sampler as ONNX; `fuse`: each self-attention as one onnxruntime Attention operator (graph_fusion.py)."""
+    return trace_onnx(SamplerGraph(policy, steps).eval(), example_inputs(policy, 2), input_names(policy), ["actions"],
+                      fuse)
 
 
 def parity(policy: GenerativePolicy, onnx_path: Path, steps: int, samples: int = 16) -> float:
