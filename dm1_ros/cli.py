@@ -380,22 +380,29 @@ def run_franka(args, policy) -> int:
 
 
 def cmd_export(args) -> int:
+    from pathlib import Path
+
     from dm1_ros.policy.checkpoint import load_checkpoint
     from dm1_ros.policy.export import export_bundle
     from dm1_ros.outputs import command_line
 
-    policy, payload = load_checkpoint(args.checkpoint, use_ema=not args.no_ema)
-    training = {"checkpoint": str(args.checkpoint), **(payload.get("provenance") or {})}
-    if "command" in training:
-        training["command"] = command_line(training["command"])
     if args.actor:
-        from dm1_ros.policy.cascade import export_cascade
+        from dm1_ros.policy.cascade import export_cascade, reader_from_cascade, reader_from_policy
 
         if args.steps is not None:
             raise UsageError("--steps does not apply with --actor: the actor's graph has its steps baked in")
-        made_by = {"reader": training, "command": args.command_line}
-        manifest = export_cascade(policy, args.actor, args.out, training=made_by,
-                                  tolerance=args.tolerance, overwrite=args.force, fuse=not args.no_fuse)
+    if args.actor and Path(args.checkpoint).is_dir():
+        reader = reader_from_cascade(args.checkpoint)  # a cascade bundle: keep its reader, swap its actor
+    else:
+        policy, payload = load_checkpoint(args.checkpoint, use_ema=not args.no_ema)
+        training = {"checkpoint": str(args.checkpoint), **(payload.get("provenance") or {})}
+        if "command" in training:
+            training["command"] = command_line(training["command"])
+    if args.actor:
+        if not Path(args.checkpoint).is_dir():
+            reader = reader_from_policy(policy, training, fuse=not args.no_fuse)
+        manifest = export_cascade(reader, args.actor, args.out, command=args.command_line, tolerance=args.tolerance,
+                                  overwrite=args.force)
         print(f"wrote {args.out}: {manifest.model_id}, the pose read by {args.checkpoint} fed to {args.actor}, "
               f"parity {manifest.parity.max_abs_diff:.2e}")
         return 0
@@ -657,7 +664,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="checkpoint -> ONNX bundle (model.onnx + manifest.yaml), refused unless "
                        "onnxruntime matches torch within --tolerance")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help="a training checkpoint (with --actor: the pose reader's, or a cascade bundle)")
     p.add_argument("--out", required=True, help="bundle directory to write; an existing bundle is replaced (atomically) "
                    "only with --force, and a directory that is not a bundle never")
     p.add_argument("--force", action="store_true", help="replace the bundle at --out")
@@ -676,7 +683,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--actor", metavar="BUNDLE", help="a cascade: the checkpoint reads the object's pose from the cameras "
                    "(policy.state_prediction, e.g. bench/pose_reader.py's), the state bundle BUNDLE acts on it; one graph "
                    "that takes the cameras and the robot's proprio, with BUNDLE's steps, actions and execution "
-                   "(dm1_ros/policy/cascade.py)")
+                   "(dm1_ros/policy/cascade.py). In place of the checkpoint a cascade bundle: its reader is kept and "
+                   "its actor replaced by BUNDLE")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("quantize", help="bundle -> bundle with int8 MatMul/Gemm/Attention weights (CPU), refused "

@@ -114,16 +114,17 @@ def actor_bundle(tmp_path_factory):
 
 
 def test_chained_bundle_runs_in_the_runtime_as_its_two_parts(actor_bundle, tmp_path):
-    from dm1_ros.policy.cascade import StateReader, export_cascade
+    from dm1_ros.policy.cascade import StateReader, export_cascade, reader_from_policy
 
     reader = reader_policy()
-    manifest = export_cascade(reader, actor_bundle, tmp_path / "cascade", training={"reader": {"command": "reader"}})
+    manifest = export_cascade(reader_from_policy(reader, {"command": "reader"}), actor_bundle, tmp_path / "cascade",
+                              command="dm1 export reader.pt --actor actor")
     assert manifest.parity.max_abs_diff < 1e-4
     assert [i.name for i in manifest.observation.images] == list(reader.config.image_keys)
     assert manifest.observation.proprio_keys == ROBOT[0] and manifest.onnx.inputs[-2:] == ["proprio", "noise"]
     assert (manifest.execution, manifest.lookahead_s) == ("chunk", 0.05)  # the actor's, which it was measured with
     saved = read_manifest(tmp_path / "cascade")
-    assert saved.training["reader"] == {"command": "reader"}
+    assert saved.training["reader"] == {"command": "reader"} and saved.training["command"].startswith("dm1 export")
     assert saved.training["actor"]["command"] == "dm1 train actor"
 
     policy = OnnxPolicy(tmp_path / "cascade")
@@ -143,17 +144,19 @@ def test_chained_bundle_runs_in_the_runtime_as_its_two_parts(actor_bundle, tmp_p
 
 
 def test_parts_that_do_not_chain_are_refused_by_name(actor_bundle, tmp_path):
-    from dm1_ros.policy.cascade import export_cascade
+    from dm1_ros.policy.cascade import export_cascade, reader_from_cascade, reader_from_policy
 
     with pytest.raises(Dm1Error, match="must predict robosuite's `object`"):
-        export_cascade(reader_policy(keys=("cube",)), actor_bundle, tmp_path / "a")
+        reader_from_policy(reader_policy(keys=("cube",)), {})
     with pytest.raises(Dm1Error, match="quaternions at"):
-        export_cascade(reader_policy(quaternions=(0, 7)), actor_bundle, tmp_path / "b")
+        reader_from_policy(reader_policy(quaternions=(0, 7)), {})
     camera_actor = tmp_path / "camera_actor"
     export_bundle(reader_policy(), camera_actor)
     with pytest.raises(Dm1Error, match="must be a state policy"):
-        export_cascade(reader_policy(), camera_actor, tmp_path / "c")
-    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+        export_cascade(reader_from_policy(reader_policy(), {}), camera_actor, tmp_path / "c")
+    with pytest.raises(Dm1Error, match="is not a cascade"):
+        reader_from_cascade(actor_bundle)
+    assert not (tmp_path / "c").exists()
 
 
 def test_dm1_export_actor_writes_the_cascade_and_records_both_parts(actor_bundle, tmp_path, capsys):
@@ -172,3 +175,42 @@ def test_dm1_export_actor_writes_the_cascade_and_records_both_parts(actor_bundle
     assert training["command"].startswith("dm1 export")
     # an existing bundle is kept unless --force, as for any export
     assert main(["export", str(ckpt), "--actor", str(actor_bundle), "--out", str(tmp_path / "c")]) == 1
+
+
+def test_a_cascades_actor_is_swapped_without_the_readers_checkpoint(actor_bundle, tmp_path):
+    """dm1 export CASCADE --actor OTHER: the reader cut out of the first cascade feeds the other actor; the new
+    bundle acts as that reader then that actor, and keeps the reader's record."""
+    from dm1_ros.cli import main
+    from dm1_ros.policy.cascade import StateReader, export_cascade, reader_from_policy
+
+    reader = reader_policy()
+    export_cascade(reader_from_policy(reader, {"command": "python bench/pose_reader.py train"}), actor_bundle,
+                   tmp_path / "first")
+    torch.manual_seed(5)
+    cfg = PolicyConfig(image_keys=[], encoder="mlp", proprio_keys=ROBOT[0] + ["object"], proprio_dims=ROBOT[1] + [14],
+                       lowdim=LowDimConfig(hidden=32, layers=1, out_dim=16), head=HeadConfig(hidden=32))
+    other = GenerativePolicy(cfg)
+    other.action_normalizer.fit(np.stack([-2 * np.ones(7), 2 * np.ones(7)]))
+    other.proprio_normalizer.fit(np.stack([-np.ones(23), np.ones(23)]))
+    export_bundle(other.eval(), tmp_path / "other", execution="latest", training={"command": "dm1 train other"})
+
+    assert main(["export", str(tmp_path / "first"), "--actor", str(tmp_path / "other"), "--out",
+                 str(tmp_path / "swapped")]) == 0
+    saved = read_manifest(tmp_path / "swapped")
+    assert saved.training["reader"]["command"] == "python bench/pose_reader.py train"
+    assert saved.training["reader"]["from_cascade"]["bundle"] == str(tmp_path / "first")
+    assert saved.training["actor"]["command"] == "dm1 train other" and saved.execution == "latest"
+    assert saved.parity.max_abs_diff < 1e-4
+
+    rng = np.random.default_rng(3)
+    images = {k: rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for k in reader.config.image_keys}
+    proprio = np.concatenate([[0.0, 0.1, 0.9], random_quaternions(1, 4)[0], [0.01, -0.01]]).astype(np.float32)
+    noise = rng.standard_normal((4, 7)).astype(np.float32)
+    with torch.no_grad():
+        state = StateReader(reader)(*(torch.from_numpy(v[None]) for v in images.values()),
+                                    torch.from_numpy(proprio[None]))[0].numpy()
+    want = OnnxPolicy(tmp_path / "other").predict(Observation({}, state), noise=noise).actions
+    got = OnnxPolicy(tmp_path / "swapped").predict(Observation(images, proprio), noise=noise).actions
+    first = OnnxPolicy(tmp_path / "first").predict(Observation(images, proprio), noise=noise).actions
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    assert np.abs(got - first).max() > 1e-2  # the actor did change

@@ -12,17 +12,22 @@ read; the pose relative to the hand is computed as robosuite computes it, so the
 Quaternion signs as the actor was trained on them: the nut's as robosuite's placement sampler gives it (a yaw in
 [0, 2 pi): z >= 0), the hand-relative one as robosuite's mat2quat gives it (w >= 0).
 
-The reader part is traced from torch; the actor's ONNX graph is spliced in unchanged (onnx.compose), and the whole
-is parity-checked against the two parts run one after the other.
+The reader part is traced from torch, or cut out of a cascade written before (to swap its actor without the reader's
+checkpoint); the actor's ONNX graph is spliced in unchanged (onnx.compose), and the whole is parity-checked against
+the two parts run one after the other.
 """
 from __future__ import annotations
 
+import copy
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import onnx
 import torch
+import onnx.utils
 from onnx import compose
 from torch import nn
 
@@ -34,6 +39,7 @@ from dm1_ros.runtime.bundle import (
     ONNX_NAME,
     Manifest,
     Normalization,
+    ObservationSpec,
     OnnxSpec,
     Parity,
     load_bundle,
@@ -107,8 +113,8 @@ def nut_object_state(nut_pos: torch.Tensor, nut_rotation: torch.Tensor, eef_pos:
 
 
 # --- the reader part -------------------------------------------------------------------------------------------------
-def check_parts(reader: GenerativePolicy, actor: Manifest) -> None:
-    """Refuse a pair that cannot be chained, naming what does not fit (ExportError)."""
+def check_reader(reader: GenerativePolicy) -> None:
+    """Refuse a reader that cannot feed a nut-assembly state policy, naming what does not fit (ExportError)."""
     cfg = reader.config
     predict = cfg.state_prediction
     if predict.keys != [OBJECT_KEY] or sorted(predict.quaternions) != PREDICTED_QUATERNIONS:
@@ -120,6 +126,10 @@ def check_parts(reader: GenerativePolicy, actor: Manifest) -> None:
                           f"{list(zip(cfg.proprio_keys, cfg.proprio_dims))}")
     if not cfg.image_keys:
         raise ExportError("the reader has no cameras: a cascade reads the object's pose from images")
+
+
+def check_actor(actor: Manifest) -> None:
+    """Refuse an actor the reader's state cannot feed (ExportError)."""
     obs = actor.observation
     want = (ROBOT_KEYS + [OBJECT_KEY], ROBOT_DIMS + [OBJECT_DIM])
     if (list(obs.proprio_keys), list(obs.proprio_dims)) != want or obs.images or obs.point_clouds:
@@ -145,13 +155,61 @@ class StateReader(nn.Module):
         return torch.cat([proprio, obj], dim=-1)
 
 
-def reader_onnx(reader: GenerativePolicy, fuse: bool = True) -> onnx.ModelProto:
+@dataclass
+class ReaderPart:
+    """The reader half of a cascade as a graph (cameras, proprio -> `state_proprio` (B, 23)), what it observes, and a
+    second implementation of it to check the chained graph against."""
+
+    graph: onnx.ModelProto
+    observation: ObservationSpec
+    proprio_min: list[float]
+    proprio_max: list[float]
+    reference: Callable[[dict[str, np.ndarray]], np.ndarray]  # feeds -> (B, 23)
+    training: dict
+
+    @property
+    def inputs(self) -> list[str]:
+        return [*(i.name for i in self.observation.images), "proprio"]
+
+
+def reader_from_policy(reader: GenerativePolicy, training: dict, fuse: bool = True) -> ReaderPart:
+    """A pose reader in torch: traced to ONNX, checked against itself run in torch."""
+    check_reader(reader)
+    reader = reader.eval()
     names = [*reader.config.image_keys, "proprio"]
-    feeds = random_inputs(observation_spec(reader), reader.proprio_normalizer.low.tolist(),
-                          reader.proprio_normalizer.high.tolist(), (1, 1), 2)
-    blob = trace_onnx(StateReader(reader).eval(), [torch.from_numpy(feeds[n]) for n in names], names,
-                      ["state_proprio"], fuse)
-    return onnx.load_from_string(blob)
+    obs = observation_spec(reader)
+    low, high = reader.proprio_normalizer.low.tolist(), reader.proprio_normalizer.high.tolist()
+    module = StateReader(reader).eval()
+    feeds = random_inputs(obs, low, high, (1, 1), 2)
+    graph = onnx.load_from_string(trace_onnx(module, [torch.from_numpy(feeds[n]) for n in names], names,
+                                             ["state_proprio"], fuse))
+
+    def reference(feeds: dict[str, np.ndarray]) -> np.ndarray:
+        with torch.no_grad():
+            return module(*(torch.from_numpy(feeds[n]) for n in names)).numpy()
+
+    return ReaderPart(graph, obs, low, high, reference, training)
+
+
+def reader_from_cascade(bundle_dir: str | Path) -> ReaderPart:
+    """The reader of a cascade bundle this module wrote, cut out of its graph (everything up to `state_proprio`), so
+    its actor can be swapped without the reader's checkpoint; checked against that cut run on its own."""
+    import onnxruntime as ort
+
+    manifest, onnx_path = load_bundle(bundle_dir)
+    whole = onnx.load(str(onnx_path))
+    made = {n for node in whole.graph.node for n in node.output}
+    if "reader" not in manifest.training or "state_proprio" not in made:
+        raise ExportError(f"{bundle_dir} is not a cascade (dm1 export CHECKPOINT --actor BUNDLE writes them): its "
+                          "graph has no `state_proprio` between a reader and an actor")
+    obs = manifest.observation
+    inputs = [*(i.name for i in obs.images), "proprio"]
+    graph = onnx.utils.Extractor(whole).extract_model(inputs, ["state_proprio"])
+    session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    training = {"from_cascade": {"bundle": str(bundle_dir), "model_id": manifest.model_id},
+                **manifest.training["reader"]}
+    return ReaderPart(graph, obs, list(manifest.normalization.proprio_min), list(manifest.normalization.proprio_max),
+                      lambda feeds: session.run(None, {n: feeds[n] for n in inputs})[0], training)
 
 
 def _rename(graph: onnx.GraphProto, old: str, new: str) -> None:
@@ -166,7 +224,7 @@ def _rename(graph: onnx.GraphProto, old: str, new: str) -> None:
 def chain(reader_model: onnx.ModelProto, actor_model: onnx.ModelProto) -> onnx.ModelProto:
     """One graph: the reader's `state_proprio` feeds the actor's `proprio`; inputs cameras, proprio, noise; output
     actions."""
-    actor_model = compose.add_prefix(actor_model, ACTOR_PREFIX)
+    reader_model, actor_model = copy.deepcopy(reader_model), compose.add_prefix(actor_model, ACTOR_PREFIX)
     ir = max(reader_model.ir_version, actor_model.ir_version)
     reader_model.ir_version = actor_model.ir_version = ir
     domains = {}
@@ -183,63 +241,59 @@ def chain(reader_model: onnx.ModelProto, actor_model: onnx.ModelProto) -> onnx.M
     return merged
 
 
-def parity(reader: GenerativePolicy, actor_onnx: Path, chained: Path, chunk_shape: tuple[int, int],
+def parity(reader: ReaderPart, actor_onnx: Path, chained: Path, chunk_shape: tuple[int, int],
            samples: int = 16) -> float:
-    """Max |chained graph - (reader in torch, then the actor's graph)| over random inputs at batch 1 and `samples`."""
+    """Max |chained graph - (the reader's reference, then the actor's graph)| over random inputs at batch 1 and
+    `samples`."""
     import onnxruntime as ort
 
     whole = ort.InferenceSession(str(chained), providers=["CPUExecutionProvider"])
     actor = ort.InferenceSession(str(actor_onnx), providers=["CPUExecutionProvider"])
-    graph, worst = StateReader(reader).eval(), 0.0
-    names = [*reader.config.image_keys, "proprio"]
+    worst = 0.0
     for batch, seed in ((1, 1), (samples, 2)):
-        feeds = random_inputs(observation_spec(reader), reader.proprio_normalizer.low.tolist(),
-                              reader.proprio_normalizer.high.tolist(), chunk_shape, batch, seed)
-        with torch.no_grad():
-            state = graph(*(torch.from_numpy(feeds[n]) for n in names)).numpy()
-        expected = actor.run(None, {"proprio": state, "noise": feeds["noise"]})[0]
-        got = whole.run(None, {n: feeds[n] for n in [*names, "noise"]})[0]
+        feeds = random_inputs(reader.observation, reader.proprio_min, reader.proprio_max, chunk_shape, batch, seed)
+        expected = actor.run(None, {"proprio": reader.reference(feeds), "noise": feeds["noise"]})[0]
+        got = whole.run(None, {n: feeds[n] for n in [*reader.inputs, "noise"]})[0]
         worst = max(worst, float(np.abs(got - expected).max()))
     return worst
 
 
-def export_cascade(reader: GenerativePolicy, actor_dir: str | Path, out_dir: str | Path, training: dict | None = None,
-                   tolerance: float = 1e-4, overwrite: bool = False, fuse: bool = True) -> Manifest:
+def export_cascade(reader: ReaderPart, actor_dir: str | Path, out_dir: str | Path, command: str = "",
+                   tolerance: float = 1e-4, overwrite: bool = False) -> Manifest:
     """Write `out_dir` as a camera bundle that runs `reader` then the state bundle at `actor_dir`, in one graph.
     The manifest takes the actor's method, steps, actions and execution, the reader's cameras and robot proprio;
-    `training` records both parts. Refused (ExportError) when the parts do not chain or parity > tolerance."""
+    its training record holds both parts' and `command`. Refused (ExportError) when the parts do not chain or
+    parity > tolerance."""
     actor, actor_onnx = load_bundle(actor_dir)
-    reader = reader.eval()
-    check_parts(reader, actor)
+    check_actor(actor)
     out_dir = Path(out_dir)
     with staged_bundle(out_dir, overwrite) as staging:
         onnx_path = staging / ONNX_NAME
-        onnx.save(chain(reader_onnx(reader, fuse), onnx.load(str(actor_onnx))), str(onnx_path))
+        onnx.save(chain(reader.graph, onnx.load(str(actor_onnx))), str(onnx_path))
         diff = parity(reader, actor_onnx, onnx_path, (actor.action.chunk, actor.action.dim))
         if not diff <= tolerance:  # also catches NaN
             raise ExportError(f"the chained graph differs from its parts by {diff:.3g} > tolerance {tolerance:g}; "
                               "bundle not written")
         digest = sha256_file(onnx_path)
-        obs = observation_spec(reader)
         manifest = Manifest(
             format_version=MANIFEST_FORMAT_VERSION,
             model_id=f"{out_dir.name}-{actor.method}-{actor.sampling_steps}step-cascade-{digest[:8]}",
             method=actor.method,
             sampling_steps=actor.sampling_steps,
             control_rate_hz=actor.control_rate_hz,
-            observation=obs,
+            observation=reader.observation,
             action=actor.action,
             normalization=Normalization(
                 action_min=list(actor.normalization.action_min), action_max=list(actor.normalization.action_max),
-                proprio_min=reader.proprio_normalizer.low.tolist(), proprio_max=reader.proprio_normalizer.high.tolist()),
+                proprio_min=list(reader.proprio_min), proprio_max=list(reader.proprio_max)),
             onnx=OnnxSpec(file=ONNX_NAME, sha256=digest, opset=OPSET,
-                          inputs=[*reader.config.image_keys, "proprio", "noise"], outputs=["actions"]),
+                          inputs=[*reader.inputs, "noise"], outputs=["actions"]),
             parity=Parity(max_abs_diff=diff, tolerance=tolerance, samples=17),
             execution=actor.execution,
             lookahead_s=actor.lookahead_s,
             lookahead_includes_latency=actor.lookahead_includes_latency,
-            training={**(training or {}), "actor": {"bundle": str(actor_dir), "model_id": actor.model_id,
-                                                    **actor.training}},
+            training={"reader": reader.training, "command": command,
+                      "actor": {"bundle": str(actor_dir), "model_id": actor.model_id, **actor.training}},
             created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         )
         save_checked(manifest, staging)

@@ -30,7 +30,7 @@ from dm1_ros.outputs import claim_run_dir, command_line, open_run_log
 from dm1_ros.policy.checkpoint import CheckpointError, load_state_strict, read_checkpoint, save_checkpoint
 from dm1_ros.policy.config import PolicyConfig
 from dm1_ros.policy.model import GenerativePolicy
-from dm1_ros.train.augment import random_shift
+from dm1_ros.train.augment import object_pose_noise, random_shift
 from dm1_ros.train.dataset import RobomimicDataset
 from dm1_ros.train.distributed import Ranks
 from dm1_ros.train.interrupt import signals_ignored, stop_on_sigterm
@@ -59,6 +59,11 @@ class TrainConfig:
     grad_clip: float = 1.0  # max gradient norm (0: off)
     ema_decay: float = 0.995  # EMA of the weights, used for validation and export
     shift_pad: int = 4  # random-shift augmentation (training only)
+    # a state policy that will act on a pose read from cameras (dm1_ros/policy/cascade.py): perturb the nut's world
+    # pose in robosuite's 14-d `object` state by these standard deviations per axis and recompute its hand-relative
+    # part (training only; 0: off)
+    object_position_noise_m: float = 0.0
+    object_rotation_noise_deg: float = 0.0
     seed: int = 0
     checkpoint_every: int = 1000
     validate_every: int = 500
@@ -77,12 +82,28 @@ class TrainConfig:
         for name in ("lr", "control_rate_hz", "max_memory_gb"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("episodes", "weight_decay", "warmup_steps", "lr_min", "grad_clip", "shift_pad", "threads"):
+        for name in ("episodes", "weight_decay", "warmup_steps", "lr_min", "grad_clip", "shift_pad", "threads",
+                     "object_position_noise_m", "object_rotation_noise_deg"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.device == "cuda" and not _cuda_available():
             raise ConfigError("device: cuda, but torch sees no CUDA device here (torch.cuda.is_available() is False); "
                               "use cpu, or auto to take a GPU only where there is one")
+
+
+OBJECT_NOISE_READS = {"robot0_eef_pos": 3, "robot0_eef_quat": 4, "object": 14}
+
+
+def check_object_noise(cfg: TrainConfig) -> None:
+    """Object-pose noise needs the hand's pose and the 14-d nut-assembly object state in the proprio (ConfigError)."""
+    if cfg.object_position_noise_m <= 0 and cfg.object_rotation_noise_deg <= 0:
+        return
+    have = dict(zip(cfg.policy.proprio_keys, cfg.policy.proprio_dims))
+    missing = {k: d for k, d in OBJECT_NOISE_READS.items() if have.get(k) != d}
+    if missing:
+        raise ConfigError(f"object_position_noise_m / object_rotation_noise_deg perturb robosuite's nut-assembly "
+                          f"object state: policy.proprio_keys must hold {OBJECT_NOISE_READS}; "
+                          f"{missing} missing or of another size (the policy reads {have})")
 
 
 def _cuda_available() -> bool:
@@ -255,6 +276,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
 
     # --- data --------------------------------------------------------------------------------------------------
     pc = cfg.policy
+    check_object_noise(cfg)
     train_ds = open_split(pc, cfg.data, "train", cfg.episodes, cfg.obs_keys, cfg.max_memory_gb)
     try:
         valid_ds = open_split(pc, cfg.data, "valid", obs_keys=cfg.obs_keys, max_memory_gb=cfg.max_memory_gb)
@@ -366,6 +388,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, command
                 group["lr"] = lr
             batch = to_torch(train_ds.batch(rng.integers(0, len(train_ds), size=cfg.batch_size)))
             batch["images"] = {k: random_shift(v, cfg.shift_pad, gen) for k, v in batch["images"].items()}  # CPU generator
+            batch["proprio"] = object_pose_noise(batch["proprio"], pc.proprio_keys, pc.proprio_dims,
+                                                 cfg.object_position_noise_m, cfg.object_rotation_noise_deg, gen)
             batch = to_torch(batch, device)
             loss, logs = learner(batch, gen if device.type == "cpu" else None, ema if pc.method.distill_steps else None)
             optimizer.zero_grad(set_to_none=True)
